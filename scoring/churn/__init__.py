@@ -1,0 +1,1 @@
+"""Online churn models: observation points, delayed labels, model registry, signed artifacts."""

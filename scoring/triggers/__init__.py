@@ -1,0 +1,1 @@
+"""Trigger rules: conditions over scoring/churn features, cooldowns, caps, holdouts, episodes."""
