@@ -1,47 +1,57 @@
 """The seams between the scoring engine and its two plug-ins: churn and triggers.
 
 The engine (scoring/engine.py) owns per-user state and features; the churn module
-(scoring/churn/) and the trigger module (scoring/triggers/) plug in through these protocols so
-each can be built and tested alone. All times are epoch milliseconds of *event time*.
+(scoring/churn/) and the trigger module (scoring/triggers/) plug in through these protocols,
+so each is built and tested alone and either can be switched off. Times are epoch ms of
+*event time*.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-# A flat, JSON-friendly feature vector, e.g. {"recency_days": 3.2, "activity": 11.5, ...}.
-Features = Mapping[str, float]
+if TYPE_CHECKING:
+    from scoring.churn.state import ChurnState
+    from scoring.events import Event
+    from scoring.features import UserView
+    from scoring.state import UserState
+    from scoring.triggers.state import TriggerState
 
 
 class ChurnHooks(Protocol):
     """What the engine asks of the churn module."""
 
-    def predict(self, features: Features) -> float | None:
-        """Churn probability in [0, 1] from the champion model, None when no model is ready."""
+    def predict(self, features: Sequence[float]) -> float | None:
+        """Churn probability in [0, 1] from the champion model; None before any model."""
 
-    def on_activity(self, churn_state: Any, features: Features, event_ms: int) -> list[dict[str, Any]]:
-        """A counted event at `event_ms`: resolve pending observations as *not churned* when
-        within the horizon, record a new observation point (at most one per user per day).
-        Mutates `churn_state` (a scoring.churn.state.ChurnState) and returns resolved
-        examples (JSON-ready dicts, see churn.examples contract)."""
+    def on_activity(
+        self,
+        churn_state: ChurnState,
+        user_id: str,
+        event_ms: int,
+        features: Callable[[], list[float]],
+    ) -> list[dict[str, Any]]:
+        """A counted event: resolve the open observation point if this is a later day, and open
+        a new one (at most one per user per day). Returns resolved examples."""
 
-    def on_watermark(self, churn_state: Any, watermark_ms: int) -> list[dict[str, Any]]:
-        """Resolve pending observations whose horizon the watermark has passed as *churned*."""
+    def on_watermark(
+        self, churn_state: ChurnState, user_id: str, watermark_ms: int
+    ) -> list[dict[str, Any]]:
+        """Resolve the open observation as churned once the watermark passes its horizon."""
 
-    def next_due_ms(self, churn_state: Any) -> int | None:
-        """Earliest event time at which on_watermark would change something."""
+    def next_due_ms(self, churn_state: ChurnState) -> int | None:
+        """Earliest watermark at which on_watermark would change something."""
 
 
 class TriggerHooks(Protocol):
     """What the engine asks of the trigger module."""
 
     def evaluate(self, ctx: TriggerContext) -> list[dict[str, Any]]:
-        """Triggers (JSON-ready dicts, trigger v1 contract) due for this user now. Mutates
-        `ctx.trigger_state` (a scoring.triggers.state.TriggerState) to record episodes,
-        cooldowns and caps."""
+        """Triggers (trigger v1 dicts) due for this user now; records episodes, cooldowns and
+        caps in `ctx.state.triggers`."""
 
-    def next_due_ms(self, trigger_state: Any, features: Features, now_ms: int) -> int | None:
+    def next_due_ms(self, state: UserState) -> int | None:
         """Earliest event time at which a silence-driven trigger could fire, if any."""
 
 
@@ -49,16 +59,18 @@ class TriggerContext:
     """Everything a rule may look at, at one moment, for one user."""
 
     __slots__ = (
+        "_view",
+        "_view_fn",
         "churn_probability",
         "event",
-        "event_type",
-        "features",
+        "gap_before_ms",
+        "new_active_day",
         "now_ms",
         "previous_tier",
-        "score",
-        "tier",
-        "trigger_state",
+        "state",
+        "tier_names",
         "user_id",
+        "was_churned",
     )
 
     def __init__(
@@ -66,22 +78,35 @@ class TriggerContext:
         *,
         user_id: str,
         now_ms: int,
-        event_type: str | None,
-        event: Any,
-        features: Features,
-        score: float,
-        tier: str,
-        previous_tier: str,
-        churn_probability: float | None,
-        trigger_state: Any,
+        event: Event | None,
+        state: UserState,
+        view: Callable[[], UserView],
+        previous_tier: int,
+        tier_names: Sequence[str],
+        churn_probability: float | None = None,
+        was_churned: bool = False,
+        gap_before_ms: int = 0,
+        new_active_day: bool = False,
     ) -> None:
         self.user_id = user_id
-        self.now_ms = now_ms  # event time of the event, or the watermark on a sweep
-        self.event_type = event_type  # None on a watermark sweep
-        self.event = event  # scoring.events.Event or None on a sweep
-        self.features = features
-        self.score = score
-        self.tier = tier
+        self.now_ms = now_ms  # the event's time, or the watermark on a sweep
+        self.event = event  # None on a watermark sweep
+        self.state = state
+        self._view_fn = view
+        self._view: UserView | None = None
         self.previous_tier = previous_tier
+        self.tier_names = tier_names
         self.churn_probability = churn_probability
-        self.trigger_state = trigger_state
+        self.was_churned = was_churned  # labelled churned before this event
+        self.gap_before_ms = gap_before_ms  # silence that this event ended (0 for a first event)
+        self.new_active_day = new_active_day
+
+    @property
+    def view(self) -> UserView:
+        if self._view is None:
+            self._view = self._view_fn()
+        return self._view
+
+    @property
+    def triggers(self) -> TriggerState:
+        return self.state.triggers

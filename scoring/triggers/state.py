@@ -5,7 +5,13 @@ from __future__ import annotations
 import msgspec
 
 
-class TriggerState(msgspec.Struct, array_like=True, omit_defaults=True):
-    """Cooldowns, caps and served episodes for one user. (Extended by the triggers module.)"""
+class TriggerState(msgspec.Struct, array_like=True):
+    """Episodes served, cooldowns and the daily cap, for one user."""
 
-    last_fired_ms: dict[str, int] = msgspec.field(default_factory=dict)
+    last_fired_ms: dict[int, int] = msgspec.field(default_factory=dict)  # type index -> ms
+    episodes: dict[int, str] = msgspec.field(default_factory=dict)  # type index -> episode
+    badges: int = 0  # bit i: milestone badge i earned
+    day: int = -1  # UTC day of `day_count`
+    day_count: int = 0
+    streak_served: int = 0  # longest streak length already celebrated in the current streak
+    onboarding_done: bool = False

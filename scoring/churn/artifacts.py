@@ -1,0 +1,68 @@
+"""Signed model artifacts: nothing is unpickled before its HMAC-SHA256 signature checks out.
+
+Layout: MAGIC, one line of canonical JSON metadata (including `payload_sha256`), a newline,
+then the pickled model. The signature covers the metadata line and the payload; it lives in
+the metadata as `signature` and is removed before recomputing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import pickle
+from typing import Any
+
+MAGIC = b"ENGAGE-MODEL/1\n"
+
+
+class ArtifactRejected(ValueError):
+    """An artifact that must not be loaded; `reason` is a metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"model artifact refused ({reason}): {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _canonical(meta: dict[str, Any]) -> bytes:
+    return json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _mac(key: bytes, meta: dict[str, Any], payload: bytes) -> str:
+    return hmac.new(key, _canonical(meta) + b"\n" + payload, hashlib.sha256).hexdigest()
+
+
+def sign_artifact(model: Any, meta: dict[str, Any], key: bytes) -> bytes:
+    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    body = dict(meta, payload_sha256=hashlib.sha256(payload).hexdigest())
+    body["signature"] = _mac(key, body, payload)
+    return MAGIC + _canonical(body) + b"\n" + payload
+
+
+def read_metadata(blob: bytes) -> dict[str, Any]:
+    """The metadata alone (unverified; for listing, never for loading)."""
+    if not blob.startswith(MAGIC):
+        raise ArtifactRejected("unsigned", "not an engage model artifact (no header)")
+    line, sep, _ = blob[len(MAGIC) :].partition(b"\n")
+    if not sep:
+        raise ArtifactRejected("malformed", "no metadata line")
+    try:
+        meta: dict[str, Any] = json.loads(line)
+    except ValueError as exc:
+        raise ArtifactRejected("malformed", f"metadata is not JSON: {exc}") from None
+    return meta
+
+
+def load_artifact(blob: bytes, key: bytes) -> tuple[Any, dict[str, Any]]:
+    """Verify, then unpickle. Raises ArtifactRejected before touching pickle on any doubt."""
+    meta = read_metadata(blob)
+    payload = blob[len(MAGIC) :].partition(b"\n")[2]
+    signature = meta.pop("signature", None)
+    if not isinstance(signature, str):
+        raise ArtifactRejected("unsigned", "metadata carries no signature")
+    if not hmac.compare_digest(signature, _mac(key, meta, payload)):
+        raise ArtifactRejected("bad_signature", "signature does not match (tampered or wrong key)")
+    if hashlib.sha256(payload).hexdigest() != meta.get("payload_sha256"):
+        raise ArtifactRejected("bad_signature", "payload digest mismatch")
+    return pickle.loads(payload), meta  # noqa: S301 - verified above

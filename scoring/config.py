@@ -1,0 +1,205 @@
+"""The rules file: one TOML document read by the worker and by replay alike.
+
+Built-in defaults live in `scoring/default_config.toml`; a user's file is merged over them
+key by key, so it only needs what it changes. Every error names the key's path.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from scoring.churn.config import ChurnConfig
+from scoring.triggers.config import TriggersConfig
+
+DIMENSIONS: tuple[str, ...] = ("activity", "social", "creation", "advocacy", "transactional")
+
+
+class ConfigError(ValueError):
+    """A rules-file problem, with the dotted path of the key at fault."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"config key `{key}`: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class EventsConfig(_Section):
+    """Validation limits for incoming events."""
+
+    max_bytes: int = 16_384
+    max_future_seconds: float = 300.0
+    max_properties: int = 32
+
+
+class EventTypeConfig(_Section):
+    """What one event type contributes to each dimension (per event, and per unit of amount)."""
+
+    weights: dict[str, float] = msgspec.field(default_factory=dict)
+    amount_weights: dict[str, float] = msgspec.field(default_factory=dict)
+
+
+class DimensionConfig(_Section):
+    """A decayed sum with its own half-life, and how it enters the composite score."""
+
+    half_life_days: float | None = None  # None: scoring.half_life_days
+    composite_weight: float = 1.0
+    saturation: float = 10.0  # the value at which this dimension reaches 63% of its share
+
+
+class TierLevel(_Section):
+    name: str
+    min_score: float
+
+
+class TiersConfig(_Section):
+    demotion_margin: float = 5.0
+    demotion_grace_days: float = 7.0
+    levels: tuple[TierLevel, ...] = ()
+
+
+class ScoringConfig(_Section):
+    half_life_days: float = 14.0
+    lateness_seconds: float = 3600.0
+    burst_cap_per_minute: int = 20
+    default_gap_days: float = 7.0
+    refresh_every_hours: float = 24.0
+    refresh_for_days: float = 90.0
+    dimensions: dict[str, DimensionConfig] = msgspec.field(default_factory=dict)
+
+
+class EngageConfig(_Section):
+    events: EventsConfig = msgspec.field(default_factory=EventsConfig)
+    scoring: ScoringConfig = msgspec.field(default_factory=ScoringConfig)
+    event_types: dict[str, EventTypeConfig] = msgspec.field(default_factory=dict)
+    tiers: TiersConfig = msgspec.field(default_factory=TiersConfig)
+    churn: ChurnConfig = msgspec.field(default_factory=ChurnConfig)
+    triggers: TriggersConfig = msgspec.field(default_factory=TriggersConfig)
+
+    def half_life_ms(self, dimension: str) -> float:
+        dim = self.scoring.dimensions.get(dimension)
+        days = dim.half_life_days if dim and dim.half_life_days else self.scoring.half_life_days
+        return days * 86_400_000.0
+
+
+def _defaults() -> dict[str, Any]:
+    text = resources.files("scoring").joinpath("default_config.toml").read_text()
+    return tomllib.loads(text)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _path_of(message: str) -> tuple[str, str]:
+    """Split msgspec's "... - at `$.a.b[0]`" into (key path, problem)."""
+    if " - at `$" in message:
+        problem, _, where = message.rpartition(" - at `$")
+        return where.rstrip("`").lstrip("."), problem
+    if message.startswith("Object contains unknown field"):
+        return message.split("`")[1], "unknown key (not a setting; check its spelling)"
+    return "(root)", message
+
+
+def config_from_dict(data: dict[str, Any], *, with_defaults: bool = True) -> EngageConfig:
+    """Build and check a config; raises ConfigError naming the key."""
+    merged = _merge(_defaults(), data) if with_defaults else data
+    try:
+        config = msgspec.convert(merged, EngageConfig)
+    except msgspec.ValidationError as exc:
+        key, problem = _path_of(str(exc))
+        if problem.startswith("Object contains unknown field"):
+            field = problem.split("`")[1]
+            key, problem = f"{key}.{field}".lstrip("."), "unknown key (check its spelling)"
+        raise ConfigError(key, problem) from None
+    _check(config)
+    return config
+
+
+def load_config(path: str | Path | None = None) -> EngageConfig:
+    """The defaults, overridden by the TOML file at `path` (if any)."""
+    if path is None:
+        return config_from_dict({})
+    raw = Path(path).read_bytes()
+    try:
+        data = tomllib.loads(raw.decode())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("(file)", f"{path} is not valid TOML: {exc}") from None
+    return config_from_dict(data)
+
+
+def _positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(key, f"must be greater than 0, got {value}")
+
+
+def _check(c: EngageConfig) -> None:
+    s = c.scoring
+    _positive("scoring.half_life_days", s.half_life_days)
+    _positive("scoring.burst_cap_per_minute", s.burst_cap_per_minute)
+    _positive("scoring.default_gap_days", s.default_gap_days)
+    _positive("scoring.refresh_every_hours", s.refresh_every_hours)
+    if not 0 <= s.lateness_seconds <= 7 * 86_400:
+        raise ConfigError("scoring.lateness_seconds", "must be between 0 and 604800 (7 days)")
+    _positive("events.max_bytes", c.events.max_bytes)
+    if c.events.max_future_seconds < 0:
+        raise ConfigError("events.max_future_seconds", "must not be negative")
+    for name, dim in s.dimensions.items():
+        if name not in DIMENSIONS:
+            raise ConfigError(f"scoring.dimensions.{name}", f"unknown dimension; use {DIMENSIONS}")
+        if dim.half_life_days is not None:
+            _positive(f"scoring.dimensions.{name}.half_life_days", dim.half_life_days)
+        _positive(f"scoring.dimensions.{name}.saturation", dim.saturation)
+        if dim.composite_weight < 0:
+            raise ConfigError(f"scoring.dimensions.{name}.composite_weight", "must not be negative")
+    if sum(c.scoring.dimensions[d].composite_weight for d in DIMENSIONS
+           if d in c.scoring.dimensions) <= 0 and s.dimensions:
+        raise ConfigError("scoring.dimensions", "at least one composite_weight must be positive")
+    if not c.event_types:
+        raise ConfigError("event_types", "at least one event type is required")
+    for etype, spec in c.event_types.items():
+        for kind, table in (("weights", spec.weights), ("amount_weights", spec.amount_weights)):
+            for dim in table:
+                if dim not in DIMENSIONS:
+                    raise ConfigError(
+                        f"event_types.{etype}.{kind}.{dim}", f"unknown dimension; use {DIMENSIONS}"
+                    )
+    levels = c.tiers.levels
+    if not levels:
+        raise ConfigError("tiers.levels", "at least one tier is required")
+    for i, (lo, hi) in enumerate(zip(levels, levels[1:], strict=False)):
+        if not hi.min_score > lo.min_score:
+            raise ConfigError(
+                f"tiers.levels[{i + 1}].min_score", "tiers must be listed in increasing min_score"
+            )
+    if levels[0].min_score != 0:
+        raise ConfigError("tiers.levels[0].min_score", "the first tier must start at 0")
+    if c.tiers.demotion_margin < 0:
+        raise ConfigError("tiers.demotion_margin", "must not be negative")
+    if c.tiers.demotion_grace_days < 0:
+        raise ConfigError("tiers.demotion_grace_days", "must not be negative")
+    names = [lv.name for lv in levels]
+    if len(set(names)) != len(names):
+        raise ConfigError("tiers.levels", "tier names must be unique")
+    _positive("churn.horizon_days", c.churn.horizon_days)
+    if c.churn.horizon_days * 86_400 <= s.lateness_seconds:
+        raise ConfigError("churn.horizon_days", "must be longer than scoring.lateness_seconds")
+    from scoring.churn.config import check_churn_config
+    from scoring.triggers.config import check_triggers_config
+
+    check_churn_config(c.churn)
+    check_triggers_config(c.triggers, tier_names=names, event_types=set(c.event_types))

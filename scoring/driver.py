@@ -1,0 +1,95 @@
+"""Drives the engine across partitions: per-partition watermarks, due indexes and sweeps.
+
+Shared by the Faust shell (streams/processor.py) and `engage replay`, so both decide
+lateness and run silent-user sweeps by the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from scoring.due_index import DueIndex, PartitionClock
+from scoring.engine import Outcome, ScoringEngine
+from scoring.events import Event
+from scoring.state import UserState
+
+
+class Driver:
+    def __init__(
+        self, engine: ScoringEngine, load: Callable[[str], UserState | None]
+    ) -> None:
+        self.engine = engine
+        self.load = load
+        self.clocks: dict[int, PartitionClock] = {}
+        self.indexes: dict[int, DueIndex] = {}
+
+    def clock(self, partition: int) -> PartitionClock:
+        clock = self.clocks.get(partition)
+        if clock is None:
+            clock = self.clocks[partition] = PartitionClock(self.engine.lateness_ms)
+        return clock
+
+    def index(self, partition: int) -> DueIndex:
+        index = self.indexes.get(partition)
+        if index is None:
+            index = self.indexes[partition] = DueIndex()
+        return index
+
+    def recover(self, partition: int, users: Iterable[tuple[str, UserState]]) -> None:
+        """Rebuild a newly assigned partition's clock and due index from its recovered users."""
+        clock, index = self.clock(partition), self.index(partition)
+        for user_id, state in users:
+            clock.observe(state.last_ms)
+            due = self.engine.next_due_ms(state)
+            if due is not None:
+                index.schedule(user_id, due)
+
+    def forget(self, partition: int) -> None:
+        self.clocks.pop(partition, None)
+        self.indexes.pop(partition, None)
+
+    def _state(self, user_id: str, staged: dict[str, UserState]) -> UserState | None:
+        state = staged.get(user_id)
+        return state if state is not None else self.load(user_id)
+
+    def event(self, partition: int, event: Event, staged: dict[str, UserState]) -> Outcome:
+        """Apply one event on its partition; staged holds the working states (mutated)."""
+        clock = self.clock(partition)
+        outcome = self.engine.apply(self._state(event.user_id, staged), event, clock.watermark_ms)
+        if outcome.status == "late" or outcome.state is None:
+            return outcome
+        clock.observe(event.ts_ms)
+        staged[event.user_id] = outcome.state
+        if outcome.status == "scored":
+            self._reschedule(partition, event.user_id, outcome.state, clock.watermark_ms)
+        return outcome
+
+    def _reschedule(self, partition: int, user_id: str, state: UserState, after_ms: int) -> None:
+        index = self.index(partition)
+        due = self.engine.next_due_ms(state)
+        if due is not None and due > after_ms:
+            index.schedule(user_id, due)
+        elif due is None:
+            index.cancel(user_id)
+        else:
+            index.schedule(user_id, after_ms + 1)
+
+    def advance(self, partition: int, to_event_ms: int) -> None:
+        """Move an idle partition's clock (ticks: wall-clock time standing in for events)."""
+        self.clock(partition).observe(to_event_ms)
+
+    def sweep(
+        self, partition: int, staged: dict[str, UserState]
+    ) -> list[tuple[str, Outcome]]:
+        """Everything due at the partition's watermark, for the users concerned only."""
+        watermark = self.clock(partition).watermark_ms
+        out: list[tuple[str, Outcome]] = []
+        for user_id in self.index(partition).pop_due(watermark):
+            state = self._state(user_id, staged)
+            if state is None:
+                continue
+            outcome = self.engine.sweep(state, user_id, watermark)
+            staged[user_id] = state
+            out.append((user_id, outcome))
+            self._reschedule(partition, user_id, state, watermark)
+        return out

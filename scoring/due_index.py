@@ -1,0 +1,62 @@
+"""Per-partition event-time clock and an index of users by due time.
+
+The watermark is the largest event time seen on the partition less the allowed lateness;
+it only moves forward. The due index is a heap with lazy deletion, so a sweep touches only
+the users whose time has come, never every user.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+
+class PartitionClock:
+    def __init__(self, lateness_ms: int) -> None:
+        self.lateness_ms = lateness_ms
+        self.max_event_ms: int | None = None
+
+    def observe(self, event_ms: int) -> None:
+        if self.max_event_ms is None or event_ms > self.max_event_ms:
+            self.max_event_ms = event_ms
+
+    @property
+    def watermark_ms(self) -> int:
+        return 0 if self.max_event_ms is None else self.max_event_ms - self.lateness_ms
+
+
+class DueIndex:
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, str]] = []
+        self._due: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def schedule(self, user_id: str, due_ms: int) -> None:
+        if self._due.get(user_id) == due_ms:
+            return
+        self._due[user_id] = due_ms
+        heapq.heappush(self._heap, (due_ms, user_id))
+        if len(self._heap) > 4 * len(self._due) + 64:
+            self._compact()
+
+    def cancel(self, user_id: str) -> None:
+        self._due.pop(user_id, None)
+
+    def due_ms(self, user_id: str) -> int | None:
+        return self._due.get(user_id)
+
+    def pop_due(self, watermark_ms: int) -> list[str]:
+        """Users due at or before the watermark, earliest first, each removed once."""
+        heap, due = self._heap, self._due
+        out: list[str] = []
+        while heap and heap[0][0] <= watermark_ms:
+            when, user_id = heapq.heappop(heap)
+            if due.get(user_id) == when:
+                del due[user_id]
+                out.append(user_id)
+        return out
+
+    def _compact(self) -> None:
+        self._heap = [(when, user) for user, when in self._due.items()]
+        heapq.heapify(self._heap)

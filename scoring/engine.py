@@ -1,0 +1,221 @@
+"""The scoring engine: (state, event) -> (new state, what to emit). Pure, no I/O.
+
+The Faust agent, `engage replay`, the tests and the benchmarks all drive this one class,
+so the live stream and an offline replay give the same answer for the same events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from scoring.config import EngageConfig
+from scoring.dimensions import DimensionModel
+from scoring.events import Event
+from scoring.features import UserView, score_record
+from scoring.hooks import ChurnHooks, TriggerContext, TriggerHooks
+from scoring.state import UserState, id_hash, type_code
+from scoring.tiers import TierPolicy
+from scoring.timeutil import format_rfc3339_ms
+from scoring.windows import MS_PER_DAY, add_count, mark_active
+
+MS_PER_MINUTE = 60_000
+
+
+class Outcome:
+    """What one event or sweep did. `status`: scored, duplicate, capped, late or swept."""
+
+    __slots__ = ("churn_probability", "examples", "publish_ms", "state", "status", "triggers")
+
+    def __init__(
+        self,
+        status: str,
+        state: UserState | None,
+        publish_ms: int | None = None,
+        triggers: list[dict[str, Any]] | None = None,
+        examples: list[dict[str, Any]] | None = None,
+        churn_probability: float | None = None,
+    ) -> None:
+        self.status = status
+        self.state = state
+        self.publish_ms = publish_ms  # a score record is due, evaluated at this time
+        self.triggers = triggers or []
+        self.examples = examples or []
+        self.churn_probability = churn_probability
+
+
+class ScoringEngine:
+    def __init__(
+        self,
+        config: EngageConfig,
+        churn: ChurnHooks | None = None,
+        triggers: TriggerHooks | None = None,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.config = config
+        self.churn = churn
+        self.triggers = triggers
+        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        s = config.scoring
+        self.lateness_ms = int(s.lateness_seconds * 1000)
+        self.burst_cap = s.burst_cap_per_minute
+        self.default_gap_days = s.default_gap_days
+        self.refresh_ms = int(s.refresh_every_hours * 3_600_000)
+        self.refresh_for_ms = int(s.refresh_for_days * MS_PER_DAY)
+        self.dimensions = DimensionModel(config)
+        self.tiers = TierPolicy(config)
+        self.type_names = {type_code(t): t for t in config.event_types}
+        self.type_codes = {t: type_code(t) for t in config.event_types}
+        if len(self.type_names) != len(config.event_types):
+            raise ValueError("two event type names share a type code; rename one")
+        self.money_sign: dict[str, float] = {}
+        for t, spec in config.event_types.items():
+            w = spec.amount_weights.get("transactional", 0.0)
+            self.money_sign[t] = 1.0 if w > 0 else -1.0 if w < 0 else 0.0
+
+    # -- events ---------------------------------------------------------------------------
+
+    def apply(self, state: UserState | None, event: Event, watermark_ms: int) -> Outcome:
+        """Count one validated event against the user's state (mutated in place)."""
+        ts = event.ts_ms
+        if ts < watermark_ms:
+            return Outcome("late", state)
+        if state is None:
+            state = UserState()
+        # Duplicates: a producer retry carries the same event_id (and time).
+        h = id_hash(event.event_id)
+        ids = state.recent_ids
+        for i in range(0, len(ids), 2):
+            if ids[i] == h:
+                return Outcome("duplicate", state)
+        floor_s = watermark_ms // 1000 - 1
+        if ids and ids[1] < floor_s:
+            ids = state.recent_ids = [
+                x for i in range(0, len(ids), 2) if ids[i + 1] >= floor_s for x in ids[i : i + 2]
+            ]
+        ids += (h, ts // 1000)
+        # Anti-cheat: at most burst_cap counted events per user per minute of event time.
+        minute = ts // MS_PER_MINUTE
+        burst = state.burst
+        floor_min = watermark_ms // MS_PER_MINUTE
+        if burst and burst[0] < floor_min:
+            burst = state.burst = [
+                x for i in range(0, len(burst), 2) if burst[i] >= floor_min
+                for x in burst[i : i + 2]
+            ]
+        for i in range(0, len(burst), 2):
+            if burst[i] == minute:
+                if burst[i + 1] >= self.burst_cap:
+                    state.capped += 1
+                    return Outcome("capped", state)
+                burst[i + 1] += 1
+                break
+        else:
+            burst += (minute, 1)
+        return self._count(state, event)
+
+    def _count(self, state: UserState, event: Event) -> Outcome:
+        ts = event.ts_ms
+        etype = event.type
+        day = ts // MS_PER_DAY
+        first = state.events == 0
+        previous_last = state.last_ms
+        amount = event.amount * self.money_sign[etype] if event.amount else 0.0
+        state.last_ms = self.dimensions.add(state.dims, state.last_ms, etype, ts, event.amount)
+        if first or ts < state.first_ms:
+            state.first_ms = ts
+        new_day = mark_active(state, day)
+        code = self.type_codes[etype]
+        add_count(state, day, code, amount)
+        state.lifetime[code] = state.lifetime.get(code, 0) + 1
+        state.events += 1
+        state.monetary += amount
+        now = state.last_ms
+        examples: list[dict[str, Any]] = []
+        was_churned = state.churn.churned_ms != 0
+        user_id = event.user_id
+        if self.churn is not None:
+            examples = self.churn.on_activity(
+                state.churn, user_id, ts, lambda: self.view(state, ts).feature_vector()
+            )
+            was_churned = was_churned or any(e["label"] == 1 for e in examples)
+        score = self.dimensions.composite(state.dims)
+        previous_tier = self.tiers.update(state, score, now)
+        triggers: list[dict[str, Any]] = []
+        if self.triggers is not None:
+            ctx = TriggerContext(
+                user_id=user_id, now_ms=now, event=event, state=state,
+                view=lambda: self.view(state, now), previous_tier=previous_tier,
+                tier_names=self.tiers.names, was_churned=was_churned,
+                gap_before_ms=0 if first else max(0, ts - previous_last),
+                new_active_day=new_day,
+            )
+            triggers = self.triggers.evaluate(ctx)
+        return Outcome("scored", state, now, triggers, examples)
+
+    # -- time passing -----------------------------------------------------------------------
+
+    def sweep(self, state: UserState, user_id: str, watermark_ms: int) -> Outcome:
+        """The watermark moved past something due for this silent user."""
+        now = max(watermark_ms, state.last_ms)
+        examples: list[dict[str, Any]] = []
+        if self.churn is not None:
+            examples = self.churn.on_watermark(state.churn, user_id, now)
+        view = self.view(state, now)
+        previous_tier = self.tiers.update(state, view.engagement_score, now)
+        probability = self.predict_view(view)
+        triggers: list[dict[str, Any]] = []
+        if self.triggers is not None:
+            ctx = TriggerContext(
+                user_id=user_id, now_ms=now, event=None, state=state, view=lambda: view,
+                previous_tier=previous_tier, tier_names=self.tiers.names,
+                churn_probability=probability,
+            )
+            triggers = self.triggers.evaluate(ctx)
+        state.last_sweep_ms = now
+        return Outcome("swept", state, now, triggers, examples, probability)
+
+    def next_due_ms(self, state: UserState) -> int | None:
+        """The earliest watermark at which `sweep` has something to do for this user."""
+        due: list[int] = []
+        last = state.last_ms
+        refresh = max(last, state.last_sweep_ms) + self.refresh_ms
+        if refresh <= last + self.refresh_for_ms:
+            due.append(refresh)
+        tier_due = self.tiers.next_due_ms(state)
+        if tier_due is not None:
+            due.append(tier_due)
+        if self.churn is not None:
+            churn_due = self.churn.next_due_ms(state.churn)
+            if churn_due is not None:
+                due.append(churn_due)
+        if self.triggers is not None:
+            trigger_due = self.triggers.next_due_ms(state)
+            if trigger_due is not None:
+                due.append(trigger_due)
+        return min(due) if due else None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def view(self, state: UserState, now_ms: int) -> UserView:
+        return UserView(state, now_ms, self.dimensions, self.default_gap_days)
+
+    def predict_view(self, view: UserView) -> float | None:
+        return self.churn.predict(view.feature_vector()) if self.churn is not None else None
+
+    def score_record(
+        self,
+        state: UserState,
+        user_id: str,
+        as_of_ms: int,
+        churn_probability: float | None = None,
+    ) -> dict[str, Any]:
+        """The user's score record at `as_of_ms` (decay and windows evaluated then)."""
+        view = self.view(state, as_of_ms)
+        if churn_probability is None:
+            churn_probability = self.predict_view(view)
+        return score_record(
+            view, user_id, self.tiers.names[state.tier], churn_probability, self.type_names,
+            format_rfc3339_ms(view.now_ms), format_rfc3339_ms(state.last_ms),
+        )

@@ -1,0 +1,145 @@
+"""The interaction event contract v1: strict, fast decoding into an `Event`.
+
+Every rejection is an `InvalidEvent` with a stable `reason` code; the shell dead-letters it
+with the original bytes. Reason codes: oversized, malformed_json, not_an_object,
+missing_field, wrong_type, invalid_field, unknown_type, bad_timestamp, future_timestamp.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from scoring.config import EngageConfig
+
+SCHEMA_VERSION = 1
+MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: anything earlier is a unit mistake
+
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class Properties(msgspec.Struct, frozen=True, kw_only=True):
+    """Known optional properties; unknown ones are accepted and ignored."""
+
+    amount: float | None = None
+    quantity: int | None = None
+    content_id: str | None = None
+    target_user_id: str | None = None
+    rating: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
+
+
+class WireEvent(msgspec.Struct, frozen=True, kw_only=True):
+    event_id: NonEmpty
+    user_id: NonEmpty
+    type: NonEmpty
+    ts: AwareDatetime | int
+    channel: str | None = None
+    properties: Properties | None = None
+
+
+class Event(msgspec.Struct, frozen=True):
+    """A validated event; `ts_ms` is epoch milliseconds of event time."""
+
+    event_id: str
+    user_id: str
+    type: str
+    ts_ms: int
+    amount: float = 0.0
+    channel: str | None = None
+    properties: Properties | None = None
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class EventRules(msgspec.Struct, frozen=True):
+    """The parts of the config that validation needs, precomputed."""
+
+    known_types: frozenset[str]
+    max_bytes: int = 16_384
+    max_future_ms: int = 300_000
+    max_properties: int = 32
+
+    @classmethod
+    def from_config(cls, config: EngageConfig) -> EventRules:
+        return cls(
+            known_types=frozenset(config.event_types),
+            max_bytes=config.events.max_bytes,
+            max_future_ms=int(config.events.max_future_seconds * 1000),
+            max_properties=config.events.max_properties,
+        )
+
+
+_decoder = msgspec.json.Decoder(WireEvent)
+
+
+def _reason_of(message: str) -> str:
+    if message.startswith("Object missing required field"):
+        return "missing_field"
+    if message.startswith("Expected `object`") and " - at " not in message:
+        return "not_an_object"
+    if message.endswith("at `$.ts`") and ("datetime" in message or "RFC3339" in message):
+        return "bad_timestamp"
+    if any(bound in message for bound in (" >= ", " <= ", " of length ")):
+        return "invalid_field"
+    if message.startswith("Expected"):
+        return "wrong_type"
+    return "invalid_field"
+
+
+def decode_event(raw: bytes, *, now_ms: int, rules: EventRules) -> Event:
+    """Validate one message value; raises InvalidEvent with a reason code."""
+    if len(raw) > rules.max_bytes:
+        raise InvalidEvent("oversized", f"{len(raw)} bytes exceeds events.max_bytes={rules.max_bytes}")
+    try:
+        wire = _decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        raise InvalidEvent(_reason_of(message), message) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidEvent("malformed_json", str(exc)) from None
+    if wire.type not in rules.known_types:
+        raise InvalidEvent("unknown_type", f"event type {wire.type!r} is not configured")
+    ts = wire.ts
+    if isinstance(ts, int):
+        ts_ms = ts
+    else:
+        ts_ms = round(ts.timestamp() * 1000)
+    if ts_ms < MIN_TS_MS:
+        raise InvalidEvent("bad_timestamp", f"ts {ts!r} is before 2000-01-01 (seconds instead of ms?)")
+    if ts_ms > now_ms + rules.max_future_ms:
+        raise InvalidEvent(
+            "future_timestamp",
+            f"ts is {(ts_ms - now_ms) / 1000:.0f}s ahead of the wall clock "
+            f"(events.max_future_seconds={rules.max_future_ms / 1000:.0f})",
+        )
+    props = wire.properties
+    amount = 0.0
+    if props is not None:
+        if props.amount is not None:
+            if props.amount != props.amount or abs(props.amount) > 1e12:
+                raise InvalidEvent("invalid_field", "properties.amount must be a finite number")
+            amount = props.amount
+    return Event(wire.event_id, wire.user_id, wire.type, ts_ms, amount, wire.channel, props)
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """Back to the wire form (ts in epoch ms), e.g. for tests and the simulator."""
+    out: dict[str, Any] = {
+        "event_id": event.event_id,
+        "user_id": event.user_id,
+        "type": event.type,
+        "ts": event.ts_ms,
+    }
+    if event.channel is not None:
+        out["channel"] = event.channel
+    if event.properties is not None:
+        out["properties"] = msgspec.to_builtins(event.properties)
+    return out

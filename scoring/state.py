@@ -1,0 +1,63 @@
+"""Per-user state: compact, msgpack-encoded, the only thing the Faust table stores.
+
+Sizes matter (one changelog record per user per batch): day windows are sparse and relative
+to the user's latest active day, event ids are 32-bit hashes kept only while a duplicate
+could still be accepted, and every field has a small default that msgpack encodes in a byte.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import msgspec
+
+from scoring.churn.state import ChurnState
+from scoring.triggers.state import TriggerState
+
+STATE_VERSION = 1
+
+
+class UserState(msgspec.Struct, array_like=True):
+    version: int = STATE_VERSION
+    first_ms: int = 0  # first counted event (event time, epoch ms)
+    last_ms: int = 0  # latest counted event; the reference time of `dims`
+    dims: list[float] = msgspec.field(default_factory=list)  # decayed sums at last_ms
+    anchor_day: int = 0  # latest active UTC day number (epoch days)
+    first_day: int = 0
+    active_bits: int = 0  # bit i set: active on anchor_day - i (64 days kept)
+    active_days: int = 0  # lifetime active days
+    longest_streak: int = 0
+    day_counts: list[int] = msgspec.field(default_factory=list)  # [age, type_code, count]*
+    day_amounts: dict[int, float] = msgspec.field(default_factory=dict)  # age -> net amount
+    lifetime: dict[int, int] = msgspec.field(default_factory=dict)  # type_code -> count
+    events: int = 0  # counted events, lifetime
+    monetary: float = 0.0  # net amount, lifetime
+    recent_ids: list[int] = msgspec.field(default_factory=list)  # [id_hash, ts_seconds]*
+    burst: list[int] = msgspec.field(default_factory=list)  # [minute, count]*
+    capped: int = 0  # events not counted because of the burst cap, lifetime
+    tier: int = 0
+    below_since_ms: int = 0  # when the score fell under the demotion line (0: it has not)
+    last_sweep_ms: int = 0
+    churn: ChurnState = msgspec.field(default_factory=ChurnState)
+    triggers: TriggerState = msgspec.field(default_factory=TriggerState)
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(UserState)
+
+
+def encode_state(state: UserState) -> bytes:
+    return _encoder.encode(state)
+
+
+def decode_state(raw: bytes) -> UserState:
+    return _decoder.decode(raw)
+
+
+def type_code(event_type: str) -> int:
+    """A stable small code for an event type (config order may change; codes do not)."""
+    return zlib.crc32(event_type.encode()) & 0xFFFF
+
+
+def id_hash(event_id: str) -> int:
+    return zlib.crc32(event_id.encode())

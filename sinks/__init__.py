@@ -1,0 +1,1 @@
+"""Where results go: Kafka publishers, webhooks, metrics, files."""

@@ -1,0 +1,89 @@
+"""Prometheus metrics: what SREs watch. One registry per worker process.
+
+Names follow Prometheus conventions (`engage_` prefix, `_total` counters, base units).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
+
+
+class Metrics:
+    """All of the worker's metrics, on their own registry so tests can read them in isolation."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events_consumed = Counter(
+            "engage_events_consumed_total",
+            "Interaction events consumed, by event type and outcome "
+            "(scored, duplicate, late, capped, dead_letter, rekeyed).",
+            ["type", "outcome"], registry=r,
+        )
+        self.dead_letters = Counter(
+            "engage_dead_letters_total", "Records sent to the dead-letter topic, by reason.",
+            ["reason"], registry=r,
+        )
+        self.processing_lag = Histogram(
+            "engage_processing_lag_seconds",
+            "Wall-clock time from an event's own timestamp to the moment it was scored.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+            registry=r,
+        )
+        self.users_tracked = Gauge(
+            "engage_users_tracked", "Users with state on this worker.", registry=r,
+        )
+        self.watermark = Gauge(
+            "engage_watermark_seconds",
+            "Event-time watermark per input partition (epoch seconds).",
+            ["partition"], registry=r,
+        )
+        self.sweeps = Counter(
+            "engage_sweeps_total", "Watermark-driven user sweeps (silent users revisited).",
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "engage_batch_events", "Events per processed batch.",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000), registry=r,
+        )
+        self.triggers_emitted = Counter(
+            "engage_triggers_emitted_total", "Triggers emitted, by type and variant.",
+            ["type", "variant"], registry=r,
+        )
+        self.triggers_suppressed = Counter(
+            "engage_triggers_suppressed_total",
+            "Triggers not emitted, by type and reason (cooldown, daily_cap, already_served).",
+            ["type", "reason"], registry=r,
+        )
+        self.churn_examples = Counter(
+            "engage_churn_examples_total", "Resolved churn examples, by label.",
+            ["label"], registry=r,
+        )
+        self.model_version = Gauge(
+            "engage_churn_model_version", "Model version in use, by role and model name.",
+            ["role", "model"], registry=r,
+        )
+        self.model_metric = Gauge(
+            "engage_churn_model_metric",
+            "Progressive-validation metrics (roc_auc, log_loss, brier) by role and model.",
+            ["role", "model", "metric"], registry=r,
+        )
+        self.artifacts_rejected = Counter(
+            "engage_churn_model_artifacts_rejected_total",
+            "Model artifacts refused (unsigned, tampered, wrong key, malformed).",
+            ["reason"], registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "engage_webhook_deliveries_total", "Webhook deliveries by outcome.",
+            ["outcome"], registry=r,
+        )
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
+        """Expose /metrics over HTTP in a background thread."""
+        start_http_server(port, addr=addr, registry=self.registry)

@@ -1,0 +1,176 @@
+"""The Faust application: topics, the user-state table, agents, timers and web views.
+
+Thin by design: records go to streams.processor.ScoringShell, which drives the pure engine;
+this module only adapts Faust's streams, table and producer to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from scoring.config import EngageConfig
+from scoring.state import UserState, decode_state, encode_state
+from sinks.metrics import Metrics
+from streams.churn_shell import ChurnShell
+from streams.processor import InputRecord, OutRecord, ScoringShell
+from streams.settings import WorkerSettings
+
+log = logging.getLogger("engage.worker")
+
+
+class UserStateTable(faust.Table):  # type: ignore[misc]
+    """A table whose changelog partition is set explicitly by the writer.
+
+    Writes are coalesced at the end of a batch, when Faust's "current event" may belong to
+    another partition; the shell knows each user's partition and says it.
+    """
+
+    write_partition: int | None = None
+
+    def partition_for_key(self, key: Any) -> int | None:
+        if self.write_partition is not None:
+            return self.write_partition
+        return super().partition_for_key(key)  # type: ignore[no-any-return]
+
+
+class TableStore:
+    """ScoringShell's StateStore over the Faust table (values: msgpack-encoded UserState)."""
+
+    def __init__(self, table: UserStateTable) -> None:
+        self.table = table
+
+    def load(self, user_id: str) -> UserState | None:
+        raw = self.table.get(user_id)
+        return decode_state(raw) if raw is not None else None
+
+    def save(self, user_id: str, partition: int, state: UserState) -> None:
+        self.table.write_partition = partition
+        try:
+            self.table[user_id] = encode_state(state)
+        finally:
+            self.table.write_partition = None
+
+    def items(self) -> Iterable[tuple[str, UserState]]:
+        for key, raw in list(self.table.items()):
+            yield key, decode_state(raw)
+
+
+class EngageWorker:
+    """Builds the Faust app and holds what its agents share."""
+
+    def __init__(self, settings: WorkerSettings, config: EngageConfig, metrics: Metrics) -> None:
+        self.settings = settings
+        self.config = config
+        self.metrics = metrics
+        names = settings.names
+        self.names = names
+        self.app = faust.App(
+            settings.app_id,
+            broker=settings.broker_url,
+            store=settings.store_url,
+            datadir=str(settings.data_dir / settings.app_id),
+            topic_partitions=settings.partitions,
+            topic_replication_factor=1,
+            topic_allow_declare=True,
+            consumer_auto_offset_reset="earliest",
+            web_enabled=True,
+            web_bind="127.0.0.1",
+            web_port=settings.web_port,
+            web_in_thread=False,
+            producer_linger_ms=5,
+            broker_commit_interval=1.0,
+            table_standby_replicas=0,
+            logging_config=None,
+        )
+        app = self.app
+        self.table = UserStateTable(
+            app=app,
+            name="users",
+            partitions=settings.partitions,
+            key_type=str,
+            key_serializer="raw",
+            value_serializer="raw",
+            help="Per-user scoring state (msgpack UserState), changelog-backed.",
+        )
+        app.tables.add(self.table)
+        self.churn = ChurnShell(config, metrics, settings)
+        from streams.engine_factory import build_engine
+
+        self.engine = build_engine(config, churn=self.churn.hooks, clock_ms=_wall_ms)
+        self.shell = ScoringShell(
+            config=config,
+            engine=self.engine,
+            store=TableStore(self.table),
+            names=names,
+            partitions=settings.partitions,
+            metrics=metrics,
+            idle_advance_ms=int(settings.idle_advance_s * 1000),
+        )
+        self._topics: dict[str, faust.TopicT] = {}
+        self.input_channel = app.topic(
+            names.interactions, names.rekeyed, names.ticks,
+            key_serializer="raw", value_serializer="raw",
+            partitions=settings.partitions, internal=False,
+        )
+        self._register()
+
+    def topic(self, name: str) -> faust.TopicT:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = self.app.topic(
+                name, key_serializer="raw", value_serializer="raw", internal=False
+            )
+        return topic
+
+    async def send_all(self, outbox: list[OutRecord]) -> None:
+        for rec in outbox:
+            await self.topic(rec.topic).send(key=rec.key, value=rec.value, partition=rec.partition)
+
+    def _register(self) -> None:
+        app, settings, shell = self.app, self.settings, self.shell
+
+        @app.agent(self.input_channel, name="score", concurrency=1)
+        async def score(stream: faust.StreamT) -> None:
+            async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
+                records = [
+                    InputRecord(
+                        e.message.topic, e.message.partition, e.message.offset,
+                        e.message.key, e.message.value,
+                    )
+                    for e in events
+                ]
+                result = shell.handle_batch(records)
+                await self.send_all(result.outbox)
+
+        @app.timer(settings.tick_interval_s, on_leader=True)
+        async def tick() -> None:
+            """Ticks on every input partition let idle partitions' watermarks move."""
+            value = b'{"tick": %d}' % _wall_ms()
+            ticks = self.topic(self.names.ticks)
+            for partition in range(settings.partitions):
+                await ticks.send(key=None, value=value, partition=partition)
+
+        @app.timer(5.0)
+        async def gauges() -> None:
+            self.metrics.users_tracked.set(len(self.table))
+
+        async def on_assignment_change(sender: Any, **kwargs: Any) -> None:
+            tps: set[TP] = kwargs.get("revoked") or kwargs.get("assigned") or set()
+            shell.forget_partitions({tp.partition for tp in tps})
+
+        app.on_partitions_revoked.connect(on_assignment_change)
+        app.on_partitions_assigned.connect(on_assignment_change)
+        self.churn.register(self)
+        from streams.web import register_views
+
+        register_views(self)
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,272 @@
+"""`engage`: the one console script. Misuse prints usage and exits 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from streams.settings import DEFAULT_BROKER, env_broker
+
+
+class UsageError(Exception):
+    """A problem with how the command was called or what it was given (exit 2)."""
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", default=os.environ.get("ENGAGE_CONFIG"),
+        help="rules file (TOML); default $ENGAGE_CONFIG or the built-in defaults",
+    )
+
+
+def _broker_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--broker", default=None,
+        help=f"Kafka bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS or {DEFAULT_BROKER})",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="engage",
+        description="Stream-processing engagement scorer: Kafka events in; scores, churn "
+        "probabilities and triggers out.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("broker", help="run the local Apache Kafka broker (KRaft, 127.0.0.1)")
+    p.add_argument("action", choices=["up", "down", "status", "reset"])
+    p.add_argument("--port", type=_positive_int, default=None, help="client port (default 9092)")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("topics", help="create every topic with its partitions and configs")
+    _broker_arg(p)
+    p.add_argument("--partitions", type=_positive_int, default=4)
+    p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("worker", help="start the Faust worker")
+    _broker_arg(p)
+    _config_arg(p)
+    p.add_argument(
+        "--metrics-port", type=_positive_int,
+        default=int(os.environ.get("ENGAGE_METRICS_PORT", "9464")),
+        help="Prometheus port (default $ENGAGE_METRICS_PORT or 9464)",
+    )
+    p.add_argument("--web-port", type=_positive_int,
+                   default=int(os.environ.get("ENGAGE_WEB_PORT", "6066")),
+                   help="HTTP user lookup port (default $ENGAGE_WEB_PORT or 6066)")
+    p.add_argument("--partitions", type=_positive_int, default=4,
+                   help="partitions for new topics (an existing input topic's count wins)")
+    p.add_argument("--store", choices=["memory", "rocksdb"], default="memory")
+    p.add_argument("--data-dir", default=os.environ.get("ENGAGE_DATA_DIR", "var"))
+    p.add_argument("--input-topic", default="interactions")
+    p.add_argument("--topic-prefix", default=os.environ.get("ENGAGE_TOPIC_PREFIX", ""),
+                   help="prefix for every topic name (tenants, tests)")
+    p.add_argument("--app-id", default="engage", help="consumer group / Faust app id")
+    p.add_argument("--idle-advance-seconds", type=float, default=60.0,
+                   help="an idle partition's watermark follows wall time after this long")
+    p.add_argument("--tick-seconds", type=float, default=5.0)
+    p.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("simulate", help="synthetic traffic to a JSONL file or a topic")
+    from simulator.cli import add_arguments as simulate_arguments
+
+    simulate_arguments(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("replay", help="run a JSONL(.gz) event file through the engine offline")
+    p.add_argument("input", help="events, one JSON object per line (.gz allowed)")
+    _config_arg(p)
+    p.add_argument("--snapshot", help="write one JSON line per user here")
+    p.add_argument("--triggers", help="write the emitted triggers here (JSONL)")
+    p.add_argument("--as-of", help="evaluate at this event time (RFC 3339 or epoch ms)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("model", help="list, swap, shadow or promote churn models (live)")
+    p.add_argument("action", choices=["list", "swap", "shadow", "promote"])
+    p.add_argument("name", nargs="?", help="model name (for swap and shadow)")
+    _broker_arg(p)
+    p.add_argument("--timeout", type=float, default=15.0)
+    p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("config", help="check a rules file and print the effective settings")
+    p.add_argument("action", choices=["check", "show"])
+    p.add_argument("file", nargs="?")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("watch", help="print scores and triggers as they arrive")
+    _broker_arg(p)
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    p.add_argument("--scores", action="store_true", help="also print every score update")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser(
+        "demo",
+        help="the main job: local broker, worker, live simulated traffic, live scores/triggers",
+    )
+    p.add_argument("--users", type=_positive_int, default=300)
+    p.add_argument("--speed", type=float, default=3600.0,
+                   help="simulated seconds per wall second (default 3600: an hour a second)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    p.add_argument("--metrics-port", type=_positive_int, default=9464)
+    p.add_argument("--web-port", type=_positive_int, default=6066)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _broker(args: argparse.Namespace) -> str:
+    return str(args.broker or env_broker())
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from deploy.local_kafka import main as broker_main
+
+    argv = [args.action] + (["--port", str(args.port)] if args.port else [])
+    return broker_main(argv)
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from streams.topics import TopicNames, ensure_topics
+
+    partitions = ensure_topics(_broker(args), TopicNames(), args.partitions)
+    print(f"topics ready on {_broker(args)} ({partitions} input partitions)")
+    return 0
+
+
+def _load_config(path: str | None):  # type: ignore[no-untyped-def]
+    from scoring.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streams.run import run_worker
+    from streams.settings import WorkerSettings
+    from streams.topics import TopicNames
+
+    config = _load_config(args.config)
+    settings = WorkerSettings(
+        broker=_broker(args), config_path=args.config, metrics_port=args.metrics_port,
+        web_port=args.web_port, partitions=args.partitions, store=args.store,
+        data_dir=Path(args.data_dir), names=TopicNames(prefix=args.topic_prefix, input=args.input_topic),
+        app_id=args.app_id, idle_advance_s=args.idle_advance_seconds,
+        tick_interval_s=args.tick_seconds, log_level=args.log_level,
+    )
+    return run_worker(settings, config)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulator.cli import run as simulate_run
+
+    if getattr(args, "broker", None) is None:
+        args.broker = env_broker()
+    return int(simulate_run(args))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from scoring.replay import run_replay
+    from scoring.timeutil import parse_rfc3339_ms
+
+    config = _load_config(args.config)
+    if not os.path.exists(args.input):
+        raise UsageError(f"input file not found: {args.input}")
+    as_of: int | None = None
+    if args.as_of:
+        try:
+            as_of = int(args.as_of) if args.as_of.isdigit() else parse_rfc3339_ms(args.as_of)
+        except ValueError:
+            raise UsageError(
+                f"--as-of {args.as_of!r} is neither RFC 3339 with an offset nor epoch ms"
+            ) from None
+    result = run_replay(
+        args.input, config, as_of=as_of, snapshot_path=args.snapshot,
+        triggers_path=args.triggers, progress=not args.no_progress,
+    )
+    import json
+
+    print(json.dumps(result.summary, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from streams.model_control import run_model_command
+
+    if args.action in ("swap", "shadow") and not args.name:
+        raise UsageError(f"engage model {args.action} needs a model NAME (see: engage model list)")
+    return run_model_command(_broker(args), args.action, args.name, args.timeout)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    import json
+
+    import msgspec
+
+    config = _load_config(args.file)
+    if args.action == "check":
+        print(f"{args.file or 'built-in defaults'}: ok")
+    else:
+        print(json.dumps(msgspec.to_builtins(config), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from streams.watch import watch
+
+    return watch(_broker(args), seconds=args.seconds, show_scores=args.scores)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(
+        users=args.users, speed=args.speed, seconds=args.seconds,
+        metrics_port=args.metrics_port, web_port=args.web_port,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except UsageError as exc:
+        parser.exit(2, f"engage {args.command}: {exc}\n")
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # last resort: one clear line, not a traceback
+        from kafka.errors import KafkaError, NoBrokersAvailable
+
+        if isinstance(exc, NoBrokersAvailable | KafkaError):
+            parser.exit(
+                1, f"engage {args.command}: cannot reach Kafka at {_broker(args)}: {exc}\n"
+                "(start the local broker with: engage broker up)\n",
+            )
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""`engage model list|swap|shadow|promote`: talk to the running trainer over Kafka.
+
+Commands go to `churn.control`; the trainer answers on the compacted `churn.status` with its
+status and the `request_id` it last handled, which is how this waits for the effect.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams.topics import TopicNames
+
+
+def read_status(broker: str, timeout_s: float, request_id: str | None = None) -> dict[str, Any] | None:
+    """The newest trainer status (or the first that answers `request_id`)."""
+    names = TopicNames()
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker, enable_auto_commit=False, group_id=None,
+        consumer_timeout_ms=500,
+    )
+    tp = TopicPartition(names.churn_status, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    newest: dict[str, Any] | None = None
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer:
+                newest = json.loads(message.value)
+                if request_id is not None and newest.get("request_id") == request_id:
+                    return newest
+            end = consumer.end_offsets([tp])[tp]
+            if request_id is None and consumer.position(tp) >= end:
+                return newest
+    finally:
+        consumer.close()
+    return None if request_id is not None else newest
+
+
+def send_command(broker: str, command: str, model: str | None) -> str:
+    request_id = uuid.uuid4().hex
+    body = {"command": command, "model": model, "request_id": request_id,
+            "issued_at": int(time.time() * 1000)}
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+    try:
+        producer.send(TopicNames().churn_control, key=b"control",
+                      value=json.dumps(body).encode()).get(timeout=10)
+    finally:
+        producer.close()
+    return request_id
+
+
+def format_status(status: dict[str, Any]) -> str:
+    lines = [f"examples: {status.get('examples_by_label', {})}"]
+    for role in ("champion", "shadow"):
+        model = status.get(role)
+        if not model:
+            continue
+        metrics = model.get("metrics", {})
+        shown = "  ".join(
+            f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+        )
+        lines.append(f"{role:<9} {model.get('name')} v{model.get('version')}  {shown}")
+    available = status.get("available")
+    if available:
+        lines.append("available: " + ", ".join(available))
+    if status.get("error"):
+        lines.append(f"error: {status['error']}")
+    return "\n".join(lines)
+
+
+def run_model_command(broker: str, action: str, name: str | None, timeout_s: float) -> int:
+    if action == "list":
+        status = read_status(broker, timeout_s)
+        if status is None:
+            print("no trainer status yet (is a worker running?)")
+            return 1
+        print(format_status(status))
+        return 0
+    request_id = send_command(broker, action, name)
+    status = read_status(broker, timeout_s, request_id=request_id)
+    if status is None:
+        print(f"sent {action} {name or ''}; no answer from the trainer within {timeout_s:.0f}s")
+        return 1
+    print(format_status(status))
+    return 1 if status.get("error") else 0

@@ -1,0 +1,46 @@
+"""Which Kafka the tests use, in DESIGN.md's order: KAFKA_BOOTSTRAP_SERVERS, else a
+testcontainers Kafka where a Docker engine answers, else the project's own local broker."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+TEST_BROKER_PORT = int(os.environ.get("ENGAGE_TEST_KAFKA_PORT", "19092"))
+
+
+def docker_engine_reachable() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        return True
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def kafka_for_tests() -> Iterator[str]:
+    named = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if named:
+        yield named
+        return
+    if docker_engine_reachable():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    from deploy.local_kafka import LocalBroker, default_broker, down, reset, up
+
+    broker = LocalBroker(
+        port=TEST_BROKER_PORT, controller_port=TEST_BROKER_PORT + 1, home=default_broker().home
+    )
+    reset(broker)  # a clean broker per test session: no topics or offsets left from before
+    up(broker)
+    try:
+        yield broker.bootstrap
+    finally:
+        down(broker)
