@@ -24,6 +24,11 @@ class DimensionModel:
         self.saturation = [dims[d].saturation if d in dims else 10.0 for d in DIMENSIONS]
         total = sum(self.composite_weight) or 1.0
         self.share = [w / total for w in self.composite_weight]
+        self._terms = [
+            (i, 100.0 * share, -1.0 / sat)
+            for i, (share, sat) in enumerate(zip(self.share, self.saturation, strict=True))
+            if share > 0
+        ]
         # per event type: (weights vector, amount-weights vector or None)
         self.contributions: dict[str, tuple[list[float], list[float] | None]] = {}
         for etype, spec in config.event_types.items():
@@ -65,7 +70,9 @@ class DimensionModel:
     def composite(self, values: Sequence[float]) -> float:
         """100 * sum(share_d * (1 - exp(-max(0, x_d) / saturation_d))), in [0, 100]."""
         total = 0.0
-        for v, share, sat in zip(values, self.share, self.saturation, strict=True):
+        exp = math.exp
+        for i, share, neg_inv_sat in self._terms:
+            v = values[i]
             if v > 0.0:
-                total += share * (1.0 - math.exp(-v / sat))
-        return min(100.0, max(0.0, 100.0 * total))
+                total += share * (1.0 - exp(v * neg_inv_sat))
+        return 100.0 if total > 100.0 else total

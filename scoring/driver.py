@@ -84,7 +84,11 @@ class Driver:
         """Everything due at the partition's watermark, for the users concerned only."""
         watermark = self.clock(partition).watermark_ms
         out: list[tuple[str, Outcome]] = []
-        for user_id in self.index(partition).pop_due(watermark):
+        index = self.index(partition)
+        first = index.next_due_ms
+        if first is None or first > watermark:
+            return out
+        for user_id in index.pop_due(watermark):
             state = self._state(user_id, staged)
             if state is None:
                 continue

@@ -40,6 +40,11 @@ class DueIndex:
         if len(self._heap) > 4 * len(self._due) + 64:
             self._compact()
 
+    @property
+    def next_due_ms(self) -> int | None:
+        """A lower bound of the earliest due time (stale entries may make it early)."""
+        return self._heap[0][0] if self._heap else None
+
     def cancel(self, user_id: str) -> None:
         self._due.pop(user_id, None)
 

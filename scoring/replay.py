@@ -36,7 +36,7 @@ def open_lines(path: str | Path) -> IO[bytes]:
     path = str(path)
     if path.endswith(".gz"):
         return gzip.open(path, "rb")
-    return open(path, "rb")  # noqa: SIM115 - returned to the caller's with-block
+    return open(path, "rb")
 
 
 class InProcessChurn:

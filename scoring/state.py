@@ -27,7 +27,7 @@ class UserState(msgspec.Struct, array_like=True):
     active_bits: int = 0  # bit i set: active on anchor_day - i (64 days kept)
     active_days: int = 0  # lifetime active days
     longest_streak: int = 0
-    day_counts: list[int] = msgspec.field(default_factory=list)  # [age, type_code, count]*
+    day_counts: dict[int, dict[int, int]] = msgspec.field(default_factory=dict)  # age->code->n
     day_amounts: dict[int, float] = msgspec.field(default_factory=dict)  # age -> net amount
     lifetime: dict[int, int] = msgspec.field(default_factory=dict)  # type_code -> count
     events: int = 0  # counted events, lifetime
@@ -54,9 +54,20 @@ def decode_state(raw: bytes) -> UserState:
     return _decoder.decode(raw)
 
 
+# Contract v1's types have fixed one-byte codes; types added by configuration get a code
+# from their name's hash in 16..127 (still one msgpack byte). Codes never depend on the
+# order of the config file, so a state written under one config reads under the next.
+CONTRACT_TYPES: tuple[str, ...] = (
+    "session_start", "view", "like", "comment", "share", "post", "review", "purchase",
+    "refund", "referral", "checkin", "follow", "feedback", "reward_redeemed",
+)
+_FIXED = {t: i for i, t in enumerate(CONTRACT_TYPES)}
+
+
 def type_code(event_type: str) -> int:
-    """A stable small code for an event type (config order may change; codes do not)."""
-    return zlib.crc32(event_type.encode()) & 0xFFFF
+    """A stable one-byte code for an event type."""
+    code = _FIXED.get(event_type)
+    return code if code is not None else 16 + zlib.crc32(event_type.encode()) % 112
 
 
 def id_hash(event_id: str) -> int:

@@ -28,13 +28,9 @@ def _shift_anchor(state: UserState, day: int) -> None:
     k = day - state.anchor_day
     state.anchor_day = day
     state.active_bits = (state.active_bits << k) & _MASK if k < BITS else 0
-    counts = state.day_counts
-    kept: list[int] = []
-    for i in range(0, len(counts), 3):
-        age = counts[i] + k
-        if age < WINDOW_DAYS:
-            kept += (age, counts[i + 1], counts[i + 2])
-    state.day_counts = kept
+    state.day_counts = {
+        age + k: by_type for age, by_type in state.day_counts.items() if age + k < WINDOW_DAYS
+    }
     if state.day_amounts:
         state.day_amounts = {
             age + k: v for age, v in state.day_amounts.items() if age + k < WINDOW_DAYS
@@ -69,13 +65,11 @@ def add_count(state: UserState, day: int, code: int, amount: float) -> None:
     age = state.anchor_day - day
     if age >= WINDOW_DAYS:
         return
-    counts = state.day_counts
-    for i in range(0, len(counts), 3):
-        if counts[i] == age and counts[i + 1] == code:
-            counts[i + 2] += 1
-            break
+    by_type = state.day_counts.get(age)
+    if by_type is None:
+        state.day_counts[age] = {code: 1}
     else:
-        counts += (age, code, 1)
+        by_type[code] = by_type.get(code, 0) + 1
     if amount:
         state.day_amounts[age] = state.day_amounts.get(age, 0.0) + amount
 
@@ -84,11 +78,10 @@ def counts_in_window(state: UserState, now_day: int, span: int) -> dict[int, int
     """Events by type code on the `span` days ending with `now_day`."""
     offset = now_day - state.anchor_day  # how much older every stored age is at now_day
     out: dict[int, int] = {}
-    counts = state.day_counts
-    for i in range(0, len(counts), 3):
-        if counts[i] + offset < span:
-            code = counts[i + 1]
-            out[code] = out.get(code, 0) + counts[i + 2]
+    for age, by_type in state.day_counts.items():
+        if age + offset < span:
+            for code, n in by_type.items():
+                out[code] = out.get(code, 0) + n
     return out
 
 

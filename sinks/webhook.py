@@ -42,16 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engage.webhook")
 
-TRIGGER_TYPES: tuple[str, ...] = (
-    "reengagement_nudge",
-    "vip_promotion",
-    "tier_change",
-    "milestone",
-    "streak",
-    "onboarding_stalled",
-    "ambassador_candidate",
-    "win_back",
-)
+from scoring.triggers.config import TRIGGER_TYPES  # noqa: E402 - one list, owned by the rules
 
 SIGNATURE_HEADER = "X-Engage-Signature"
 TRIGGER_ID_HEADER = "X-Engage-Trigger-Id"

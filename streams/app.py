@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from collections.abc import Iterable
 from typing import Any
 
@@ -74,7 +75,7 @@ class EngageWorker:
             settings.app_id,
             broker=settings.broker_url,
             store=settings.store_url,
-            datadir=str(settings.data_dir / settings.app_id),
+            datadir=str(_ensure_dir(settings.data_dir / settings.app_id)),
             topic_partitions=settings.partitions,
             topic_replication_factor=1,
             topic_allow_declare=True,
@@ -93,16 +94,17 @@ class EngageWorker:
             app=app,
             name="users",
             partitions=settings.partitions,
-            key_type=str,
-            key_serializer="raw",
-            value_serializer="raw",
+            key_type=str,  # str and bytes give Faust's "raw" serializers both ways
+            value_type=bytes,
             help="Per-user scoring state (msgpack UserState), changelog-backed.",
         )
         app.tables.add(self.table)
         self.churn = ChurnShell(config, metrics, settings)
         from streams.engine_factory import build_engine
 
-        self.engine = build_engine(config, churn=self.churn.hooks, clock_ms=_wall_ms)
+        self.engine = build_engine(
+            config, churn=self.churn.hooks, metrics=metrics, clock_ms=_wall_ms
+        )
         self.shell = ScoringShell(
             config=config,
             engine=self.engine,
@@ -160,9 +162,9 @@ class EngageWorker:
         async def gauges() -> None:
             self.metrics.users_tracked.set(len(self.table))
 
-        async def on_assignment_change(sender: Any, **kwargs: Any) -> None:
-            tps: set[TP] = kwargs.get("revoked") or kwargs.get("assigned") or set()
-            shell.forget_partitions({tp.partition for tp in tps})
+        async def on_assignment_change(sender: Any, tps: set[TP] | None = None, **_: Any) -> None:
+            names_in = {self.names.interactions, self.names.rekeyed, self.names.ticks}
+            shell.forget_partitions({tp.partition for tp in tps or () if tp.topic in names_in})
 
         app.on_partitions_revoked.connect(on_assignment_change)
         app.on_partitions_assigned.connect(on_assignment_change)
@@ -174,3 +176,8 @@ class EngageWorker:
 
 def _wall_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _ensure_dir(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

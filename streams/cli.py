@@ -257,9 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # last resort: one clear line, not a traceback
-        from kafka.errors import KafkaError, NoBrokersAvailable
+        from kafka.errors import KafkaError
 
-        if isinstance(exc, NoBrokersAvailable | KafkaError):
+        if isinstance(exc, KafkaError):
             parser.exit(
                 1, f"engage {args.command}: cannot reach Kafka at {_broker(args)}: {exc}\n"
                 "(start the local broker with: engage broker up)\n",

@@ -1,9 +1,9 @@
 """The scoring shell's logic, free of Faust so agent behaviour can be tested without a broker.
 
 The Faust agent (streams/app.py) hands this a batch of raw records; it validates, routes,
-drives the pure engine per partition (clock, watermark, due-index sweeps), and leaves what to
-write in an outbox and a set of touched users. Updates to one user within a batch are
-coalesced into one state write and one score record.
+drives the pure engine through scoring.driver.Driver (per-partition watermarks, due-index
+sweeps) and returns what to write. Updates to one user within a batch are coalesced into
+one state write and one score record.
 """
 
 from __future__ import annotations
@@ -14,23 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
-from aiokafka.partitioner import murmur2
 
 from scoring.config import EngageConfig
-from scoring.due_index import DueIndex, PartitionClock
+from scoring.driver import Driver
 from scoring.engine import Outcome, ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
+from scoring.partitioning import partition_for_user
 from scoring.state import UserState
 from sinks.dead_letters import dead_letter_record
 from sinks.metrics import Metrics
 from streams.topics import TopicNames
 
 _json_encode = msgspec.json.encode
-
-
-def partition_for_user(user_id: str, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner gives a user_id key."""
-    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
+RECENT_TRIGGERS = 10
 
 
 @dataclass(slots=True)
@@ -58,6 +54,24 @@ class StateStore(Protocol):
     def save(self, user_id: str, partition: int, state: UserState) -> None: ...
 
     def items(self) -> Iterable[tuple[str, UserState]]: ...
+
+
+class DictStore:
+    """A StateStore in a dict: agent tests and benchmarks."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, UserState] = {}
+        self.saves = 0
+
+    def load(self, user_id: str) -> UserState | None:
+        return self.states.get(user_id)
+
+    def save(self, user_id: str, partition: int, state: UserState) -> None:
+        self.states[user_id] = state
+        self.saves += 1
+
+    def items(self) -> Iterable[tuple[str, UserState]]:
+        return list(self.states.items())
 
 
 @dataclass
@@ -89,73 +103,70 @@ class ScoringShell:
         self.wall_clock_ms = wall_clock_ms
         self.idle_advance_ms = idle_advance_ms
         self.rules = EventRules.from_config(config)
-        self.clocks: dict[int, PartitionClock] = {}
-        self.indexes: dict[int, DueIndex] = {}
+        self.driver = Driver(engine, store.load)
         self.last_arrival_wall_ms: dict[int, int] = {}
         self.recent_triggers: dict[str, list[dict[str, Any]]] = {}
-        self._indexed: set[int] = set()
+        self._recovered: set[int] = set()
 
     # -- partitions -------------------------------------------------------------------------
 
-    def clock(self, partition: int) -> PartitionClock:
-        clock = self.clocks.get(partition)
-        if clock is None:
-            clock = self.clocks[partition] = PartitionClock(self.engine.lateness_ms)
-        return clock
-
-    def index(self, partition: int) -> DueIndex:
-        self._ensure_indexed(partition)
-        return self.indexes[partition]
-
-    def _ensure_indexed(self, partition: int) -> None:
-        """After an assignment, rebuild the partition's due index from its recovered users once.
+    def _ensure_recovered(self, partition: int) -> None:
+        """After an assignment, rebuild the partition's due index from its users, once.
 
         This is the only scan of users, made when a partition arrives, never per sweep.
         """
-        if partition in self._indexed:
+        if partition in self._recovered:
             return
-        self._indexed.add(partition)
-        index = self.indexes.setdefault(partition, DueIndex())
-        for user_id, state in self.store.items():
-            if partition_for_user(user_id, self.partitions) != partition:
-                continue
-            clock = self.clock(partition)
-            clock.observe(state.last_event_ms)
-            due = self.engine.next_due_ms(state)
-            if due is not None:
-                index.schedule(user_id, due)
+        self._recovered.add(partition)
+        users = (
+            (user_id, state) for user_id, state in self.store.items()
+            if partition_for_user(user_id, self.partitions) == partition
+        )
+        self.driver.recover(partition, users)
 
     def forget_partitions(self, partitions: Iterable[int]) -> None:
-        """On revocation: another worker owns these now."""
+        """On an assignment change: rebuild from the table when the partition is next seen."""
         for p in partitions:
-            self._indexed.discard(p)
-            self.indexes.pop(p, None)
-            self.clocks.pop(p, None)
+            self._recovered.discard(p)
+            self.driver.forget(p)
+
+    @property
+    def clocks(self) -> dict[int, Any]:
+        return self.driver.clocks
 
     # -- batches ----------------------------------------------------------------------------
 
     def handle_batch(self, records: list[InputRecord]) -> BatchResult:
         result = BatchResult()
-        staged: dict[str, tuple[int, UserState]] = {}
-        scores: dict[str, dict[str, Any]] = {}
+        staged: dict[str, UserState] = {}
+        home: dict[str, int] = {}
+        publish: dict[str, Outcome] = {}
         advanced: set[int] = set()
         now_ms = self.wall_clock_ms()
         self.metrics.batch_size.observe(len(records))
         for record in records:
+            self._ensure_recovered(record.partition)
             if record.topic == self.names.ticks:
                 if self._tick(record.partition, now_ms):
                     advanced.add(record.partition)
                 continue
-            if self._event(record, now_ms, staged, scores, result):
+            if self._event(record, now_ms, staged, home, publish, result):
                 advanced.add(record.partition)
         for partition in sorted(advanced):
-            self._sweep(partition, staged, scores, result)
-        for user_id, (partition, state) in staged.items():
-            self.store.save(user_id, partition, state)
-        for user_id, score in scores.items():
-            result.outbox.append(
-                OutRecord(self.names.scores, user_id.encode(), _json_encode(score))
+            clock = self.driver.clock(partition)
+            self.metrics.watermark.labels(str(partition)).set(clock.watermark_ms / 1000)
+            for user_id, outcome in self.driver.sweep(partition, staged):
+                home[user_id] = partition
+                self.metrics.sweeps.inc()
+                self._emit(user_id, outcome, publish, result)
+        for user_id, state in staged.items():
+            self.store.save(user_id, home[user_id], state)
+        for user_id, outcome in publish.items():
+            assert outcome.state is not None and outcome.publish_ms is not None
+            record = self.engine.score_record(
+                outcome.state, user_id, outcome.publish_ms, outcome.churn_probability
             )
+            result.outbox.append(OutRecord(self.names.scores, user_id.encode(), _json_encode(record)))
         return result
 
     def _count(self, result: BatchResult, event_type: str, outcome: str) -> None:
@@ -182,8 +193,9 @@ class ScoringShell:
         self,
         record: InputRecord,
         now_ms: int,
-        staged: dict[str, tuple[int, UserState]],
-        scores: dict[str, dict[str, Any]],
+        staged: dict[str, UserState],
+        home: dict[str, int],
+        publish: dict[str, Outcome],
         result: BatchResult,
     ) -> bool:
         """Score one record; True when the partition's watermark moved."""
@@ -194,49 +206,38 @@ class ScoringShell:
             self._dead_letter(record, exc.reason, exc.detail, result, now_ms)
             return False
         user_id = event.user_id
-        home = partition_for_user(user_id, self.partitions)
+        partition = partition_for_user(user_id, self.partitions)
         if record.topic != self.names.rekeyed and (
-            record.key != user_id.encode() or record.partition != home
+            record.key != user_id.encode() or record.partition != partition
         ):
-            # Keyed otherwise by its producer: send it to the user's own partition.
+            # Keyed otherwise by its producer: send it on to the user's own partition.
             self._count(result, event.type, "rekeyed")
             result.outbox.append(
-                OutRecord(self.names.rekeyed, user_id.encode(), record.value or b"", home)
+                OutRecord(self.names.rekeyed, user_id.encode(), record.value or b"", partition)
             )
             return False
-        partition = record.partition
         self.last_arrival_wall_ms[partition] = now_ms
-        clock = self.clock(partition)
-        index = self.index(partition)
+        clock = self.driver.clock(partition)
         before = clock.watermark_ms
-        watermark = clock.watermark_ms
-        held = staged.get(user_id)
-        state = held[1] if held is not None else self.store.load(user_id)
-        outcome = self.engine.apply(state, event, watermark)
+        outcome = self.driver.event(partition, event, staged)
         self._count(result, event.type, outcome.status)
         if outcome.status == "late":
             self._dead_letter(
                 record, "late",
-                f"event time {event.ts_ms} is before the partition watermark {watermark}",
+                f"event time {event.ts_ms} is before the partition watermark {before} "
+                f"(scoring.lateness_seconds={self.engine.lateness_ms / 1000:g})",
                 result, now_ms,
             )
             return False
-        clock.observe(event.ts_ms)
+        home[user_id] = partition
         if outcome.status == "scored":
             self.metrics.processing_lag.observe(max(0.0, (now_ms - event.ts_ms) / 1000))
-        staged[user_id] = (partition, outcome.state)
-        self._publish(user_id, outcome, scores, result)
-        due = self.engine.next_due_ms(outcome.state)
-        if due is not None:
-            index.schedule(user_id, due)
-        else:
-            index.cancel(user_id)
+        self._emit(user_id, outcome, publish, result)
         return clock.watermark_ms > before
 
     def _tick(self, partition: int, now_ms: int) -> bool:
-        """A tick: an idle partition's watermark follows wall-clock time after a timeout."""
-        clock = self.clock(partition)
-        self.index(partition)
+        """A tick: an idle partition's event time follows the wall clock after a timeout."""
+        clock = self.driver.clock(partition)
         last = self.last_arrival_wall_ms.get(partition)
         if last is None:
             self.last_arrival_wall_ms[partition] = now_ms
@@ -245,56 +246,29 @@ class ScoringShell:
         if idle < self.idle_advance_ms or clock.max_event_ms is None:
             return False
         before = clock.watermark_ms
-        clock.observe(clock.max_event_ms + idle - self.idle_advance_ms)
+        self.driver.advance(partition, clock.max_event_ms + idle - self.idle_advance_ms)
         self.last_arrival_wall_ms[partition] = now_ms - self.idle_advance_ms
         return clock.watermark_ms > before
 
-    def _sweep(
-        self,
-        partition: int,
-        staged: dict[str, tuple[int, UserState]],
-        scores: dict[str, dict[str, Any]],
-        result: BatchResult,
+    def _emit(
+        self, user_id: str, outcome: Outcome, publish: dict[str, Outcome], result: BatchResult
     ) -> None:
-        clock = self.clock(partition)
-        index = self.index(partition)
-        watermark = clock.watermark_ms
-        self.metrics.watermark.labels(str(partition)).set(watermark / 1000)
-        for user_id in index.pop_due(watermark):
-            held = staged.get(user_id)
-            state = held[1] if held is not None else self.store.load(user_id)
-            if state is None:
-                continue
-            self.metrics.sweeps.inc()
-            outcome = self.engine.sweep(state, user_id, watermark)
-            staged[user_id] = (partition, outcome.state)
-            self._publish(user_id, outcome, scores, result)
-            due = self.engine.next_due_ms(outcome.state)
-            if due is not None and due > watermark:
-                index.schedule(user_id, due)
-
-    def _publish(
-        self,
-        user_id: str,
-        outcome: Outcome,
-        scores: dict[str, dict[str, Any]],
-        result: BatchResult,
-    ) -> None:
-        if outcome.score is not None:
-            scores[user_id] = outcome.score
+        if outcome.publish_ms is not None:
+            publish[user_id] = outcome
+        elif user_id not in publish and outcome.state is not None:
+            # duplicates and capped events still answer with the user's current score
+            publish[user_id] = Outcome(outcome.status, outcome.state, outcome.state.last_ms)
         key = user_id.encode()
         for trigger in outcome.triggers:
             body = _json_encode(trigger)
-            variant = trigger.get("variant", "treatment")
+            variant = trigger["variant"]
             self.metrics.triggers_emitted.labels(trigger["type"], variant).inc()
             if variant == "treatment":
                 result.outbox.append(OutRecord(self.names.trigger(trigger["type"]), key, body))
             result.outbox.append(OutRecord(self.names.audit, key, body))
             recent = self.recent_triggers.setdefault(user_id, [])
             recent.append(trigger)
-            del recent[:-10]
+            del recent[:-RECENT_TRIGGERS]
         for example in outcome.examples:
-            self.metrics.churn_examples.labels(str(example.get("label"))).inc()
-            result.outbox.append(
-                OutRecord(self.names.churn_examples, key, _json_encode(example))
-            )
+            self.metrics.churn_examples.labels(str(example["label"])).inc()
+            result.outbox.append(OutRecord(self.names.churn_examples, key, _json_encode(example)))

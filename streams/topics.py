@@ -14,18 +14,10 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from scoring.triggers.config import TRIGGER_TYPES
+
 DAY_MS = 86_400_000
 
-TRIGGER_TYPES = (
-    "reengagement_nudge",
-    "vip_promotion",
-    "tier_change",
-    "milestone",
-    "streak",
-    "onboarding_stalled",
-    "ambassador_candidate",
-    "win_back",
-)
 
 
 @dataclass(frozen=True)

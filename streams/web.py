@@ -1,4 +1,9 @@
-"""HTTP views on the worker: user lookup (routed to the partition's owner) and a leaderboard."""
+"""HTTP views on the worker: user lookup (routed to the partition's owner) and a leaderboard.
+
+`GET /users/{id}/[?as_of=T]` answers from the worker that owns the user's partition (Faust's
+table_route forwards the request there); scores are evaluated at the partition's current
+event time, or at `as_of` (RFC 3339 or epoch ms) when given.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +12,45 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
-from streams.processor import partition_for_user
+from scoring.partitioning import partition_for_user
+from scoring.timeutil import parse_rfc3339_ms
 
 if TYPE_CHECKING:
     from streams.app import EngageWorker
 
 
+def parse_as_of(text: str | None) -> int | None:
+    if not text:
+        return None
+    return int(text) if text.isdigit() else parse_rfc3339_ms(text)
+
+
 def register_views(worker: EngageWorker) -> None:
     app, shell = worker.app, worker.shell
 
-    def as_of_for(user_id: str, last_event_ms: int) -> int:
+    def partition_now(user_id: str, last_ms: int) -> int:
         clock = shell.clocks.get(partition_for_user(user_id, shell.partitions))
         newest = clock.max_event_ms if clock is not None and clock.max_event_ms else 0
-        return max(newest, last_event_ms)
+        return max(newest, last_ms)
 
-    def user_view(user_id: str) -> dict[str, Any] | None:
+    def user_view(user_id: str, as_of: int | None) -> dict[str, Any] | None:
         state = shell.store.load(user_id)
         if state is None:
             return None
-        as_of = as_of_for(user_id, state.last_event_ms)
-        record = worker.engine.score_record(
-            state, user_id, as_of, worker.churn.predict_state(state, as_of)
-        )
+        when = as_of if as_of is not None else partition_now(user_id, state.last_ms)
+        record = worker.engine.score_record(state, user_id, when)
         record["recent_triggers"] = shell.recent_triggers.get(user_id, [])
         return record
 
     @app.page("/users/{user_id}/")
     @app.table_route(table=worker.table, match_info="user_id")
     async def get_user(web: View, request: Request, user_id: str) -> Response:
-        record = user_view(user_id)
+        try:
+            as_of = parse_as_of(request.query.get("as_of"))
+        except ValueError:
+            return web.json({"error": "as_of must be RFC 3339 with an offset, or epoch ms"},
+                            status=400)
+        record = user_view(user_id, as_of)
         if record is None:
             return web.json({"error": f"unknown user {user_id!r}"}, status=404)
         return web.json(record)
@@ -49,10 +64,18 @@ def register_views(worker: EngageWorker) -> None:
             return web.json({"error": "n must be a whole number"}, status=400)
         rows = []
         for user_id, state in shell.store.items():
-            as_of = as_of_for(user_id, state.last_event_ms)
-            rows.append(worker.engine.score_record(state, user_id, as_of, None))
-        top = heapq.nlargest(n, rows, key=lambda r: r["engagement_score"])
-        return web.json({"top": top, "users_considered": len(rows)})
+            when = partition_now(user_id, state.last_ms)
+            view = worker.engine.view(state, when)
+            rows.append((view.engagement_score, user_id, state))
+        top = heapq.nlargest(n, rows, key=lambda r: r[0])
+        return web.json({
+            "top": [
+                {"user_id": u, "engagement_score": round(s, 4),
+                 "tier": worker.engine.tiers.names[st.tier]}
+                for s, u, st in top
+            ],
+            "users_considered": len(rows),
+        })
 
     @app.page("/healthz/")
     async def health(web: View, request: Request) -> Response:

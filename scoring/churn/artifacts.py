@@ -65,4 +65,4 @@ def load_artifact(blob: bytes, key: bytes) -> tuple[Any, dict[str, Any]]:
         raise ArtifactRejected("bad_signature", "signature does not match (tampered or wrong key)")
     if hashlib.sha256(payload).hexdigest() != meta.get("payload_sha256"):
         raise ArtifactRejected("bad_signature", "payload digest mismatch")
-    return pickle.loads(payload), meta  # noqa: S301 - verified above
+    return pickle.loads(payload), meta

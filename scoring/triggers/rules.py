@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,11 @@ MS_PER_HOUR = 3_600_000
 
 def trigger_id(user_id: str, trigger_type: str, episode: str) -> str:
     return hashlib.sha256(f"{user_id}|{trigger_type}|{episode}".encode()).hexdigest()[:32]
+
+
+def episode_hash(episode: str) -> int:
+    """What the user's state keeps of an episode: enough to recognise it, in 5 bytes."""
+    return zlib.crc32(episode.encode())
 
 
 def in_holdout(salt: str, trigger_type: str, user_id: str, share: float) -> bool:
@@ -141,10 +147,9 @@ class TriggerRules:
         if not reached:
             return
         start = state.anchor_day - length + 1
-        served = ts.episodes.get(TYPE_INDEX["streak"], "")
-        served_len, _, served_start = served.partition("@")
-        if served_start == str(start) and int(served_len or 0) >= reached[-1]:
+        if ts.streak_start == start and ts.streak_served >= reached[-1]:
             return
+        ts.streak_start, ts.streak_served = start, reached[-1]
         out.append(Candidate("streak", f"{reached[-1]}@{start}", f"streak.{reached[-1]}_days",
                              {"current_streak": length, "length": reached[-1]},
                              {"streak_days": reached[-1]}))
@@ -209,7 +214,8 @@ class TriggerRules:
             return None
         ts = ctx.triggers
         index = TYPE_INDEX[c.type]
-        if ts.episodes.get(index) == c.episode:
+        episode = episode_hash(c.episode)
+        if ts.episodes.get(index) == episode:
             return None  # this episode was already served: idempotent, not suppressed
         now = ctx.now_ms
         last = ts.last_fired_ms.get(index)
@@ -224,7 +230,7 @@ class TriggerRules:
             return None
         ts.day_count += 1
         ts.last_fired_ms[index] = now
-        ts.episodes[index] = c.episode
+        ts.episodes[index] = episode
         control = in_holdout(self.c.holdout_salt, c.type, ctx.user_id, rule.holdout_share)
         view = ctx.view
         return {
@@ -250,7 +256,7 @@ class TriggerRules:
         nudge = self.c.reengagement_nudge
         if state.active_days >= nudge.min_active_days and state.triggers.episodes.get(
             TYPE_INDEX["reengagement_nudge"]
-        ) != f"silence@{state.last_ms}":
+        ) != episode_hash(f"silence@{state.last_ms}"):
             gap = max(typical_gap_days(state, self.default_gap_days), 1.0)
             due.append(state.last_ms + int(nudge.silence_ratio_above * gap * MS_PER_DAY) + 1)
         if not state.triggers.onboarding_done:
