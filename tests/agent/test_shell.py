@@ -1,0 +1,140 @@
+"""The scoring agent's logic (streams/processor.py) without a broker: routing, dead letters,
+coalescing, re-keying, lateness and idle-partition ticks."""
+
+from __future__ import annotations
+
+import json
+
+from scoring.config import load_config
+from scoring.partitioning import partition_for_user
+from sinks.metrics import Metrics
+from streams.engine_factory import build_engine
+from streams.processor import DictStore, InputRecord, ScoringShell
+from streams.topics import TopicNames
+from tests.helpers import DAY, HOUR, T0, wire
+
+NAMES = TopicNames()
+PARTITIONS = 4
+WALL = T0 + 60 * DAY
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def make_shell(clock: Clock | None = None) -> tuple[ScoringShell, DictStore, Metrics]:
+    config = load_config()
+    metrics = Metrics()
+    store = DictStore()
+    clock = clock or Clock(WALL)
+    engine = build_engine(config, churn=None, metrics=metrics, clock_ms=clock)
+    shell = ScoringShell(config, engine, store, NAMES, PARTITIONS, metrics, wall_clock_ms=clock,
+                         idle_advance_ms=60_000)
+    return shell, store, metrics
+
+
+offsets: dict[int, int] = {}
+
+
+def rec(value: bytes, user: str | None = None, topic: str = NAMES.interactions,
+        partition: int | None = None, key: bytes | None = None) -> InputRecord:
+    if partition is None:
+        partition = partition_for_user(user, PARTITIONS) if user else 0
+    offsets[partition] = offsets.get(partition, -1) + 1
+    return InputRecord(topic, partition, offsets[partition],
+                       key if key is not None else (user.encode() if user else None), value)
+
+
+def by_topic(outbox: list) -> dict[str, list[dict]]:  # type: ignore[type-arg]
+    out: dict[str, list[dict]] = {}  # type: ignore[type-arg]
+    for r in outbox:
+        out.setdefault(r.topic, []).append(json.loads(r.value))
+    return out
+
+
+def test_counts_balance_and_updates_are_coalesced_per_user() -> None:
+    shell, store, _ = make_shell()
+    records = [rec(wire(u, "like", T0 + i * 1000), u) for i in range(5) for u in ("ann", "bob")]
+    teleport = wire("ann", "teleport", T0)
+    records += [rec(b"{broken", "ann"), rec(teleport, "ann")]
+    result = shell.handle_batch(records)
+    topics = by_topic(result.outbox)
+    assert result.counts == {"scored": 10, "dead_letter": 2}
+    assert sorted(d["reason"] for d in topics[NAMES.dlq]) == ["malformed_json", "unknown_type"]
+    assert {d["original"] for d in topics[NAMES.dlq]} == {"{broken", teleport.decode()}
+    scores = topics[NAMES.scores]
+    assert sorted(s["user_id"] for s in scores) == ["ann", "bob"]  # one record per user
+    assert store.saves == 2  # one state write per user per batch
+    assert store.states["ann"].events == 5
+
+
+def test_dead_letter_keeps_non_utf8_bytes_as_base64_with_its_origin() -> None:
+    shell, _, _ = make_shell()
+    bad = rec(b"\xff\xfe\x01", partition=3)
+    topics = by_topic(shell.handle_batch([bad]).outbox)
+    (dead,) = topics[NAMES.dlq]
+    assert dead["original_encoding"] == "base64" and dead["original"] == "//4B"
+    assert (dead["topic"], dead["partition"], dead["offset"]) == (NAMES.interactions, 3, bad.offset)
+
+
+def test_events_keyed_otherwise_are_rekeyed_to_the_users_partition() -> None:
+    shell, store, _ = make_shell()
+    home = partition_for_user("carol", PARTITIONS)
+    wrong = (home + 1) % PARTITIONS
+    value = wire("carol", "post", T0)
+    result = shell.handle_batch([rec(value, partition=wrong, key=b"session-42")])
+    assert result.counts == {"rekeyed": 1}
+    (out,) = result.outbox
+    assert (out.topic, out.key, out.partition, out.value) == (NAMES.rekeyed, b"carol", home, value)
+    assert "carol" not in store.states
+    result = shell.handle_batch([rec(out.value, "carol", topic=NAMES.rekeyed, partition=home)])
+    assert result.counts == {"scored": 1}
+    assert store.states["carol"].events == 1
+
+
+def test_late_events_go_to_the_dead_letter_topic() -> None:
+    shell, store, _ = make_shell()
+    shell.handle_batch([rec(wire("dan", "view", T0 + 5 * HOUR), "dan")])
+    result = shell.handle_batch([rec(wire("dan", "view", T0 + 3 * HOUR), "dan")])  # 2h late
+    assert result.counts == {"late": 1}
+    (dead,) = by_topic(result.outbox)[NAMES.dlq]
+    assert dead["reason"] == "late"
+    assert store.states["dan"].events == 1
+
+
+def test_idle_partition_ticks_advance_the_watermark_and_sweep_silent_users() -> None:
+    clock = Clock(WALL)
+    shell, _, metrics = make_shell(clock)
+    p = partition_for_user("eve", PARTITIONS)
+    shell.handle_batch([rec(wire("eve", "session_start", T0 + d * DAY), "eve") for d in range(3)])
+    tick = rec(b'{"tick": 1}', topic=NAMES.ticks, partition=p)
+    assert shell.handle_batch([tick]).outbox == []  # not idle long enough
+    clock.now += 30 * DAY  # a month of wall-clock silence on the partition
+    result = shell.handle_batch([rec(b'{"tick": 2}', topic=NAMES.ticks, partition=p)])
+    topics = by_topic(result.outbox)
+    assert [s["user_id"] for s in topics[NAMES.scores]] == ["eve"]
+    assert topics[NAMES.scores][0]["days_since_last_event"] > 25
+    nudges = topics.get(NAMES.trigger("reengagement_nudge"), []) + [
+        t for t in topics.get(NAMES.audit, []) if t["type"] == "reengagement_nudge"
+    ]
+    assert {t["trigger_id"] for t in nudges} and len({t["trigger_id"] for t in nudges}) == 1
+    assert metrics.sweeps._value.get() >= 1
+
+
+def test_a_restarted_shell_rebuilds_its_due_index_from_the_table() -> None:
+    shell, store, _ = make_shell()
+    shell.handle_batch([rec(wire("fay", "view", T0 + d * DAY), "fay") for d in range(3)])
+    fresh, _, _ = make_shell()
+    fresh.store = store
+    fresh.driver.load = store.load
+    p = partition_for_user("fay", PARTITIONS)
+    later = rec(wire("gus", "view", T0 + 40 * DAY), "gus", partition=p) if partition_for_user(
+        "gus", PARTITIONS) == p else None
+    if later is None:
+        later = rec(b'{"tick": 1}', topic=NAMES.ticks, partition=p)
+    fresh.handle_batch([later])
+    assert fresh.driver.index(p).due_ms("fay") is not None
