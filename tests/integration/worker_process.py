@@ -9,9 +9,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,30 @@ def unique_names() -> TopicNames:
     return TopicNames(prefix=f"t{uuid.uuid4().hex[:8]}.")
 
 
+@dataclass
+class WorkerHandle:
+    proc: subprocess.Popen[bytes]
+    metrics_port: int
+    web_port: int
+
+    def get_json(self, path: str, timeout_s: float = 30.0) -> Any:
+        """GET from the worker's web server, retrying while it starts."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as r:
+                    return json.loads(r.read())
+            except (OSError, urllib.error.URLError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return str(r.read().decode())
+
+
 @contextmanager
 def running_worker(
     bootstrap: str,
@@ -40,11 +67,12 @@ def running_worker(
     *extra: str,
     config: Path | None = None,
     log_name: str = "worker.log",
-) -> Iterator[subprocess.Popen[bytes]]:
+) -> Iterator[WorkerHandle]:
+    handle_ports = (free_port(), free_port())
     cmd = [
         sys.executable, "-m", "streams.cli", "worker", "--broker", bootstrap,
         "--topic-prefix", names.prefix, "--app-id", f"{names.prefix}app",
-        "--metrics-port", str(free_port()), "--web-port", str(free_port()),
+        "--metrics-port", str(handle_ports[0]), "--web-port", str(handle_ports[1]),
         "--data-dir", str(tmp_path / "data"), "--partitions", "2",
         "--tick-seconds", "1", "--log-level", "warn", *extra,
     ]
@@ -56,7 +84,7 @@ def running_worker(
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        yield proc
+        yield WorkerHandle(proc, metrics_port=handle_ports[0], web_port=handle_ports[1])
     finally:
         stop_worker(proc)
         log.close()
@@ -110,3 +138,10 @@ def read_topic(
     finally:
         consumer.close()
     return records
+
+
+def latest_by_user(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for r in records:
+        latest[r["user_id"]] = r
+    return latest
