@@ -215,7 +215,9 @@ class ScoringEngine:
         view = self.view(state, as_of_ms)
         if churn_probability is None:
             churn_probability = self.predict_view(view)
-        return score_record(
+        record = score_record(
             view, user_id, self.tiers.names[state.tier], churn_probability, self.type_names,
             format_rfc3339_ms(view.now_ms), format_rfc3339_ms(state.last_ms),
         )
+        record["churn_model"] = self.churn.model_tag() if self.churn is not None else None
+        return record

@@ -25,6 +25,9 @@ class ChurnHooks(Protocol):
     def predict(self, features: Sequence[float]) -> float | None:
         """Churn probability in [0, 1] from the champion model; None before any model."""
 
+    def model_tag(self) -> str | None:
+        """`name@version` of the model behind predict(), None before any."""
+
     def on_activity(
         self,
         churn_state: ChurnState,

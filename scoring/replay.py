@@ -48,7 +48,7 @@ class InProcessChurn:
         self.trainer = ChurnTrainer(c.model, c.shadow)
         self.predictor = Predictor()
         self.publish_every = c.publish_every_examples
-        self.labels = ChurnLabels(c, self.predictor.predict)
+        self.labels = ChurnLabels(c, self.predictor.predict, self.predictor.tag)
 
     def learn(self, examples: list[dict[str, Any]]) -> None:
         for example in examples:

@@ -40,7 +40,7 @@ class ChurnShell:
         self.settings = settings
         self.key = config.churn.key_bytes()
         self.predictor = Predictor()
-        self.hooks = ChurnLabels(config.churn, self.predictor.predict)
+        self.hooks = ChurnLabels(config.churn, self.predictor.predict, self.predictor.tag)
         self.trainer = ChurnTrainer(config.churn.model, config.churn.shadow)
         self._last_publish = time.monotonic()
         self._last_request: str | None = None

@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="model name (for swap and shadow)")
     _broker_arg(p)
     p.add_argument("--timeout", type=float, default=15.0)
+    p.add_argument("--topic-prefix", default="", help="as given to the worker")
     p.set_defaults(func=cmd_model)
 
     p = sub.add_parser("config", help="check a rules file and print the effective settings")
@@ -215,7 +216,10 @@ def cmd_model(args: argparse.Namespace) -> int:
 
     if args.action in ("swap", "shadow") and not args.name:
         raise UsageError(f"engage model {args.action} needs a model NAME (see: engage model list)")
-    return run_model_command(_broker(args), args.action, args.name, args.timeout)
+    from streams.topics import TopicNames
+
+    names = TopicNames(prefix=args.topic_prefix)
+    return run_model_command(_broker(args), args.action, args.name, args.timeout, names)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

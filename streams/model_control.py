@@ -16,9 +16,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from streams.topics import TopicNames
 
 
-def read_status(broker: str, timeout_s: float, request_id: str | None = None) -> dict[str, Any] | None:
+def read_status(
+    broker: str, timeout_s: float, request_id: str | None = None,
+    names: TopicNames | None = None,
+) -> dict[str, Any] | None:
     """The newest trainer status (or the first that answers `request_id`)."""
-    names = TopicNames()
+    names = names or TopicNames()
     consumer = KafkaConsumer(
         bootstrap_servers=broker, enable_auto_commit=False, group_id=None,
         consumer_timeout_ms=500,
@@ -42,13 +45,15 @@ def read_status(broker: str, timeout_s: float, request_id: str | None = None) ->
     return None if request_id is not None else newest
 
 
-def send_command(broker: str, command: str, model: str | None) -> str:
+def send_command(
+    broker: str, command: str, model: str | None, names: TopicNames | None = None
+) -> str:
     request_id = uuid.uuid4().hex
     body = {"command": command, "model": model, "request_id": request_id,
             "issued_at": int(time.time() * 1000)}
     producer = KafkaProducer(bootstrap_servers=broker, acks="all")
     try:
-        producer.send(TopicNames().churn_control, key=b"control",
+        producer.send((names or TopicNames()).churn_control, key=b"control",
                       value=json.dumps(body).encode()).get(timeout=10)
     finally:
         producer.close()
@@ -74,16 +79,19 @@ def format_status(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_model_command(broker: str, action: str, name: str | None, timeout_s: float) -> int:
+def run_model_command(
+    broker: str, action: str, name: str | None, timeout_s: float,
+    names: TopicNames | None = None,
+) -> int:
     if action == "list":
-        status = read_status(broker, timeout_s)
+        status = read_status(broker, timeout_s, names=names)
         if status is None:
             print("no trainer status yet (is a worker running?)")
             return 1
         print(format_status(status))
         return 0
-    request_id = send_command(broker, action, name)
-    status = read_status(broker, timeout_s, request_id=request_id)
+    request_id = send_command(broker, action, name, names)
+    status = read_status(broker, timeout_s, request_id=request_id, names=names)
     if status is None:
         print(f"sent {action} {name or ''}; no answer from the trainer within {timeout_s:.0f}s")
         return 1

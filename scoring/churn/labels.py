@@ -41,9 +41,11 @@ class ChurnLabels:
         self,
         config: ChurnConfig,
         predict: Callable[[Sequence[float]], float | None] = lambda _features: None,
+        model_tag: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.horizon_ms = int(config.horizon_days * MS_PER_DAY)
         self._predict = predict
+        self.model_tag = model_tag  # "name@version" of the model behind predict()
 
     def predict(self, features: Sequence[float]) -> float | None:
         return self._predict(features)

@@ -148,6 +148,9 @@ class Predictor:
         self.model, self.name, self.version = model, name, version
         return True
 
+    def tag(self) -> str | None:
+        return f"{self.name}@{self.version}" if self.model is not None else None
+
     def predict(self, vector: Sequence[float]) -> float | None:
         if self.model is None:
             return None

@@ -1,0 +1,104 @@
+"""Through the real broker: swap the churn model while events flow. No event is lost, a new
+signed version is published, and later predictions carry the new model."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from scoring.churn.artifacts import read_metadata
+from simulator import generate
+from streams.model_control import read_status, send_command
+from streams.topics import TopicNames, ensure_topics
+from tests.integration.worker_process import (
+    latest_by_user,
+    produce,
+    read_topic,
+    running_worker,
+    unique_names,
+)
+
+pytestmark = pytest.mark.kafka
+
+RULES = """
+[churn]
+horizon_days = 2.0
+publish_every_examples = 10
+publish_every_seconds = 1.0
+"""
+
+
+def model_versions(bootstrap: str, names: TopicNames) -> list[dict]:  # type: ignore[type-arg]
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, consumer_timeout_ms=1000)
+    tp = TopicPartition(names.churn_models, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    try:
+        return [read_metadata(m.value) for m in consumer]
+    finally:
+        consumer.close()
+
+
+def wait_for(condition, timeout_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+def keyed(events: list[dict]) -> list[tuple[bytes | None, bytes]]:  # type: ignore[type-arg]
+    return [(e["user_id"].encode(), json.dumps(e).encode()) for e in events]
+
+
+def test_swap_while_events_flow(kafka_bootstrap: str, tmp_path: Path) -> None:
+    names = unique_names()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    stream, _ = generate(users=60, days=20, seed=5)
+    events = list(stream)
+    first, during, after = events[: len(events) // 2], events[len(events) // 2 : -400], events[-400:]
+    expected: dict[str, int] = {}
+    for e in events:
+        expected[e["user_id"]] = expected.get(e["user_id"], 0) + 1
+
+    ensure_topics(kafka_bootstrap, names, 2)
+    with running_worker(kafka_bootstrap, names, tmp_path, config=rules) as worker:
+        produce(kafka_bootstrap, names.interactions, keyed(first))
+        wait_for(lambda: any(v["name"] == "logreg" for v in model_versions(kafka_bootstrap, names)))
+
+        flowing = threading.Thread(
+            target=produce, args=(kafka_bootstrap, names.interactions, keyed(during))
+        )
+        flowing.start()
+        request_id = send_command(kafka_bootstrap, "swap", "hoeffding", names)
+        status = read_status(kafka_bootstrap, 60, request_id=request_id, names=names)
+        flowing.join()
+        assert status is not None and status["error"] is None
+        assert status["champion"]["name"] == "hoeffding"
+        wait_for(lambda: 'model="hoeffding"' in worker.metrics())  # the predictor loaded it
+
+        produce(kafka_bootstrap, names.interactions, keyed(after))
+
+        def all_counted(rs: list[dict]) -> bool:  # type: ignore[type-arg]
+            latest = latest_by_user(rs)
+            return all(latest.get(u, {}).get("events_counted") == n for u, n in expected.items())
+
+        scores = read_topic(kafka_bootstrap, names.scores, all_counted, timeout_s=120)
+        latest = latest_by_user(scores)
+        assert {u: r["events_counted"] for u, r in latest.items()} == expected  # nothing lost
+
+        versions = model_versions(kafka_bootstrap, names)
+        swapped = [v for v in versions if v["name"] == "hoeffding"]
+        before = [v for v in versions if v["name"] == "logreg"]
+        assert swapped and before
+        assert min(v["version"] for v in swapped) > max(v["version"] for v in before)
+        late_users = {e["user_id"] for e in after}
+        tags = {latest[u]["churn_model"].split("@")[0] for u in late_users}
+        assert tags == {"hoeffding"}
+        assert all(latest[u]["churn_probability"] is not None for u in late_users)
