@@ -36,13 +36,21 @@ class Driver:
         return index
 
     def recover(self, partition: int, users: Iterable[tuple[str, UserState]]) -> None:
-        """Rebuild a newly assigned partition's clock and due index from its recovered users."""
+        """Rebuild a newly assigned partition's due index from its recovered users.
+
+        The clock is *not* set from the users' latest events: after a crash the records since
+        the last committed offset are replayed, and some of them may be older than states that
+        reached the changelog first. They must count (or dedupe), not turn `late`. The newest
+        recovered time is kept only so that an idle partition's ticks can move on from it.
+        """
         clock, index = self.clock(partition), self.index(partition)
+        newest = clock.recovered_ms
         for user_id, state in users:
-            clock.observe(state.last_ms)
+            newest = max(newest, state.last_ms)
             due = self.engine.next_due_ms(state)
             if due is not None:
                 index.schedule(user_id, due)
+        clock.recovered_ms = newest
 
     def forget(self, partition: int) -> None:
         self.clocks.pop(partition, None)

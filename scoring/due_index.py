@@ -14,6 +14,7 @@ class PartitionClock:
     def __init__(self, lateness_ms: int) -> None:
         self.lateness_ms = lateness_ms
         self.max_event_ms: int | None = None
+        self.recovered_ms = 0  # newest event time among users recovered from the changelog
 
     def observe(self, event_ms: int) -> None:
         if self.max_event_ms is None or event_ms > self.max_event_ms:

@@ -79,16 +79,19 @@ class ScoringEngine:
     def apply(self, state: UserState | None, event: Event, watermark_ms: int) -> Outcome:
         """Count one validated event against the user's state (mutated in place)."""
         ts = event.ts_ms
-        if ts < watermark_ms:
-            return Outcome("late", state)
         if state is None:
+            if ts < watermark_ms:
+                return Outcome("late", state)
             state = UserState()
-        # Duplicates: a producer retry carries the same event_id (and time).
+        # Duplicates first: a producer retry, or a record reprocessed after a crash, carries
+        # the same event_id (and time) and must not be dead-lettered as late.
         h = id_hash(event.event_id)
         ids = state.recent_ids
         for i in range(0, len(ids), 2):
             if ids[i] == h:
                 return Outcome("duplicate", state)
+        if ts < watermark_ms:
+            return Outcome("late", state)
         floor_s = watermark_ms // 1000 - 1
         if ids and ids[1] < floor_s:
             ids = state.recent_ids = [

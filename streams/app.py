@@ -86,6 +86,8 @@ class EngageWorker:
             web_in_thread=False,
             producer_linger_ms=5,
             broker_commit_interval=1.0,
+            broker_session_timeout=10.0,  # a crashed worker's partitions move on in 10 s
+            broker_heartbeat_interval=3.0,
             table_standby_replicas=0,
             logging_config=None,
         )

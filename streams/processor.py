@@ -243,10 +243,11 @@ class ScoringShell:
             self.last_arrival_wall_ms[partition] = now_ms
             return False
         idle = now_ms - last
-        if idle < self.idle_advance_ms or clock.max_event_ms is None:
+        newest = clock.max_event_ms if clock.max_event_ms is not None else clock.recovered_ms
+        if idle < self.idle_advance_ms or not newest:
             return False
         before = clock.watermark_ms
-        self.driver.advance(partition, clock.max_event_ms + idle - self.idle_advance_ms)
+        self.driver.advance(partition, newest + idle - self.idle_advance_ms)
         self.last_arrival_wall_ms[partition] = now_ms - self.idle_advance_ms
         return clock.watermark_ms > before
 

@@ -48,9 +48,11 @@ def read_metadata(blob: bytes) -> dict[str, Any]:
     if not sep:
         raise ArtifactRejected("malformed", "no metadata line")
     try:
-        meta: dict[str, Any] = json.loads(line)
+        meta = json.loads(line)
     except ValueError as exc:
         raise ArtifactRejected("malformed", f"metadata is not JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ArtifactRejected("malformed", "metadata is not a JSON object")
     return meta
 
 
@@ -61,6 +63,8 @@ def load_artifact(blob: bytes, key: bytes) -> tuple[Any, dict[str, Any]]:
     signature = meta.pop("signature", None)
     if not isinstance(signature, str):
         raise ArtifactRejected("unsigned", "metadata carries no signature")
+    if not signature.isascii():
+        raise ArtifactRejected("bad_signature", "signature is not a hex digest")
     if not hmac.compare_digest(signature, _mac(key, meta, payload)):
         raise ArtifactRejected("bad_signature", "signature does not match (tampered or wrong key)")
     if hashlib.sha256(payload).hexdigest() != meta.get("payload_sha256"):

@@ -60,7 +60,7 @@ def resolve(name: str) -> Callable[[], Any]:
         module_name, _, attr = name.partition(":")
         try:
             factory: Callable[[], Any] = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
+        except (ImportError, AttributeError, ValueError) as exc:
             raise KeyError(f"model {name!r}: cannot import ({exc})") from None
         return factory
     found = _entry_point(name)

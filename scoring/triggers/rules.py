@@ -101,9 +101,11 @@ class TriggerRules:
         self._tiers(ctx, out)
         for index, count, name in self.badges_by_code.get(code, ()):
             if not ts.badges >> index & 1 and state.lifetime.get(code, 0) >= count:
-                ts.badges |= 1 << index
+                # the badge is recorded when the trigger is admitted (see _admit), so one
+                # held back by the daily cap comes with the user's next event of this type
                 out.append(Candidate("milestone", name, f"milestone.{name}",
-                                     {"event_type": event.type, "count": count}, {"badge": name}))
+                                     {"event_type": event.type, "count": count},
+                                     {"badge": name, "badge_index": index}))
         if code in self.onboarding_codes:
             ts.onboarding_done = True
         if ctx.new_active_day and self.streak_lengths:
@@ -231,6 +233,8 @@ class TriggerRules:
         ts.day_count += 1
         ts.last_fired_ms[index] = now
         ts.episodes[index] = episode
+        if c.type == "milestone":
+            ts.badges |= 1 << c.details.pop("badge_index")
         control = in_holdout(self.c.holdout_salt, c.type, ctx.user_id, rule.holdout_share)
         view = ctx.view
         return {
@@ -258,7 +262,14 @@ class TriggerRules:
             TYPE_INDEX["reengagement_nudge"]
         ) != episode_hash(f"silence@{state.last_ms}"):
             gap = max(typical_gap_days(state, self.default_gap_days), 1.0)
-            due.append(state.last_ms + int(nudge.silence_ratio_above * gap * MS_PER_DAY) + 1)
+            when = state.last_ms + int(nudge.silence_ratio_above * gap * MS_PER_DAY) + 1
+            last = state.triggers.last_fired_ms.get(TYPE_INDEX["reengagement_nudge"])
+            if last is not None and nudge.cooldown_days:
+                when = max(when, last + int(nudge.cooldown_days * MS_PER_DAY))
+            ts = state.triggers
+            if ts.day_count >= self.c.daily_cap and when // MS_PER_DAY == ts.day:
+                when = (ts.day + 1) * MS_PER_DAY  # capped today: look again tomorrow
+            due.append(when)
         if not state.triggers.onboarding_done:
             due.append(state.first_ms + int(self.c.onboarding_stalled.after_days * MS_PER_DAY))
         return min(due) if due else None

@@ -1,0 +1,68 @@
+"""Through the real broker: a worker killed mid-stream and restarted never issues a second
+trigger (a new trigger_id) for an episode already served, and loses or double-counts no event."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from simulator import generate
+from streams.topics import ensure_topics
+from tests.integration.worker_process import (
+    latest_by_user,
+    produce,
+    read_topic,
+    running_worker,
+    unique_names,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+def test_no_second_trigger_after_a_crash_and_restart(kafka_bootstrap: str, tmp_path: Path) -> None:
+    names = unique_names()
+    stream, _ = generate(users=50, days=21, seed=9)
+    events = list(stream)
+    cut = int(len(events) * 0.6)
+    expected: dict[str, int] = defaultdict(int)
+    for e in events:
+        expected[e["user_id"]] += 1
+    keyed = [(e["user_id"].encode(), json.dumps(e).encode()) for e in events]
+
+    ensure_topics(kafka_bootstrap, names, 2)
+    with running_worker(kafka_bootstrap, names, tmp_path, log_name="first.log") as worker:
+        produce(kafka_bootstrap, names.interactions, keyed[:cut])
+        read_topic(kafka_bootstrap, names.audit, lambda rs: len(rs) >= 20)
+        time.sleep(1.0)  # let it get part-way: some offsets committed, some not
+        os.killpg(worker.proc.pid, signal.SIGKILL)  # a crash: no clean shutdown, no final commit
+        worker.proc.wait()
+    first_run = read_topic(kafka_bootstrap, names.audit, lambda rs: False, timeout_s=3)
+
+    with running_worker(kafka_bootstrap, names, tmp_path, log_name="second.log"):
+        produce(kafka_bootstrap, names.interactions, keyed[cut:])
+
+        def all_counted(rs: list[dict]) -> bool:  # type: ignore[type-arg]
+            latest = latest_by_user(rs)
+            return all(latest.get(u, {}).get("events_counted") == n for u, n in expected.items())
+
+        scores = read_topic(kafka_bootstrap, names.scores, all_counted, timeout_s=180)
+        assert {u: r["events_counted"] for u, r in latest_by_user(scores).items()} == expected
+        time.sleep(2.0)
+        audit = read_topic(kafka_bootstrap, names.audit, lambda rs: False, timeout_s=3)
+
+    assert len(first_run) >= 20 and len(audit) > len(first_run)
+    ids_by_episode: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for t in audit:
+        ids_by_episode[(t["user_id"], t["type"], t["episode"])].add(t["trigger_id"])
+    assert all(len(ids) == 1 for ids in ids_by_episode.values())
+    milestones = [t for t in audit if t["type"] == "milestone"]
+    badges = {(t["user_id"], t["episode"]) for t in milestones}
+    assert len({t["trigger_id"] for t in milestones}) == len(badges)
+    dead = read_topic(kafka_bootstrap, names.dlq, lambda rs: False, timeout_s=3)
+    assert [d for d in dead if d["reason"] != "late"] == []

@@ -1,0 +1,753 @@
+"""Churn labels (edges, via ChurnLabels and via the engine), signed artifacts, the model
+registry, and the trainer / predictor."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from river import base as river_base
+
+from scoring.churn import registry
+from scoring.churn.artifacts import (
+    MAGIC,
+    ArtifactRejected,
+    load_artifact,
+    read_metadata,
+    sign_artifact,
+)
+from scoring.churn.labels import ChurnLabels
+from scoring.churn.state import ChurnState
+from scoring.churn.trainer import ChurnTrainer, ModelSlot, Predictor, as_features
+from scoring.config import ConfigError, EngageConfig, config_from_dict, load_config
+from scoring.engine import ScoringEngine
+from scoring.events import Event
+from scoring.features import FEATURE_NAMES
+from scoring.state import UserState, encode_state
+from scoring.timeutil import format_rfc3339_ms
+from scoring.triggers.rules import TriggerRules
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+HOUR = 3_600_000
+DAY = 86_400_000
+HORIZON = 14 * DAY  # the default churn.horizon_days
+OBS = T0 + 10 * HOUR  # an observation point: 10:00 on day 0
+
+
+def vec(seed: float = 0.0) -> list[float]:
+    return [seed + i for i in range(len(FEATURE_NAMES))]
+
+
+class CountingFeatures:
+    """A features() callable that counts how often the labeller asked for the vector."""
+
+    def __init__(self, seed: float = 0.0) -> None:
+        self.calls = 0
+        self.seed = seed
+
+    def __call__(self) -> list[float]:
+        self.calls += 1
+        return vec(self.seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels, directly on ChurnLabels
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def labels() -> ChurnLabels:
+    return ChurnLabels(load_config().churn)
+
+
+def _open(labels: ChurnLabels, at: int = OBS) -> ChurnState:
+    cs = ChurnState()
+    assert labels.on_activity(cs, "u1", at, CountingFeatures()) == []
+    assert cs.obs_ms == at
+    return cs
+
+
+def test_first_activity_opens_an_observation_with_its_features(labels: ChurnLabels) -> None:
+    cs = ChurnState()
+    feats = CountingFeatures(seed=1.0)
+    assert labels.on_activity(cs, "u1", OBS, feats) == []
+    assert (cs.obs_ms, cs.last_obs_day, cs.examples, feats.calls) == (OBS, OBS // DAY, 0, 1)
+    assert labels.next_due_ms(cs) == OBS + HORIZON + 1
+
+
+def test_activity_on_a_later_day_exactly_at_the_horizon_is_label_0(labels: ChurnLabels) -> None:
+    cs = _open(labels)
+    feats = CountingFeatures(seed=5.0)
+    examples = labels.on_activity(cs, "u1", OBS + HORIZON, feats)
+    assert len(examples) == 1
+    ex = examples[0]
+    assert ex["label"] == 0
+    assert ex["schema"] == "churn-example/v1"
+    assert ex["user_id"] == "u1"
+    assert ex["observed_at"] == format_rfc3339_ms(OBS) == "2026-01-01T10:00:00.000Z"
+    assert ex["resolved_at"] == format_rfc3339_ms(OBS + HORIZON) == "2026-01-15T10:00:00.000Z"
+    assert ex["features"] == dict(zip(FEATURE_NAMES, vec(), strict=True))
+    assert cs.churned_ms == 0
+    assert cs.examples == 1
+    # the returning event opens the next observation (a new day)
+    assert cs.obs_ms == OBS + HORIZON
+    assert feats.calls == 1
+
+
+def test_activity_one_ms_after_the_horizon_is_label_1_resolved_at_the_deadline(
+    labels: ChurnLabels,
+) -> None:
+    cs = _open(labels)
+    examples = labels.on_activity(cs, "u1", OBS + HORIZON + 1, CountingFeatures())
+    assert [e["label"] for e in examples] == [1]
+    assert examples[0]["resolved_at"] == format_rfc3339_ms(OBS + HORIZON)
+    # they are back: the flag is cleared and a new observation is open at the return
+    assert cs.churned_ms == 0
+    assert cs.obs_ms == OBS + HORIZON + 1
+
+
+def test_activity_on_the_same_day_does_not_resolve_nor_reopen(labels: ChurnLabels) -> None:
+    cs = _open(labels)
+    feats = CountingFeatures()
+    end_of_day = T0 + DAY - 1
+    assert labels.on_activity(cs, "u1", end_of_day, feats) == []
+    assert cs.obs_ms == OBS
+    assert feats.calls == 0  # the day's observation keeps its first features
+    assert cs.examples == 0
+
+
+def test_same_day_activity_after_a_short_horizon_still_does_not_resolve() -> None:
+    cfg = config_from_dict({"churn": {"horizon_days": 0.25}})  # 6 hours
+    labels = ChurnLabels(cfg.churn)
+    cs = ChurnState()
+    labels.on_activity(cs, "u1", OBS, CountingFeatures())
+    # 10 hours later, same UTC day: not a "later day", so no label from activity...
+    assert labels.on_activity(cs, "u1", OBS + 10 * HOUR, CountingFeatures()) == []
+    assert cs.obs_ms == OBS
+    # ...the watermark resolves it
+    examples = labels.on_watermark(cs, "u1", OBS + 10 * HOUR)
+    assert [e["label"] for e in examples] == [1]
+    assert examples[0]["resolved_at"] == format_rfc3339_ms(OBS + 6 * HOUR)
+
+
+def test_watermark_equal_to_the_horizon_does_not_resolve(labels: ChurnLabels) -> None:
+    cs = _open(labels)
+    assert labels.on_watermark(cs, "u1", OBS + HORIZON) == []
+    assert cs.obs_ms == OBS
+    assert cs.churned_ms == 0
+
+
+def test_watermark_past_the_horizon_resolves_churned_once(labels: ChurnLabels) -> None:
+    cs = _open(labels)
+    examples = labels.on_watermark(cs, "u1", OBS + HORIZON + 1)
+    assert [e["label"] for e in examples] == [1]
+    assert examples[0]["resolved_at"] == format_rfc3339_ms(OBS + HORIZON)
+    assert cs.churned_ms == OBS + HORIZON
+    assert cs.obs_ms == 0
+    assert labels.next_due_ms(cs) is None
+    # a long-gone user does not keep producing positive labels
+    assert labels.on_watermark(cs, "u1", OBS + HORIZON + 2) == []
+    assert labels.on_watermark(cs, "u1", OBS + 100 * DAY) == []
+    assert cs.examples == 1
+
+
+def test_a_churned_user_returning_produces_no_example_but_a_new_observation(
+    labels: ChurnLabels,
+) -> None:
+    cs = _open(labels)
+    labels.on_watermark(cs, "u1", OBS + HORIZON + 1)
+    back = OBS + 40 * DAY
+    assert labels.on_activity(cs, "u1", back, CountingFeatures()) == []
+    assert cs.churned_ms == 0
+    assert cs.obs_ms == back
+    assert labels.next_due_ms(cs) == back + HORIZON + 1
+
+
+def test_next_due_ms(labels: ChurnLabels) -> None:
+    cs = ChurnState()
+    assert labels.next_due_ms(cs) is None
+    labels.on_activity(cs, "u1", OBS, CountingFeatures())
+    due = labels.next_due_ms(cs)
+    assert due == OBS + HORIZON + 1
+    assert labels.on_watermark(cs, "u1", due - 1) == []
+    assert len(labels.on_watermark(cs, "u1", due)) == 1
+
+
+def test_at_most_one_observation_per_day_even_after_a_resolution() -> None:
+    cfg = config_from_dict({"churn": {"horizon_days": 0.25}})
+    labels = ChurnLabels(cfg.churn)
+    cs = ChurnState()
+    labels.on_activity(cs, "u1", T0 + 1 * HOUR, CountingFeatures())
+    assert len(labels.on_watermark(cs, "u1", T0 + 8 * HOUR)) == 1
+    feats = CountingFeatures()
+    # back on the same UTC day: no second observation that day
+    assert labels.on_activity(cs, "u1", T0 + 9 * HOUR, feats) == []
+    assert cs.obs_ms == 0
+    assert feats.calls == 0
+    assert labels.next_due_ms(cs) is None
+    # next day: a new one
+    assert labels.on_activity(cs, "u1", T0 + DAY + HOUR, feats) == []
+    assert cs.obs_ms == T0 + DAY + HOUR
+    assert feats.calls == 1
+
+
+def test_predict_delegates_to_the_callable() -> None:
+    seen: list[Sequence[float]] = []
+
+    def fn(features: Sequence[float]) -> float:
+        seen.append(features)
+        return 0.25
+
+    cfg = load_config()
+    assert ChurnLabels(cfg.churn).predict(vec()) is None
+    assert ChurnLabels(cfg.churn, fn).predict(vec()) == 0.25
+    assert seen == [vec()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels, through the engine
+# ---------------------------------------------------------------------------------------------
+
+
+def _engine(
+    config: EngageConfig | None = None,
+    predict: Callable[[Sequence[float]], float | None] = lambda _f: None,
+    triggers: bool = True,
+) -> ScoringEngine:
+    config = config or load_config()
+    return ScoringEngine(
+        config,
+        churn=ChurnLabels(config.churn, predict),
+        triggers=TriggerRules(config, clock_ms=lambda: 0) if triggers else None,
+    )
+
+
+def _ev(n: int, ts: int, etype: str = "session_start", user: str = "u1") -> Event:
+    return Event(f"ev-{user}-{n}", user, etype, ts)
+
+
+def test_engine_return_exactly_at_the_horizon_is_label_0() -> None:
+    engine = _engine()
+    st = engine.apply(None, _ev(1, OBS), OBS).state
+    assert st is not None
+    assert st.churn.obs_ms == OBS
+    out = engine.apply(st, _ev(2, OBS + HORIZON), OBS + HORIZON)
+    assert out.status == "scored"
+    assert [(e["label"], e["resolved_at"]) for e in out.examples] == [
+        (0, "2026-01-15T10:00:00.000Z")
+    ]
+    # not labelled churned, so no trigger may claim it was
+    assert all(t["reason"]["rule"] != "win_back.churned" for t in out.triggers)
+
+
+def test_engine_return_one_ms_after_the_horizon_is_label_1_and_a_win_back() -> None:
+    engine = _engine()
+    st = engine.apply(None, _ev(1, OBS), OBS).state
+    out = engine.apply(st, _ev(2, OBS + HORIZON + 1), OBS + HORIZON + 1)
+    assert [(e["label"], e["resolved_at"]) for e in out.examples] == [
+        (1, "2026-01-15T10:00:00.000Z")
+    ]
+    assert [t["reason"]["rule"] for t in out.triggers] == ["win_back.churned"]
+    assert out.triggers[0]["reason"]["features"]["was_labelled_churned"] is True
+
+
+def test_engine_example_features_are_the_observation_moment() -> None:
+    engine = _engine(triggers=False)
+    st = engine.apply(None, _ev(1, OBS, "purchase"), OBS).state
+    assert st is not None
+    expected = engine.view(st, OBS).features()
+    out = engine.apply(st, _ev(2, OBS + DAY), OBS + DAY)
+    (ex,) = out.examples
+    assert ex["label"] == 0
+    assert list(ex["features"]) == list(FEATURE_NAMES)
+    for name in FEATURE_NAMES:
+        assert ex["features"][name] == pytest.approx(expected[name], rel=1e-5, abs=1e-4)
+
+
+def test_engine_same_day_activity_does_not_resolve() -> None:
+    engine = _engine()
+    st = engine.apply(None, _ev(1, OBS), OBS).state
+    out = engine.apply(st, _ev(2, T0 + DAY - 1), T0 + DAY - 1)
+    assert out.examples == []
+    assert out.state is not None
+    assert out.state.churn.obs_ms == OBS
+
+
+def test_engine_sweep_resolves_a_silent_user_only_past_the_horizon() -> None:
+    engine = _engine(triggers=False)
+    st = engine.apply(None, _ev(1, OBS), OBS).state
+    assert st is not None
+    at_horizon = engine.sweep(st, "u1", OBS + HORIZON)
+    assert at_horizon.status == "swept"
+    assert at_horizon.examples == []
+    past = engine.sweep(st, "u1", OBS + HORIZON + 1)
+    assert [(e["label"], e["resolved_at"]) for e in past.examples] == [
+        (1, "2026-01-15T10:00:00.000Z")
+    ]
+    assert st.churn.churned_ms == OBS + HORIZON
+    # churned: no more examples from later sweeps
+    for later in (OBS + HORIZON + DAY, OBS + 60 * DAY):
+        assert engine.sweep(st, "u1", later).examples == []
+    assert st.churn.examples == 1
+
+
+def test_engine_churned_user_gives_no_examples_until_they_return() -> None:
+    engine = _engine(triggers=False)
+    st = engine.apply(None, _ev(1, OBS), OBS).state
+    assert st is not None
+    assert len(engine.sweep(st, "u1", OBS + HORIZON + 1).examples) == 1
+    back = OBS + 30 * DAY
+    returned = engine.apply(st, _ev(2, back), back)
+    assert returned.examples == []  # the churned observation was already labelled
+    assert st.churn.churned_ms == 0
+    assert st.churn.obs_ms == back
+    assert engine.sweep(st, "u1", back + HORIZON).examples == []
+    again = engine.sweep(st, "u1", back + HORIZON + 1)
+    assert [e["label"] for e in again.examples] == [1]
+
+
+def test_engine_next_due_ms_includes_the_churn_deadline() -> None:
+    # Refresh sweeps off (refresh_for_days < refresh_every_hours) and no triggers: the only
+    # thing due is the churn deadline.
+    cfg = config_from_dict({"scoring": {"refresh_for_days": 0.5}})
+    engine = _engine(cfg, triggers=False)
+    st = engine.apply(None, _ev(1, OBS), OBS).state
+    assert st is not None
+    assert engine.next_due_ms(st) == OBS + HORIZON + 1
+    engine.sweep(st, "u1", OBS + HORIZON + 1)
+    assert engine.next_due_ms(st) is None
+
+
+def test_engine_at_most_one_observation_per_user_per_day() -> None:
+    engine = _engine(triggers=False)
+    st = engine.apply(None, _ev(1, OBS), OBS).state
+    assert st is not None
+    engine.apply(st, _ev(2, OBS + HOUR), OBS + HOUR)
+    assert (st.churn.obs_ms, st.churn.last_obs_day) == (OBS, 0 + OBS // DAY)
+    out = engine.apply(st, _ev(3, OBS + DAY), OBS + DAY)
+    assert [e["label"] for e in out.examples] == [0]
+    assert st.churn.obs_ms == OBS + DAY
+    out = engine.apply(st, _ev(4, OBS + DAY + HOUR), OBS + DAY + HOUR)
+    assert out.examples == []
+    assert st.churn.obs_ms == OBS + DAY
+    assert st.churn.examples == 1
+
+
+def test_engine_late_event_is_late_and_changes_nothing() -> None:
+    engine = _engine()
+    st = engine.apply(None, _ev(1, OBS), OBS).state
+    assert st is not None
+    before = encode_state(st)
+    out = engine.apply(st, _ev(2, OBS + HOUR - 1, "post"), OBS + HOUR)
+    assert out.status == "late"
+    assert out.examples == [] and out.triggers == []
+    assert encode_state(st) == before
+    # a late first event creates no state
+    fresh = engine.apply(None, _ev(3, OBS, user="u2"), OBS + 1)
+    assert fresh.status == "late"
+    assert fresh.state is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed artifacts
+# ---------------------------------------------------------------------------------------------
+
+KEY = b"test-signing-key"
+UNPICKLED: list[str] = []  # flipped by Canary's unpickling
+
+
+def _flip(tag: str) -> str:
+    UNPICKLED.append(tag)
+    return tag
+
+
+class Canary:
+    """Unpickling this calls _flip: proof of whether pickle.loads ran."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (_flip, ("unpickled",))
+
+
+@pytest.fixture
+def canary_blob() -> bytes:
+    UNPICKLED.clear()
+    blob = sign_artifact(Canary(), {"name": "canary", "version": 1}, KEY)
+    assert UNPICKLED == []
+    return blob
+
+
+def _split(blob: bytes) -> tuple[dict[str, Any], bytes]:
+    line, _, payload = blob[len(MAGIC) :].partition(b"\n")
+    meta: dict[str, Any] = json.loads(line)
+    return meta, payload
+
+
+def _join(meta: dict[str, Any], payload: bytes) -> bytes:
+    return MAGIC + json.dumps(meta).encode() + b"\n" + payload
+
+
+def test_artifact_round_trip() -> None:
+    model = registry.build_model("logreg")
+    x = as_features(vec(0.5))
+    for i in range(20):
+        model.learn_one(as_features(vec(i / 10)), i % 2 == 0)
+    blob = sign_artifact(model, {"name": "logreg", "version": 7}, KEY)
+    assert blob.startswith(MAGIC)
+    loaded, meta = load_artifact(blob, KEY)
+    assert meta["name"] == "logreg" and meta["version"] == 7
+    assert "signature" not in meta
+    assert len(meta["payload_sha256"]) == 64
+    assert loaded.predict_proba_one(x) == model.predict_proba_one(x)
+    listed = read_metadata(blob)
+    assert listed["version"] == 7 and isinstance(listed["signature"], str)
+
+
+def test_artifact_round_trip_runs_the_canary(canary_blob: bytes) -> None:
+    # The positive control: a valid artifact is unpickled (so the refusals below mean it).
+    obj, _ = load_artifact(canary_blob, KEY)
+    assert obj == "unpickled"
+    assert UNPICKLED == ["unpickled"]
+
+
+def _tamper_payload(blob: bytes) -> bytes:
+    return blob[:-1] + bytes([blob[-1] ^ 0x01])
+
+
+def _tamper_payload_fix_digest(blob: bytes) -> bytes:
+    meta, _ = _split(blob)
+    evil = pickle.dumps(Canary())
+    meta["payload_sha256"] = hashlib.sha256(evil).hexdigest()
+    return _join(meta, evil)
+
+
+def _tamper_metadata(blob: bytes) -> bytes:
+    meta, payload = _split(blob)
+    meta["version"] = 999
+    return _join(meta, payload)
+
+
+def _drop_signature(blob: bytes) -> bytes:
+    meta, payload = _split(blob)
+    del meta["signature"]
+    return _join(meta, payload)
+
+
+def _non_string_signature(blob: bytes) -> bytes:
+    meta, payload = _split(blob)
+    meta["signature"] = 12345
+    return _join(meta, payload)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "key", "reason"),
+    [
+        (_tamper_payload, KEY, "bad_signature"),
+        (_tamper_payload_fix_digest, KEY, "bad_signature"),
+        (_tamper_metadata, KEY, "bad_signature"),
+        (lambda b: b, b"another-key", "bad_signature"),
+        (_drop_signature, KEY, "unsigned"),
+        (_non_string_signature, KEY, "unsigned"),
+        (lambda b: b[len(MAGIC) :], KEY, "unsigned"),  # no header
+        (lambda b: pickle.dumps(Canary()), KEY, "unsigned"),  # a bare pickle
+        (lambda b: b"", KEY, "unsigned"),
+        (lambda b: MAGIC + b'{"name": "x"}', KEY, "malformed"),  # no newline after metadata
+        (lambda b: MAGIC + b"not json\n" + _split(b)[1], KEY, "malformed"),
+    ],
+    ids=[
+        "tampered-payload", "payload-swapped-with-digest", "tampered-metadata", "wrong-key",
+        "missing-signature", "non-string-signature", "no-header", "bare-pickle", "empty",
+        "no-metadata-line", "metadata-not-json",
+    ],
+)
+def test_artifact_refusals_never_unpickle(
+    canary_blob: bytes, tamper: Callable[[bytes], bytes], key: bytes, reason: str
+) -> None:
+    with pytest.raises(ArtifactRejected) as info:
+        load_artifact(tamper(canary_blob), key)
+    assert info.value.reason == reason
+    assert UNPICKLED == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=(TypeError, AttributeError),
+    reason="bug: scoring/churn/artifacts.py:63 load_artifact calls meta.pop() on whatever "
+    "JSON the metadata line holds; a JSON array/string raises TypeError/AttributeError "
+    "instead of ArtifactRejected('malformed') (read_metadata never checks it is an object)",
+)
+@pytest.mark.parametrize("line", [b"[1, 2]", b'"text"', b"42"])
+def test_artifact_metadata_not_an_object_is_malformed(canary_blob: bytes, line: bytes) -> None:
+    with pytest.raises(ArtifactRejected) as info:
+        load_artifact(MAGIC + line + b"\n" + _split(canary_blob)[1], KEY)
+    assert info.value.reason == "malformed"
+    assert UNPICKLED == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="bug: scoring/churn/artifacts.py:66 hmac.compare_digest raises TypeError for a "
+    "non-ASCII str signature; it should be refused as ArtifactRejected('bad_signature')",
+)
+def test_artifact_non_ascii_signature_is_refused(canary_blob: bytes) -> None:
+    meta, payload = _split(canary_blob)
+    meta["signature"] = "\u00e9" * 64
+    with pytest.raises(ArtifactRejected) as info:
+        load_artifact(_join(meta, payload), KEY)
+    assert info.value.reason == "bad_signature"
+    assert UNPICKLED == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------
+
+FACTORY_CALLS: list[str] = []
+
+
+class RecordingModel:
+    """A minimal river-like binary classifier recording its calls; predicts the share of
+    True labels learned so far (0.5 before any)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.n = 0
+        self.pos = 0
+
+    def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:
+        self.calls.append(("predict", x["recency_days"]))
+        p = self.pos / self.n if self.n else 0.5
+        return {True: p, False: 1.0 - p}
+
+    def learn_one(self, x: dict[str, float], y: bool) -> None:
+        self.calls.append(("learn", (x["recency_days"], y)))
+        self.n += 1
+        self.pos += int(y)
+
+
+def my_factory() -> RecordingModel:
+    FACTORY_CALLS.append("my_factory")
+    return RecordingModel()
+
+
+def not_a_classifier() -> object:
+    return object()
+
+
+SELF = "tests.unit.test_churn"
+
+
+@pytest.mark.parametrize("name", sorted(registry.BUILTINS))
+def test_builtins_resolve_to_river_classifiers(name: str) -> None:
+    assert registry.known_model(name)
+    assert registry.resolve(name) is registry.BUILTINS[name]
+    model = registry.build_model(name)
+    assert isinstance(model, river_base.Classifier)
+    for i in range(10):
+        model.learn_one(as_features(vec(i)), i % 2 == 0)
+    proba = model.predict_proba_one(as_features(vec(3)))
+    assert 0.0 <= proba.get(True, 0.0) <= 1.0
+
+
+def test_list_models_names_the_builtins() -> None:
+    names = [n for n, _ in registry.list_models()]
+    assert names[:3] == ["logreg", "hoeffding", "forest"]
+    assert all(desc for _, desc in registry.list_models())
+
+
+def test_module_factory_path() -> None:
+    FACTORY_CALLS.clear()
+    assert registry.resolve(f"{SELF}:my_factory") is my_factory
+    model = registry.build_model(f"{SELF}:my_factory")
+    assert isinstance(model, RecordingModel)
+    assert FACTORY_CALLS == ["my_factory"]
+    cfg = config_from_dict({"churn": {"model": f"{SELF}:my_factory"}})
+    assert cfg.churn.model == f"{SELF}:my_factory"
+
+
+def test_build_model_refuses_a_non_classifier() -> None:
+    with pytest.raises(TypeError, match="river classifier"):
+        registry.build_model(f"{SELF}:not_a_classifier")
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nope", "unknown model 'nope'"),
+        ("nope", "logreg"),  # the message lists the built-ins...
+        ("nope", "module:factory"),  # ...and the other ways to name a model
+        (f"{SELF}:no_such_factory", "cannot import"),
+        ("no_such_package_xyz.models:factory", "cannot import"),
+    ],
+)
+def test_unknown_models_raise_a_helpful_key_error(name: str, message: str) -> None:
+    with pytest.raises(KeyError, match=message):
+        registry.resolve(name)
+    assert registry.known_model(name) is False
+
+
+@pytest.mark.parametrize("key", ["model", "shadow"])
+def test_config_with_an_unknown_model_names_the_key(key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"churn": {key: "nope"}})
+    assert info.value.key == f"churn.{key}"
+    assert "nope" in str(info.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="bug: scoring/churn/registry.py:61 resolve() catches only ImportError/"
+    "AttributeError; ':factory' (empty module) makes import_module raise a plain ValueError, "
+    "so known_model() raises and config_from_dict raises ValueError, not ConfigError "
+    "naming churn.model",
+)
+def test_config_with_an_empty_module_path_names_the_key() -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"churn": {"model": ":factory"}})
+    assert info.value.key == "churn.model"
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainer and predictor
+# ---------------------------------------------------------------------------------------------
+
+RECORDING = f"{SELF}:my_factory"
+
+
+def _example(recency: float, label: int) -> dict[str, Any]:
+    features = dict(zip(FEATURE_NAMES, vec(), strict=True))
+    features["recency_days"] = recency
+    return {"features": features, "label": label}
+
+
+def test_progressive_validation_predicts_before_learning() -> None:
+    trainer = ChurnTrainer(RECORDING)
+    trainer.learn(_example(1.0, 1))
+    trainer.learn(_example(2.0, 0))
+    slot = trainer.champion
+    assert slot.model.calls == [
+        ("predict", 1.0), ("learn", (1.0, True)), ("predict", 2.0), ("learn", (2.0, False)),
+    ]
+    # Brier from the *prior* predictions: 0.5 for y=1, then 1.0 (one True seen) for y=0.
+    assert slot.brier.get() == pytest.approx(((0.5 - 1) ** 2 + (1.0 - 1e-7) ** 2) / 2)
+    assert slot.metrics()["validated"] == 2
+    assert slot.learned == 2
+    assert trainer.labels == {0: 1, 1: 1}
+    assert trainer.since_publish == 2
+    status = trainer.status()
+    assert status["champion"]["name"] == RECORDING
+    assert status["champion"]["validated"] == 2
+    assert status["examples"] == {"not_churned": 1, "churned": 1}
+    assert status["shadow"] is None
+
+
+def test_progressive_validation_with_a_builtin() -> None:
+    trainer = ChurnTrainer("logreg")
+    for i in range(30):
+        trainer.learn(_example(float(i), i % 3 == 0))
+    m = trainer.status()["champion"]
+    assert m["validated"] == 30
+    assert 0.0 <= m["roc_auc"] <= 1.0 and m["log_loss"] > 0 and 0.0 <= m["brier"] <= 1.0
+
+
+def test_swap_warm_starts_from_the_buffer_without_validating() -> None:
+    trainer = ChurnTrainer("logreg", buffer_size=3)
+    for i in range(5):
+        trainer.learn(_example(float(i), i % 2))
+    trainer.since_publish = 0
+    trainer.swap(RECORDING)
+    slot = trainer.champion
+    assert slot.name == RECORDING
+    # only the last 3 (buffer size), in order, learned without prediction
+    assert slot.model.calls == [
+        ("learn", (2.0, False)), ("learn", (3.0, True)), ("learn", (4.0, False)),
+    ]
+    assert slot.learned == 3
+    assert slot.validated == 0
+    assert trainer.since_publish == 1  # a swapped champion is worth publishing
+
+
+def test_shadow_learns_the_same_examples() -> None:
+    trainer = ChurnTrainer("logreg", shadow=RECORDING)
+    assert trainer.shadow is not None
+    for i in range(4):
+        trainer.learn(_example(float(i), i % 2))
+    shadow = trainer.shadow
+    assert [c for c in shadow.model.calls if c[0] == "learn"] == [
+        ("learn", (float(i), bool(i % 2))) for i in range(4)
+    ]
+    assert shadow.validated == trainer.champion.validated == 4
+    assert trainer.status()["shadow"]["name"] == RECORDING
+
+
+def test_start_shadow_warm_starts() -> None:
+    trainer = ChurnTrainer("logreg")
+    for i in range(3):
+        trainer.learn(_example(float(i), 1))
+    trainer.start_shadow(RECORDING)
+    assert trainer.shadow is not None
+    assert trainer.shadow.learned == 3 and trainer.shadow.validated == 0
+    trainer.learn(_example(9.0, 0))
+    assert trainer.shadow.validated == 1 and trainer.shadow.learned == 4
+
+
+def test_promote_moves_the_shadow_to_champion() -> None:
+    trainer = ChurnTrainer("logreg", shadow=RECORDING)
+    trainer.learn(_example(1.0, 1))
+    shadow = trainer.shadow
+    trainer.since_publish = 0
+    trainer.promote()
+    assert trainer.champion is shadow
+    assert trainer.shadow is None
+    assert trainer.champion.validated == 1  # keeps what it learned and its metrics
+    assert trainer.since_publish == 1
+    with pytest.raises(ValueError, match="no shadow"):
+        trainer.promote()
+
+
+def test_next_version_is_monotonic() -> None:
+    trainer = ChurnTrainer("logreg")
+    trainer.learn(_example(1.0, 1))
+    v1 = trainer.next_version()
+    assert trainer.since_publish == 0
+    trainer.version = v1 + 10_000_000  # e.g. a version restored from a clock ahead of ours
+    assert trainer.next_version() == v1 + 10_000_001
+
+
+def test_predictor_none_before_a_model_and_version_ordering() -> None:
+    p = Predictor()
+    assert p.predict(vec()) is None
+    a, b = ModelSlot(RECORDING), ModelSlot(RECORDING)
+    b.model.learn_one(as_features(vec()), True)  # b predicts 1.0, a predicts 0.5
+    assert p.load(a.model, "a", 5) is True
+    assert p.predict(vec()) == 0.5
+    assert p.load(b.model, "b", 5) is False  # same version: ignored
+    assert p.load(b.model, "b", 4) is False  # older: ignored
+    assert (p.name, p.version, p.predict(vec())) == ("a", 5, 0.5)
+    assert p.load(b.model, "b", 6) is True
+    assert (p.name, p.version, p.predict(vec())) == ("b", 6, 1.0)
+
+
+def test_predictor_feeds_named_features() -> None:
+    p = Predictor()
+    slot = ModelSlot(RECORDING)
+    p.load(slot.model, "r", 1)
+    p.predict(vec(7.0))
+    assert slot.model.calls == [("predict", 7.0)]  # recency_days is the first feature
+
+
+def test_predictor_drives_the_engine_probability() -> None:
+    p = Predictor()
+    engine = _engine(predict=p.predict, triggers=False)
+    st = engine.apply(None, _ev(1, OBS), OBS).state
+    assert isinstance(st, UserState)
+    assert engine.sweep(st, "u1", OBS + DAY).churn_probability is None
+    assert engine.score_record(st, "u1", OBS + DAY)["churn_probability"] is None
+    p.load(ModelSlot(RECORDING).model, "r", 1)
+    assert engine.sweep(st, "u1", OBS + 2 * DAY).churn_probability == 0.5
+    assert engine.score_record(st, "u1", OBS + 2 * DAY)["churn_probability"] == 0.5
