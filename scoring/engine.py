@@ -123,6 +123,15 @@ class ScoringEngine:
         etype = event.type
         day = ts // MS_PER_DAY
         first = state.events == 0
+        user_id = event.user_id
+        examples: list[dict[str, Any]] = []
+        was_churned = state.churn.churned_ms != 0
+        if self.churn is not None and not first:
+            # before the event changes the state: open observations see the state they saw
+            examples = self.churn.on_activity(
+                state.churn, user_id, ts, lambda t: self.view(state, t).feature_vector()
+            )
+            was_churned = was_churned or any(e["label"] == 1 for e in examples)
         previous_last = state.last_ms
         amount = event.amount * self.money_sign[etype] if event.amount else 0.0
         state.last_ms = self.dimensions.add(state.dims, state.last_ms, etype, ts, event.amount)
@@ -135,14 +144,6 @@ class ScoringEngine:
         state.events += 1
         state.monetary += amount
         now = state.last_ms
-        examples: list[dict[str, Any]] = []
-        was_churned = state.churn.churned_ms != 0
-        user_id = event.user_id
-        if self.churn is not None:
-            examples = self.churn.on_activity(
-                state.churn, user_id, ts, lambda: self.view(state, ts).feature_vector()
-            )
-            was_churned = was_churned or any(e["label"] == 1 for e in examples)
         score = self.dimensions.composite(state.dims)
         previous_tier = self.tiers.update(state, score, now)
         triggers: list[dict[str, Any]] = []
@@ -155,6 +156,12 @@ class ScoringEngine:
                 new_active_day=new_day,
             )
             triggers = self.triggers.evaluate(ctx)
+            if triggers and self.churn is not None:
+                probability = self.predict_view(ctx.view)
+                for trigger in triggers:
+                    trigger["churn_probability"] = (
+                        None if probability is None else round(probability, 4)
+                    )
         return Outcome("scored", state, now, triggers, examples)
 
     # -- time passing -----------------------------------------------------------------------
@@ -164,7 +171,9 @@ class ScoringEngine:
         now = max(watermark_ms, state.last_ms)
         examples: list[dict[str, Any]] = []
         if self.churn is not None:
-            examples = self.churn.on_watermark(state.churn, user_id, now)
+            examples = self.churn.on_watermark(
+                state.churn, user_id, now, lambda t: self.view(state, t).feature_vector()
+            )
         view = self.view(state, now)
         previous_tier = self.tiers.update(state, view.engagement_score, now)
         probability = self.predict_view(view)
@@ -183,7 +192,8 @@ class ScoringEngine:
         """The earliest watermark at which `sweep` has something to do for this user."""
         due: list[int] = []
         last = state.last_ms
-        refresh = max(last, state.last_sweep_ms) + self.refresh_ms
+        # every user is revisited daily (not pushed back by each event), while not long gone
+        refresh = (state.last_sweep_ms or state.first_ms) + self.refresh_ms
         if refresh <= last + self.refresh_for_ms:
             due.append(refresh)
         tier_due = self.tiers.next_due_ms(state)

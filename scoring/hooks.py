@@ -33,15 +33,20 @@ class ChurnHooks(Protocol):
         churn_state: ChurnState,
         user_id: str,
         event_ms: int,
-        features: Callable[[], list[float]],
+        features_at: Callable[[int], list[float]],
     ) -> list[dict[str, Any]]:
-        """A counted event: resolve the open observation point if this is a later day, and open
-        a new one (at most one per user per day). Returns resolved examples."""
+        """A counted event, *before* it changes the state: resolve open observation points
+        (a return within the horizon, or after it). Returns resolved examples."""
 
     def on_watermark(
-        self, churn_state: ChurnState, user_id: str, watermark_ms: int
+        self,
+        churn_state: ChurnState,
+        user_id: str,
+        watermark_ms: int,
+        features_at: Callable[[int], list[float]],
     ) -> list[dict[str, Any]]:
-        """Resolve the open observation as churned once the watermark passes its horizon."""
+        """A sweep: resolve points whose horizon the watermark passed as churned, and open
+        today's observation point (at most one per user per day)."""
 
     def next_due_ms(self, churn_state: ChurnState) -> int | None:
         """Earliest watermark at which on_watermark would change something."""

@@ -140,13 +140,9 @@ def _open_sink(args: argparse.Namespace) -> Sink:
 
 def run(args: argparse.Namespace) -> int:
     """Run `engage simulate` with parsed arguments; returns the exit status."""
-    try:
-        _check(args)
-        start_ms = _parse_start(args.start)
-        mix = _parse_mix(getattr(args, "mix", None))
-    except UsageError as exc:
-        print(f"engage simulate: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    _check(args)  # UsageError: the caller prints usage and the message
+    start_ms = _parse_start(args.start)
+    mix = _parse_mix(getattr(args, "mix", None))
     truth_path = args.truth or (default_truth_path(args.out) if args.out else DEFAULT_TOPIC_TRUTH)
 
     sim = simulate(users=args.users, days=args.days, seed=args.seed, start_ms=start_ms, mix=mix)
@@ -216,7 +212,10 @@ def _pump(args: argparse.Namespace, stream: Any, total: int) -> tuple[int, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="engage simulate", description=__doc__)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except UsageError as exc:
+        parser.error(str(exc))
 
 
 __all__ = ["Truth", "UsageError", "add_arguments", "default_truth_path", "main", "run"]

@@ -58,7 +58,7 @@ class Metrics:
         )
         self.triggers_suppressed = Counter(
             "engage_triggers_suppressed_total",
-            "Triggers not emitted, by type and reason (cooldown, daily_cap, already_served).",
+            "Triggers not emitted, by type and reason (cooldown, daily_cap).",
             ["type", "reason"], registry=r,
         )
         self.churn_examples = Counter(

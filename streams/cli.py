@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _broker_arg(p)
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--scores", action="store_true", help="also print every score update")
+    p.add_argument("--topic-prefix", default="", help="as given to the worker (demo: 'demo.')")
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser(
@@ -238,7 +239,10 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from streams.watch import watch
 
-    return watch(_broker(args), seconds=args.seconds, show_scores=args.scores)
+    from streams.topics import TopicNames
+
+    return watch(_broker(args), seconds=args.seconds, show_scores=args.scores,
+                 names=TopicNames(prefix=args.topic_prefix))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -250,14 +254,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            chosen: argparse.ArgumentParser = action.choices[command]
+            return chosen
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    from simulator.cli import UsageError as SimulatorUsageError
     try:
         return func(args)
-    except UsageError as exc:
-        parser.exit(2, f"engage {args.command}: {exc}\n")
+    except (UsageError, SimulatorUsageError) as exc:
+        _subparser(parser, args.command).print_usage(sys.stderr)
+        parser.exit(2, f"engage {args.command}: error: {exc}\n")
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # last resort: one clear line, not a traceback

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from streams.settings import env_broker
-from streams.topics import TopicNames, ensure_topics
+from scoring.timeutil import format_rfc3339_ms
+from streams.topics import TopicNames, delete_topics, ensure_topics, topic_specs
 from streams.watch import watch
 
 
@@ -50,12 +51,19 @@ def run_demo(
         broker = local.bootstrap
     else:
         broker = env_broker()
-    ensure_topics(broker, TopicNames(), 4)
+    # Every demo starts clean: its own topics under the `demo.` prefix and a new app id, so
+    # a second run is not judged against the first run's watermarks and state.
+    names = TopicNames(prefix="demo.")
+    delete_topics(broker, [s.name for s in topic_specs(names, 4)])
+    time.sleep(1)
+    ensure_topics(broker, names, 4)
+    run_id = time.strftime("%Y%m%d%H%M%S")
     logs = Path("var/demo")
     engage = [sys.executable, "-m", "streams.cli"]
     worker = _start(
         [*engage, "worker", "--broker", broker, "--metrics-port", str(metrics_port),
-         "--web-port", str(web_port), "--idle-advance-seconds", "10", "--tick-seconds", "2"],
+         "--web-port", str(web_port), "--idle-advance-seconds", "10", "--tick-seconds", "2",
+         "--topic-prefix", names.prefix, "--app-id", f"engage-demo-{run_id}"],
         logs / "worker.log",
     )
     print(f"worker started (pid {worker.pid}); log {logs / 'worker.log'}", flush=True)
@@ -63,8 +71,11 @@ def run_demo(
     print(f"lookup   http://127.0.0.1:{web_port}/users/<user_id>/   "
           f"leaderboard http://127.0.0.1:{web_port}/leaderboard/", flush=True)
     time.sleep(8)  # let the worker join its group before traffic starts
+    # 60 simulated days ending now: paced live, event time never runs ahead of the clock
+    start_ms = int(time.time() * 1000) - 60 * 86_400_000
     simulator = _start(
-        [*engage, "simulate", "--users", str(users), "--days", "60", "--topic", "interactions",
+        [*engage, "simulate", "--users", str(users), "--days", "60",
+         "--topic", names.interactions, "--start", format_rfc3339_ms(start_ms),
          "--broker", broker, "--live", "--speed", str(speed), "--no-progress",
          "--invalid-share", "0.01"],
         logs / "simulator.log",
@@ -72,7 +83,7 @@ def run_demo(
     print(f"simulator started (pid {simulator.pid}): {users} users, {speed:.0f}x real time; "
           "triggers follow (Ctrl-C stops)\n", flush=True)
     try:
-        watch(broker, seconds=seconds)
+        watch(broker, seconds=seconds, names=names)
     finally:
         _stop(simulator)
         _stop(worker)

@@ -70,7 +70,8 @@ def format_status(status: dict[str, Any]) -> str:
         shown = "  ".join(
             f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
         )
-        lines.append(f"{role:<9} {model.get('name')} v{model.get('version')}  {shown}")
+        version = f" v{model['version']}" if model.get("version") else ""
+        lines.append(f"{role:<9} {model.get('name')}{version}  {shown}")
     available = status.get("available")
     if available:
         lines.append("available: " + ", ".join(available))

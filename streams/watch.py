@@ -11,9 +11,12 @@ from kafka import KafkaConsumer
 from streams.topics import TRIGGER_TYPES, TopicNames
 
 
-def watch(broker: str, seconds: float | None = None, show_scores: bool = False) -> int:
+def watch(
+    broker: str, seconds: float | None = None, show_scores: bool = False,
+    names: TopicNames | None = None,
+) -> int:
     """Print each trigger as it lands, and a score summary every few seconds."""
-    names = TopicNames()
+    names = names or TopicNames()
     topics = [names.trigger(t) for t in TRIGGER_TYPES] + [names.scores, names.dlq]
     consumer = KafkaConsumer(
         *topics, bootstrap_servers=broker, auto_offset_reset="latest",

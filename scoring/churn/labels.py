@@ -1,19 +1,21 @@
 """Observation points and delayed churn labels, resolved in event time.
 
 Definitions (docs/models.md):
-- An *observation point* is the user's first counted event of a UTC day, at most one open
-  per user; it stores the feature vector at that moment.
-- It resolves **not churned (0)** when the user is active on a *later* day at a time
-  <= observed_at + horizon (activity exactly at the horizon counts as a return).
+- An *observation point* is taken at the user's daily refresh sweep (at most one per user per
+  UTC day), so the moments a model learns from are the moments it is asked about: active
+  users a few hours after their last event, silent users days into their silence.
+- It resolves **not churned (0)** when the user has a counted event at a time t with
+  observed_at < t <= observed_at + horizon (activity exactly at the horizon is a return).
 - It resolves **churned (1)** when the partition's watermark passes observed_at + horizon
-  with no such activity (or, equivalently, when the next activity comes after the horizon).
-Each observation yields exactly one example; a churned user gets no new observation until
-they return, so a long-gone user does not keep producing positive labels.
+  with no such event (or, equivalently, when the next event comes after the horizon).
+- Features are not stored: between an observation and its resolution no event has changed
+  the user's state (an event would have resolved it), so they are recomputed from the state
+  at the observation time, exactly. A user has at most horizon/1 day open points.
+- A user labelled churned gets no new observation until they return.
 """
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,15 +25,7 @@ from scoring.features import FEATURE_NAMES
 from scoring.timeutil import format_rfc3339_ms
 from scoring.windows import MS_PER_DAY
 
-
-def pack(features: Sequence[float]) -> bytes:
-    return array("f", features).tobytes()
-
-
-def unpack(blob: bytes) -> list[float]:
-    values = array("f")
-    values.frombytes(blob)
-    return [round(v, 5) for v in values]
+FeaturesAt = Callable[[int], list[float]]
 
 
 class ChurnLabels:
@@ -50,50 +44,63 @@ class ChurnLabels:
     def predict(self, features: Sequence[float]) -> float | None:
         return self._predict(features)
 
-    def _resolve(
-        self, cs: ChurnState, user_id: str, label: int, resolved_ms: int
+    def _example(
+        self, user_id: str, obs_ms: int, label: int, resolved_ms: int, features_at: FeaturesAt
     ) -> dict[str, Any]:
-        example = {
+        return {
             "schema": "churn-example/v1",
             "user_id": user_id,
-            "observed_at": format_rfc3339_ms(cs.obs_ms),
+            "observed_at": format_rfc3339_ms(obs_ms),
             "resolved_at": format_rfc3339_ms(resolved_ms),
             "label": label,
-            "features": dict(zip(FEATURE_NAMES, unpack(cs.obs_features), strict=True)),
+            "features": {
+                n: round(v, 6) for n, v in zip(FEATURE_NAMES, features_at(obs_ms), strict=True)
+            },
         }
-        cs.obs_ms = 0
-        cs.obs_features = b""
-        cs.examples += 1
-        if label:
-            cs.churned_ms = resolved_ms
-        return example
 
     def on_activity(
-        self,
-        cs: ChurnState,
-        user_id: str,
-        event_ms: int,
-        features: Callable[[], list[float]],
+        self, cs: ChurnState, user_id: str, event_ms: int, features_at: FeaturesAt
     ) -> list[dict[str, Any]]:
-        examples: list[dict[str, Any]] = []
-        day = event_ms // MS_PER_DAY
-        if cs.obs_ms and day > cs.obs_ms // MS_PER_DAY:
-            deadline = cs.obs_ms + self.horizon_ms
+        """A counted event at `event_ms`; call *before* the event changes the state."""
+        if not cs.obs:
+            cs.churned_ms = 0
+            return []
+        examples = []
+        kept = []
+        for obs_ms in cs.obs:
+            if event_ms <= obs_ms:
+                kept.append(obs_ms)  # a late event from before the observation: not a return
+                continue
+            deadline = obs_ms + self.horizon_ms
             if event_ms <= deadline:
-                examples.append(self._resolve(cs, user_id, 0, event_ms))
+                examples.append(self._example(user_id, obs_ms, 0, event_ms, features_at))
             else:
-                examples.append(self._resolve(cs, user_id, 1, deadline))
+                examples.append(self._example(user_id, obs_ms, 1, deadline, features_at))
+        cs.obs = kept
+        cs.examples += len(examples)
         cs.churned_ms = 0  # active again (the engine read the flag before calling)
-        if not cs.obs_ms and day > cs.last_obs_day:
-            cs.obs_ms = event_ms
-            cs.obs_features = pack(features())
+        return examples
+
+    def on_watermark(
+        self, cs: ChurnState, user_id: str, watermark_ms: int, features_at: FeaturesAt
+    ) -> list[dict[str, Any]]:
+        """Resolve points whose horizon the watermark passed; open today's point if due."""
+        examples = []
+        kept = []
+        for obs_ms in cs.obs:
+            deadline = obs_ms + self.horizon_ms
+            if watermark_ms > deadline:
+                examples.append(self._example(user_id, obs_ms, 1, deadline, features_at))
+                cs.churned_ms = deadline
+            else:
+                kept.append(obs_ms)
+        cs.obs = kept
+        cs.examples += len(examples)
+        day = watermark_ms // MS_PER_DAY
+        if not cs.churned_ms and day > cs.last_obs_day:
+            cs.obs.append(watermark_ms)
             cs.last_obs_day = day
         return examples
 
-    def on_watermark(self, cs: ChurnState, user_id: str, watermark_ms: int) -> list[dict[str, Any]]:
-        if cs.obs_ms and watermark_ms > cs.obs_ms + self.horizon_ms:
-            return [self._resolve(cs, user_id, 1, cs.obs_ms + self.horizon_ms)]
-        return []
-
     def next_due_ms(self, cs: ChurnState) -> int | None:
-        return cs.obs_ms + self.horizon_ms + 1 if cs.obs_ms else None
+        return min(cs.obs) + self.horizon_ms + 1 if cs.obs else None

@@ -133,7 +133,10 @@ class TriggerRules:
         features = {"engagement_score": _r(score), "from_threshold": self.tier_thresholds[old],
                     "to_threshold": self.tier_thresholds[new]}
         direction = "promotion" if new > old else "demotion"
-        out.append(Candidate("tier_change", f"{names[old]}->{names[new]}@{ctx.now_ms}",
+        # promotions happen on an event (its time is stable under reprocessing); demotions on a
+        # sweep, whose exact time depends on batching, so they are named by their UTC day
+        when = ctx.now_ms if new > old else f"day{ctx.now_ms // MS_PER_DAY}"
+        out.append(Candidate("tier_change", f"{names[old]}->{names[new]}@{when}",
                              f"tier_change.{direction}", features,
                              {"from_tier": names[old], "to_tier": names[new],
                               "direction": direction}))

@@ -1,0 +1,120 @@
+"""Worker throughput through the real broker, against a bare Faust agent, in one run.
+
+Produces N simulated events to a fresh input topic once; then, for each run, a bare Faust
+agent that only consumes that topic (benchmarks/bare_faust_consumer.py) and the real
+`engage worker` (decode, score, state table with changelog, score records, triggers, churn
+examples) each read it from the beginning with their own consumer group. Rates count from
+the first to the last event consumed; the median per side and their ratio are printed.
+
+    python benchmarks/bench_worker.py [--events 100000] [--runs 2] [--broker HOST:PORT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from benchmarks.common import median
+from simulator import generate
+from streams.topics import TopicNames, ensure_topics
+from tests.integration.worker_process import free_port, produce
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bare_rate(broker: str, topic: str, n: int) -> float:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bare_faust_consumer.py"), broker, topic,
+         str(n), f"bare-{uuid.uuid4().hex[:6]}"],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]
+    r = json.loads(line)
+    return float(r["count"] / (r["last_s"] - r["first_s"]))
+
+
+def consumed(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("engage_events_consumed_total{"))
+
+
+def worker_rate(broker: str, names: TopicNames, n: int, partitions: int) -> float:
+    metrics_port = free_port()
+    app = f"bench-{uuid.uuid4().hex[:6]}"
+    with tempfile.TemporaryDirectory() as data:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--broker", broker,
+             "--topic-prefix", names.prefix, "--app-id", app, "--partitions", str(partitions),
+             "--metrics-port", str(metrics_port), "--web-port", str(free_port()),
+             "--data-dir", data, "--log-level", "error"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        try:
+            first = last = None
+            deadline = time.monotonic() + 900
+            while time.monotonic() < deadline:
+                count = consumed(metrics_port)
+                now = time.monotonic()
+                if count and first is None:
+                    first, first_count = now, count
+                if count >= n:
+                    last = now
+                    break
+                time.sleep(0.1)
+            assert first is not None and last is not None, "worker did not finish"
+            return (n - first_count) / (last - first)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--broker", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    args = parser.parse_args()
+    broker = args.broker
+    if broker is None:
+        from deploy.local_kafka import default_broker, up
+
+        local = default_broker()
+        up(local)
+        broker = local.bootstrap
+    names = TopicNames(prefix=f"bench{uuid.uuid4().hex[:6]}.")
+    ensure_topics(broker, names, args.partitions)
+    stream, _ = generate(users=max(100, args.events // 300), days=30, seed=4,
+                         max_events=args.events)
+    records = [(e["user_id"].encode(), json.dumps(e).encode()) for e in stream]
+    produce(broker, names.interactions, records)
+    n = len(records)
+    bare, worker = [], []
+    for _ in range(args.runs):
+        bare.append(bare_rate(broker, names.interactions, n))
+        worker.append(worker_rate(broker, names, n, args.partitions))
+    print(json.dumps({
+        "events": n, "runs": args.runs, "partitions": args.partitions,
+        "bare_faust_events_per_s": round(median(bare)),
+        "worker_events_per_s": round(median(worker)),
+        "worker_to_bare_ratio": round(median(worker) / median(bare), 3),
+        "bare_runs": [round(x) for x in bare], "worker_runs": [round(x) for x in worker],
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""CLI misuse: a clear message and usage on stderr, exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return int(info.value.code or 0), err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: COMMAND"),
+        (["bogus"], "invalid choice: 'bogus'"),
+        (["replay"], "the following arguments are required: input"),
+        (["replay", "/no/such/file.jsonl"], "input file not found"),
+        (["worker", "--partitions", "0"], "must be > 0"),
+        (["model", "swap"], "needs a model NAME"),
+        (["model", "dance"], "invalid choice: 'dance'"),
+        (["simulate", "--users", "5"], "exactly one of --out FILE or --topic TOPIC"),
+        (["config", "check", "/no/such/rules.toml"], "config file not found"),
+    ],
+)
+def test_misuse_prints_usage_and_exits_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run(argv, capsys)
+    assert code == 2
+    assert message in err
+    assert "usage: engage" in err
+
+
+def test_bad_as_of_is_explained(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = tmp_path / "e.jsonl"
+    events.write_text("")
+    code, err = run(["replay", str(events), "--as-of", "yesterday"], capsys)
+    assert code == 2 and "neither RFC 3339" in err
+
+
+def test_bad_config_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[scoring]\nhalf_life_days = -2\n")
+    code, err = run(["config", "check", str(rules)], capsys)
+    assert code == 2 and "`scoring.half_life_days`" in err and "greater than 0" in err
+
+
+def test_replay_writes_snapshot_and_triggers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from simulator import generate
+
+    stream, _ = generate(users=20, days=10, seed=2)
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(e) for e in stream) + "\n")
+    snapshot, triggers = tmp_path / "snap.jsonl", tmp_path / "trig.jsonl"
+    assert main(["replay", str(events), "--snapshot", str(snapshot), "--triggers",
+                 str(triggers), "--no-progress"]) == 0
+    rows = [json.loads(line) for line in snapshot.read_text().splitlines()]
+    assert len(rows) == 20
+    for key in ("user_id", "as_of", "engagement_score", "dimensions", "tier",
+                "days_since_last_event", "churn_probability"):
+        assert key in rows[0]
+    assert all(json.loads(line)["trigger_id"] for line in triggers.read_text().splitlines())
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["users"] == 20
