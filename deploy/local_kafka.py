@@ -102,12 +102,20 @@ def resolve_jars(broker: LocalBroker) -> None:
         shutil.rmtree(broker.libs)
     broker.libs.mkdir(parents=True)
     cmd = [
-        "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-        f"-DoutputDirectory={broker.libs}", "-DincludeScope=runtime",
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={broker.libs}",
+        "-DincludeScope=runtime",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise BrokerError("Maven could not resolve Kafka:\n" + (result.stdout + result.stderr)[-3000:])
+        raise BrokerError(
+            "Maven could not resolve Kafka:\n" + (result.stdout + result.stderr)[-3000:]
+        )
     marker.write_text(POM.read_text())
 
 
@@ -141,10 +149,16 @@ def _properties(broker: LocalBroker) -> str:
 
 def _java_cmd(broker: LocalBroker, main_class: str, *args: str) -> list[str]:
     return [
-        "java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
+        "java",
+        "-Xms256m",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
         f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
         f"-Dkafka.logs.dir={broker.log_dir}",
-        "-cp", str(broker.libs / "*"), main_class, *args,
+        "-cp",
+        str(broker.libs / "*"),
+        main_class,
+        *args,
     ]
 
 
@@ -157,12 +171,20 @@ def format_storage(broker: LocalBroker) -> None:
         return
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     cmd = _java_cmd(
-        broker, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-        "-c", str(broker.properties_file), "--standalone",
+        broker,
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cluster_id,
+        "-c",
+        str(broker.properties_file),
+        "--standalone",
     )
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise BrokerError("formatting KRaft storage failed:\n" + (result.stdout + result.stderr)[-3000:])
+        raise BrokerError(
+            "formatting KRaft storage failed:\n" + (result.stdout + result.stderr)[-3000:]
+        )
 
 
 def _pid(broker: LocalBroker) -> int | None:
@@ -191,7 +213,8 @@ def answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
 
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=int(timeout_s * 1000),
             client_id="engage-broker-probe",
         )
     except (KafkaError, OSError, ValueError):
@@ -218,7 +241,10 @@ def up(broker: LocalBroker, timeout_s: float = START_TIMEOUT_S) -> str:
         return f"broker already running on {broker.bootstrap} (pid {_pid(broker)})"
     if port_open(broker.port) and _pid(broker) is None:
         if answers(broker.bootstrap):
-            return f"a broker not started by this script already answers on {broker.bootstrap}; using it"
+            return (
+                f"a broker not started by this script already answers on {broker.bootstrap}; "
+                "using it"
+            )
         raise BrokerError(f"port {broker.port} is taken by another process")
     resolve_jars(broker)
     format_storage(broker)
@@ -227,7 +253,9 @@ def up(broker: LocalBroker, timeout_s: float = START_TIMEOUT_S) -> str:
         with broker.stdout_file.open("ab") as out:
             proc = subprocess.Popen(
                 _java_cmd(broker, "kafka.Kafka", str(broker.properties_file)),
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         broker.pid_file.write_text(str(proc.pid))
@@ -237,7 +265,9 @@ def up(broker: LocalBroker, timeout_s: float = START_TIMEOUT_S) -> str:
             broker.pid_file.unlink(missing_ok=True)
             raise BrokerError(
                 "the broker exited during start-up. Last lines of its log:\n"
-                + tail(broker.log_file) + "\n" + tail(broker.stdout_file, 15)
+                + tail(broker.log_file)
+                + "\n"
+                + tail(broker.stdout_file, 15)
             )
         if port_open(broker.port) and answers(broker.bootstrap, timeout_s=3):
             return f"broker up on {broker.bootstrap} (pid {_pid(broker)}, logs {broker.log_file})"
@@ -290,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     base = default_broker()
     port = args.port or base.port
     broker = LocalBroker(
-        port=port, controller_port=args.controller_port or (port + 1 if args.port else base.controller_port),
+        port=port,
+        controller_port=args.controller_port or (port + 1 if args.port else base.controller_port),
         home=base.home,
     )
     try:

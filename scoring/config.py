@@ -6,6 +6,7 @@ key by key, so it only needs what it changes. Every error names the key's path.
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -32,22 +33,21 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
-class EventsConfig(_Section):
+class EventsConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Validation limits for incoming events."""
 
     max_bytes: int = 16_384
     max_future_seconds: float = 300.0
-    max_properties: int = 32
 
 
-class EventTypeConfig(_Section):
+class EventTypeConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """What one event type contributes to each dimension (per event, and per unit of amount)."""
 
     weights: dict[str, float] = msgspec.field(default_factory=dict)
     amount_weights: dict[str, float] = msgspec.field(default_factory=dict)
 
 
-class DimensionConfig(_Section):
+class DimensionConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A decayed sum with its own half-life, and how it enters the composite score."""
 
     half_life_days: float | None = None  # None: scoring.half_life_days
@@ -55,18 +55,18 @@ class DimensionConfig(_Section):
     saturation: float = 10.0  # the value at which this dimension reaches 63% of its share
 
 
-class TierLevel(_Section):
+class TierLevel(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     name: str
     min_score: float
 
 
-class TiersConfig(_Section):
+class TiersConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     demotion_margin: float = 5.0
     demotion_grace_days: float = 7.0
     levels: tuple[TierLevel, ...] = ()
 
 
-class ScoringConfig(_Section):
+class ScoringConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     half_life_days: float = 14.0
     lateness_seconds: float = 3600.0
     burst_cap_per_minute: int = 20
@@ -76,7 +76,7 @@ class ScoringConfig(_Section):
     dimensions: dict[str, DimensionConfig] = msgspec.field(default_factory=dict)
 
 
-class EngageConfig(_Section):
+class EngageConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     events: EventsConfig = msgspec.field(default_factory=EventsConfig)
     scoring: ScoringConfig = msgspec.field(default_factory=ScoringConfig)
     event_types: dict[str, EventTypeConfig] = msgspec.field(default_factory=dict)
@@ -173,15 +173,16 @@ def _check(c: EngageConfig) -> None:
         raise ConfigError("event_types", "at least one event type is required")
     for etype, spec in c.event_types.items():
         for kind, table in (("weights", spec.weights), ("amount_weights", spec.amount_weights)):
-            for dim in table:
-                if dim not in DIMENSIONS:
+            for dim_name in table:
+                if dim_name not in DIMENSIONS:
                     raise ConfigError(
-                        f"event_types.{etype}.{kind}.{dim}", f"unknown dimension; use {DIMENSIONS}"
+                        f"event_types.{etype}.{kind}.{dim_name}",
+                        f"unknown dimension; use {DIMENSIONS}",
                     )
     levels = c.tiers.levels
     if not levels:
         raise ConfigError("tiers.levels", "at least one tier is required")
-    for i, (lo, hi) in enumerate(zip(levels, levels[1:], strict=False)):
+    for i, (lo, hi) in enumerate(itertools.pairwise(levels)):
         if not hi.min_score > lo.min_score:
             raise ConfigError(
                 f"tiers.levels[{i + 1}].min_score", "tiers must be listed in increasing min_score"

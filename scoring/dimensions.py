@@ -33,11 +33,17 @@ class DimensionModel:
         self.contributions: dict[str, tuple[list[float], list[float] | None]] = {}
         for etype, spec in config.event_types.items():
             w = [spec.weights.get(d, 0.0) for d in DIMENSIONS]
-            a = [spec.amount_weights.get(d, 0.0) for d in DIMENSIONS] if spec.amount_weights else None
+            a = (
+                [spec.amount_weights.get(d, 0.0) for d in DIMENSIONS]
+                if spec.amount_weights
+                else None
+            )
             self.contributions[etype] = (w, a)
         self._ln2 = math.log(2.0)
 
-    def add(self, dims: list[float], ref_ms: int, event_type: str, ts_ms: int, amount: float) -> int:
+    def add(
+        self, dims: list[float], ref_ms: int, event_type: str, ts_ms: int, amount: float
+    ) -> int:
         """Add one event to `dims` (in place); returns the new reference time."""
         weights, amount_weights = self.contributions[event_type]
         delta = weights

@@ -62,14 +62,18 @@ class Driver:
 
     def event(self, partition: int, event: Event, staged: dict[str, UserState]) -> Outcome:
         """Apply one event on its partition; staged holds the working states (mutated)."""
-        clock = self.clock(partition)
-        outcome = self.engine.apply(self._state(event.user_id, staged), event, clock.watermark_ms)
+        clock = self.clocks.get(partition) or self.clock(partition)
+        user_id = event.user_id
+        state = staged.get(user_id)
+        if state is None:
+            state = self.load(user_id)
+        outcome = self.engine.apply(state, event, clock.watermark_ms)
         if outcome.status == "late" or outcome.state is None:
             return outcome
         clock.observe(event.ts_ms)
-        staged[event.user_id] = outcome.state
+        staged[user_id] = outcome.state
         if outcome.status == "scored":
-            self._reschedule(partition, event.user_id, outcome.state, clock.watermark_ms)
+            self._reschedule(partition, user_id, outcome.state, clock.watermark_ms)
         return outcome
 
     def _reschedule(self, partition: int, user_id: str, state: UserState, after_ms: int) -> None:

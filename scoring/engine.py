@@ -174,6 +174,13 @@ class ScoringEngine:
             examples = self.churn.on_watermark(
                 state.churn, user_id, now, lambda t: self.view(state, t).feature_vector()
             )
+        probability: float | None = None
+        if self.churn is None and self.triggers is None:  # scores only: no need for a view
+            dims = self.dimensions
+            score = dims.composite(dims.at(state.dims, state.last_ms, now))
+            previous_tier = self.tiers.update(state, score, now)
+            state.last_sweep_ms = now
+            return Outcome("swept", state, now, [], examples, probability)
         view = self.view(state, now)
         previous_tier = self.tiers.update(state, view.engagement_score, now)
         probability = self.predict_view(view)

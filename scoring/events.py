@@ -65,7 +65,6 @@ class EventRules(msgspec.Struct, frozen=True):
     known_types: frozenset[str]
     max_bytes: int = 16_384
     max_future_ms: int = 300_000
-    max_properties: int = 32
 
     @classmethod
     def from_config(cls, config: EngageConfig) -> EventRules:
@@ -73,7 +72,6 @@ class EventRules(msgspec.Struct, frozen=True):
             known_types=frozenset(config.event_types),
             max_bytes=config.events.max_bytes,
             max_future_ms=int(config.events.max_future_seconds * 1000),
-            max_properties=config.events.max_properties,
         )
 
 
@@ -97,7 +95,9 @@ def _reason_of(message: str) -> str:
 def decode_event(raw: bytes, *, now_ms: int, rules: EventRules) -> Event:
     """Validate one message value; raises InvalidEvent with a reason code."""
     if len(raw) > rules.max_bytes:
-        raise InvalidEvent("oversized", f"{len(raw)} bytes exceeds events.max_bytes={rules.max_bytes}")
+        raise InvalidEvent(
+            "oversized", f"{len(raw)} bytes exceeds events.max_bytes={rules.max_bytes}"
+        )
     try:
         wire = _decoder.decode(raw)
     except msgspec.ValidationError as exc:
@@ -108,12 +108,11 @@ def decode_event(raw: bytes, *, now_ms: int, rules: EventRules) -> Event:
     if wire.type not in rules.known_types:
         raise InvalidEvent("unknown_type", f"event type {wire.type!r} is not configured")
     ts = wire.ts
-    if isinstance(ts, int):
-        ts_ms = ts
-    else:
-        ts_ms = round(ts.timestamp() * 1000)
+    ts_ms = ts if isinstance(ts, int) else round(ts.timestamp() * 1000)
     if ts_ms < MIN_TS_MS:
-        raise InvalidEvent("bad_timestamp", f"ts {ts!r} is before 2000-01-01 (seconds instead of ms?)")
+        raise InvalidEvent(
+            "bad_timestamp", f"ts {ts!r} is before 2000-01-01 (seconds instead of ms?)"
+        )
     if ts_ms > now_ms + rules.max_future_ms:
         raise InvalidEvent(
             "future_timestamp",
@@ -122,11 +121,10 @@ def decode_event(raw: bytes, *, now_ms: int, rules: EventRules) -> Event:
         )
     props = wire.properties
     amount = 0.0
-    if props is not None:
-        if props.amount is not None:
-            if props.amount != props.amount or abs(props.amount) > 1e12:
-                raise InvalidEvent("invalid_field", "properties.amount must be a finite number")
-            amount = props.amount
+    if props is not None and props.amount is not None:
+        if props.amount != props.amount or abs(props.amount) > 1e12:
+            raise InvalidEvent("invalid_field", "properties.amount must be a finite number")
+        amount = props.amount
     return Event(wire.event_id, wire.user_id, wire.type, ts_ms, amount, wire.channel, props)
 
 

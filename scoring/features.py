@@ -16,7 +16,7 @@ from scoring.windows import (
     MS_PER_DAY,
     active_days_in_window,
     amount_in_window,
-    counts_in_window,
+    counts_in_windows,
     current_streak,
     typical_gap_days,
 )
@@ -60,8 +60,7 @@ class UserView:
         self.now_ms = now_ms
         self.dimensions = model.at(state.dims, state.last_ms, now_ms)
         self.engagement_score = model.composite(self.dimensions)
-        self.counts_7d = counts_in_window(state, now_day, 7)
-        self.counts_28d = counts_in_window(state, now_day, 28)
+        self.counts_7d, self.counts_28d = counts_in_windows(state, now_day)
         self.events_7d = sum(self.counts_7d.values())
         self.events_28d = sum(self.counts_28d.values())
         self.active_days_7 = active_days_in_window(state, now_day, 7)

@@ -20,4 +20,6 @@ def parse_rfc3339_ms(text: str) -> int:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if dt.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no UTC offset")
-    return int(dt.timestamp() * 1000) if dt.microsecond % 1000 == 0 else round(dt.timestamp() * 1000)
+    return (
+        int(dt.timestamp() * 1000) if dt.microsecond % 1000 == 0 else round(dt.timestamp() * 1000)
+    )

@@ -85,6 +85,21 @@ def counts_in_window(state: UserState, now_day: int, span: int) -> dict[int, int
     return out
 
 
+def counts_in_windows(state: UserState, now_day: int) -> tuple[dict[int, int], dict[int, int]]:
+    """Events by type code over the 7 and the 28 days ending with `now_day`, in one pass."""
+    offset = now_day - state.anchor_day
+    week: dict[int, int] = {}
+    month: dict[int, int] = {}
+    for age, by_type in state.day_counts.items():
+        age += offset
+        if age < WINDOW_DAYS:
+            for code, n in by_type.items():
+                month[code] = month.get(code, 0) + n
+                if age < 7:
+                    week[code] = week.get(code, 0) + n
+    return week, month
+
+
 def amount_in_window(state: UserState, now_day: int, span: int) -> float:
     offset = now_day - state.anchor_day
     return sum(v for age, v in state.day_amounts.items() if age + offset < span)
@@ -99,7 +114,7 @@ def active_days_in_window(state: UserState, now_day: int, span: int) -> int:
 
 
 def current_streak(state: UserState, now_day: int) -> int:
-    """Consecutive active days ending today or yesterday (a streak is alive until a day is missed)."""
+    """Consecutive active days ending today or yesterday (alive until a day is missed)."""
     if state.active_days == 0 or now_day - state.anchor_day > 1:
         return 0
     bits = state.active_bits

@@ -29,7 +29,9 @@ def dead_letter_record(
         "topic": topic,
         "partition": partition,
         "offset": offset,
-        "dead_lettered_at": format_rfc3339_ms(now_ms if now_ms is not None else int(time.time() * 1000)),
+        "dead_lettered_at": format_rfc3339_ms(
+            now_ms if now_ms is not None else int(time.time() * 1000)
+        ),
     }
     record.update(_bytes_field("original", original or b""))
     if key is not None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -25,7 +25,7 @@ from streams.settings import WorkerSettings
 log = logging.getLogger("engage.worker")
 
 
-class UserStateTable(faust.Table):  # type: ignore[misc]
+class UserStateTable(faust.Table):  # type: ignore[type-arg]
     """A table whose changelog partition is set explicitly by the writer.
 
     Writes are coalesced at the end of a batch, when Faust's "current event" may belong to
@@ -37,7 +37,7 @@ class UserStateTable(faust.Table):  # type: ignore[misc]
     def partition_for_key(self, key: Any) -> int | None:
         if self.write_partition is not None:
             return self.write_partition
-        return super().partition_for_key(key)  # type: ignore[no-any-return]
+        return super().partition_for_key(key)
 
 
 class TableStore:
@@ -140,8 +140,11 @@ class EngageWorker:
         app, settings, shell = self.app, self.settings, self.shell
 
         @app.agent(self.input_channel, name="score", concurrency=1)
-        async def score(stream: faust.StreamT) -> None:
-            async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
+        async def score(stream: faust.StreamT[Any]) -> None:
+            batches = stream.take_events(  # type: ignore[attr-defined]
+                settings.batch_max, settings.batch_within_s
+            )
+            async for events in batches:
                 records = [
                     InputRecord(
                         e.message.topic, e.message.partition, e.message.offset,
@@ -168,8 +171,8 @@ class EngageWorker:
             names_in = {self.names.interactions, self.names.rekeyed, self.names.ticks}
             shell.forget_partitions({tp.partition for tp in tps or () if tp.topic in names_in})
 
-        app.on_partitions_revoked.connect(on_assignment_change)
-        app.on_partitions_assigned.connect(on_assignment_change)
+        app.on_partitions_revoked.connect(on_assignment_change)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(on_assignment_change)  # type: ignore[arg-type]
         self.churn.register(self)
         from streams.web import register_views
 

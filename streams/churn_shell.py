@@ -167,8 +167,8 @@ class ChurnShell:
             )
 
         @app.agent(channel, name="churn-trainer", concurrency=1)
-        async def train(stream: faust.StreamT) -> None:
-            async for events in stream.take_events(500, 0.5):
+        async def train(stream: faust.StreamT[Any]) -> None:
+            async for events in stream.take_events(500, 0.5):  # type: ignore[attr-defined]
                 changed = False
                 learned = 0
                 for event in events:

@@ -16,14 +16,16 @@ class UsageError(Exception):
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--config", default=os.environ.get("ENGAGE_CONFIG"),
+        "--config",
+        default=os.environ.get("ENGAGE_CONFIG"),
         help="rules file (TOML); default $ENGAGE_CONFIG or the built-in defaults",
     )
 
 
 def _broker_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--broker", default=None,
+        "--broker",
+        default=None,
         help=f"Kafka bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS or {DEFAULT_BROKER})",
     )
 
@@ -61,23 +63,38 @@ def build_parser() -> argparse.ArgumentParser:
     _broker_arg(p)
     _config_arg(p)
     p.add_argument(
-        "--metrics-port", type=_positive_int,
+        "--metrics-port",
+        type=_positive_int,
         default=int(os.environ.get("ENGAGE_METRICS_PORT", "9464")),
         help="Prometheus port (default $ENGAGE_METRICS_PORT or 9464)",
     )
-    p.add_argument("--web-port", type=_positive_int,
-                   default=int(os.environ.get("ENGAGE_WEB_PORT", "6066")),
-                   help="HTTP user lookup port (default $ENGAGE_WEB_PORT or 6066)")
-    p.add_argument("--partitions", type=_positive_int, default=4,
-                   help="partitions for new topics (an existing input topic's count wins)")
+    p.add_argument(
+        "--web-port",
+        type=_positive_int,
+        default=int(os.environ.get("ENGAGE_WEB_PORT", "6066")),
+        help="HTTP user lookup port (default $ENGAGE_WEB_PORT or 6066)",
+    )
+    p.add_argument(
+        "--partitions",
+        type=_positive_int,
+        default=4,
+        help="partitions for new topics (an existing input topic's count wins)",
+    )
     p.add_argument("--store", choices=["memory", "rocksdb"], default="memory")
     p.add_argument("--data-dir", default=os.environ.get("ENGAGE_DATA_DIR", "var"))
     p.add_argument("--input-topic", default="interactions")
-    p.add_argument("--topic-prefix", default=os.environ.get("ENGAGE_TOPIC_PREFIX", ""),
-                   help="prefix for every topic name (tenants, tests)")
+    p.add_argument(
+        "--topic-prefix",
+        default=os.environ.get("ENGAGE_TOPIC_PREFIX", ""),
+        help="prefix for every topic name (tenants, tests)",
+    )
     p.add_argument("--app-id", default="engage", help="consumer group / Faust app id")
-    p.add_argument("--idle-advance-seconds", type=float, default=60.0,
-                   help="an idle partition's watermark follows wall time after this long")
+    p.add_argument(
+        "--idle-advance-seconds",
+        type=float,
+        default=60.0,
+        help="an idle partition's watermark follows wall time after this long",
+    )
     p.add_argument("--tick-seconds", type=float, default=5.0)
     p.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
     p.set_defaults(func=cmd_worker)
@@ -122,8 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the main job: local broker, worker, live simulated traffic, live scores/triggers",
     )
     p.add_argument("--users", type=_positive_int, default=300)
-    p.add_argument("--speed", type=float, default=3600.0,
-                   help="simulated seconds per wall second (default 3600: an hour a second)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=3600.0,
+        help="simulated seconds per wall second (default 3600: an hour a second)",
+    )
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--metrics-port", type=_positive_int, default=9464)
     p.add_argument("--web-port", type=_positive_int, default=6066)
@@ -170,11 +191,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     config = _load_config(args.config)
     settings = WorkerSettings(
-        broker=_broker(args), config_path=args.config, metrics_port=args.metrics_port,
-        web_port=args.web_port, partitions=args.partitions, store=args.store,
-        data_dir=Path(args.data_dir), names=TopicNames(prefix=args.topic_prefix, input=args.input_topic),
-        app_id=args.app_id, idle_advance_s=args.idle_advance_seconds,
-        tick_interval_s=args.tick_seconds, log_level=args.log_level,
+        broker=_broker(args),
+        config_path=args.config,
+        metrics_port=args.metrics_port,
+        web_port=args.web_port,
+        partitions=args.partitions,
+        store=args.store,
+        data_dir=Path(args.data_dir),
+        names=TopicNames(prefix=args.topic_prefix, input=args.input_topic),
+        app_id=args.app_id,
+        idle_advance_s=args.idle_advance_seconds,
+        tick_interval_s=args.tick_seconds,
+        log_level=args.log_level,
     )
     return run_worker(settings, config)
 
@@ -203,8 +231,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 f"--as-of {args.as_of!r} is neither RFC 3339 with an offset nor epoch ms"
             ) from None
     result = run_replay(
-        args.input, config, as_of=as_of, snapshot_path=args.snapshot,
-        triggers_path=args.triggers, progress=not args.no_progress,
+        args.input,
+        config,
+        as_of=as_of,
+        snapshot_path=args.snapshot,
+        triggers_path=args.triggers,
+        progress=not args.no_progress,
     )
     import json
 
@@ -237,20 +269,26 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    from streams.topics import TopicNames
     from streams.watch import watch
 
-    from streams.topics import TopicNames
-
-    return watch(_broker(args), seconds=args.seconds, show_scores=args.scores,
-                 names=TopicNames(prefix=args.topic_prefix))
+    return watch(
+        _broker(args),
+        seconds=args.seconds,
+        show_scores=args.scores,
+        names=TopicNames(prefix=args.topic_prefix),
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
     return run_demo(
-        users=args.users, speed=args.speed, seconds=args.seconds,
-        metrics_port=args.metrics_port, web_port=args.web_port,
+        users=args.users,
+        speed=args.speed,
+        seconds=args.seconds,
+        metrics_port=args.metrics_port,
+        web_port=args.web_port,
     )
 
 
@@ -267,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     from simulator.cli import UsageError as SimulatorUsageError
+
     try:
         return func(args)
     except (UsageError, SimulatorUsageError) as exc:
@@ -279,7 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if isinstance(exc, KafkaError):
             parser.exit(
-                1, f"engage {args.command}: cannot reach Kafka at {_broker(args)}: {exc}\n"
+                1,
+                f"engage {args.command}: cannot reach Kafka at {_broker(args)}: {exc}\n"
                 "(start the local broker with: engage broker up)\n",
             )
         raise

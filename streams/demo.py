@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from streams.settings import env_broker
 from scoring.timeutil import format_rfc3339_ms
+from streams.settings import env_broker
 from streams.topics import TopicNames, delete_topics, ensure_topics, topic_specs
 from streams.watch import watch
 

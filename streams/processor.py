@@ -119,7 +119,8 @@ class ScoringShell:
             return
         self._recovered.add(partition)
         users = (
-            (user_id, state) for user_id, state in self.store.items()
+            (user_id, state)
+            for user_id, state in self.store.items()
             if partition_for_user(user_id, self.partitions) == partition
         )
         self.driver.recover(partition, users)
@@ -163,10 +164,12 @@ class ScoringShell:
             self.store.save(user_id, home[user_id], state)
         for user_id, outcome in publish.items():
             assert outcome.state is not None and outcome.publish_ms is not None
-            record = self.engine.score_record(
+            score = self.engine.score_record(
                 outcome.state, user_id, outcome.publish_ms, outcome.churn_probability
             )
-            result.outbox.append(OutRecord(self.names.scores, user_id.encode(), _json_encode(record)))
+            result.outbox.append(
+                OutRecord(self.names.scores, user_id.encode(), _json_encode(score))
+            )
         return result
 
     def _count(self, result: BatchResult, event_type: str, outcome: str) -> None:
@@ -182,8 +185,13 @@ class ScoringShell:
                 self.names.dlq,
                 record.key,
                 dead_letter_record(
-                    reason=reason, detail=detail, original=record.value, topic=record.topic,
-                    partition=record.partition, offset=record.offset, key=record.key,
+                    reason=reason,
+                    detail=detail,
+                    original=record.value,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key,
                     now_ms=now_ms,
                 ),
             )
@@ -223,10 +231,12 @@ class ScoringShell:
         self._count(result, event.type, outcome.status)
         if outcome.status == "late":
             self._dead_letter(
-                record, "late",
+                record,
+                "late",
                 f"event time {event.ts_ms} is before the partition watermark {before} "
                 f"(scoring.lateness_seconds={self.engine.lateness_ms / 1000:g})",
-                result, now_ms,
+                result,
+                now_ms,
             )
             return False
         home[user_id] = partition

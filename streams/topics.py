@@ -8,6 +8,7 @@ on one partition and one table shard.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
@@ -17,7 +18,6 @@ from kafka.errors import TopicAlreadyExistsError
 from scoring.triggers.config import TRIGGER_TYPES
 
 DAY_MS = 86_400_000
-
 
 
 @dataclass(frozen=True)
@@ -133,10 +133,8 @@ def ensure_topics(bootstrap: str, names: TopicNames, partitions: int) -> int:
             if s.name not in existing
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent worker won
                 admin.create_topics(missing, timeout_ms=30_000)
-            except TopicAlreadyExistsError:
-                pass  # a concurrent worker created them first
         counts = _partition_counts(admin)
         copartitioned = (names.interactions, names.rekeyed, names.ticks)
         wrong = {n: counts.get(n) for n in copartitioned if counts.get(n) != partitions}

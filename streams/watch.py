@@ -8,7 +8,8 @@ from collections import Counter
 
 from kafka import KafkaConsumer
 
-from streams.topics import TRIGGER_TYPES, TopicNames
+from scoring.triggers.config import TRIGGER_TYPES
+from streams.topics import TopicNames
 
 
 def watch(

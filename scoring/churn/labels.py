@@ -9,8 +9,9 @@ Definitions (docs/models.md):
 - It resolves **churned (1)** when the partition's watermark passes observed_at + horizon
   with no such event (or, equivalently, when the next event comes after the horizon).
 - Features are not stored: between an observation and its resolution no event has changed
-  the user's state (an event would have resolved it), so they are recomputed from the state
-  at the observation time, exactly. A user has at most horizon/1 day open points.
+  the user's state (a later event resolves it; an earlier one arriving late discards it), so
+  they are recomputed from the state at the observation time, exactly. A silent user has at
+  most horizon_days + 1 open points.
 - A user labelled churned gets no new observation until they return.
 """
 
@@ -69,7 +70,9 @@ class ChurnLabels:
         kept = []
         for obs_ms in cs.obs:
             if event_ms <= obs_ms:
-                kept.append(obs_ms)  # a late event from before the observation: not a return
+                # an event from before the observation, arriving late: not a return, but it
+                # changes the state the point's features are recomputed from. The point is
+                # discarded rather than trained on features the model was never asked about.
                 continue
             deadline = obs_ms + self.horizon_ms
             if event_ms <= deadline:

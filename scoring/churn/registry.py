@@ -41,7 +41,11 @@ def forest() -> Any:
     return river_forest.ARFClassifier(n_models=5, seed=7)
 
 
-BUILTINS: dict[str, Callable[[], Any]] = {"logreg": logreg, "hoeffding": hoeffding, "forest": forest}
+BUILTINS: dict[str, Callable[[], Any]] = {
+    "logreg": logreg,
+    "hoeffding": hoeffding,
+    "forest": forest,
+}
 
 
 def _entry_point(name: str) -> Callable[[], Any] | None:

@@ -23,17 +23,17 @@ class _Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     expires_hours: float = 72.0
 
 
-class NudgeRule(_Rule):
+class NudgeRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
     churn_probability_above: float = 0.7
     silence_ratio_above: float = 3.0
     min_active_days: int = 3
 
 
-class VipRule(_Rule):
+class VipRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
     tier: str = "vip"
 
 
-class TierChangeRule(_Rule):
+class TierChangeRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
@@ -43,25 +43,25 @@ class Badge(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     count: int = 1
 
 
-class MilestoneRule(_Rule):
+class MilestoneRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
     badges: tuple[Badge, ...] = ()
 
 
-class StreakRule(_Rule):
+class StreakRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
     lengths: tuple[int, ...] = (3, 7, 14, 30)
 
 
-class OnboardingRule(_Rule):
+class OnboardingRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
     after_days: float = 3.0
     required_types: tuple[str, ...] = ("post", "follow")
 
 
-class AmbassadorRule(_Rule):
+class AmbassadorRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
     top_share: float = 0.01
     min_advocacy: float = 2.0
 
 
-class WinBackRule(_Rule):
+class WinBackRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
     min_silence_days: float = 14.0
 
 
@@ -105,7 +105,8 @@ def check_triggers_config(
     for i, badge in enumerate(c.milestone.badges):
         if badge.event_type not in event_types:
             raise ConfigError(
-                f"triggers.milestone.badges[{i}].event_type", f"unknown event type {badge.event_type!r}"
+                f"triggers.milestone.badges[{i}].event_type",
+                f"unknown event type {badge.event_type!r}",
             )
         if badge.count < 1:
             raise ConfigError(f"triggers.milestone.badges[{i}].count", "must be at least 1")
@@ -123,4 +124,6 @@ def check_triggers_config(
         raise ConfigError("triggers.ambassador_candidate.top_share", "must be between 0 and 1")
     p = c.reengagement_nudge.churn_probability_above
     if not 0 <= p <= 1:
-        raise ConfigError("triggers.reengagement_nudge.churn_probability_above", "must be in [0, 1]")
+        raise ConfigError(
+            "triggers.reengagement_nudge.churn_probability_above", "must be in [0, 1]"
+        )

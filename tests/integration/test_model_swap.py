@@ -34,8 +34,12 @@ publish_every_seconds = 1.0
 
 
 def model_versions(bootstrap: str, names: TopicNames) -> list[dict]:  # type: ignore[type-arg]
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        consumer_timeout_ms=1000,
+    )
     tp = TopicPartition(names.churn_models, 0)
     consumer.assign([tp])
     consumer.seek_to_beginning(tp)
@@ -62,7 +66,11 @@ def test_swap_while_events_flow(kafka_bootstrap: str, tmp_path: Path) -> None:
     rules.write_text(RULES)
     stream, _ = generate(users=60, days=20, seed=5)
     events = list(stream)
-    first, during, after = events[: len(events) // 2], events[len(events) // 2 : -400], events[-400:]
+    first, during, after = (
+        events[: len(events) // 2],
+        events[len(events) // 2 : -400],
+        events[-400:],
+    )
     expected: dict[str, int] = {}
     for e in events:
         expected[e["user_id"]] = expected.get(e["user_id"], 0) + 1

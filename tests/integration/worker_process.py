@@ -46,7 +46,9 @@ class WorkerHandle:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.web_port}{path}", timeout=5
+                ) as r:
                     return json.loads(r.read())
             except (OSError, urllib.error.URLError):
                 if time.monotonic() > deadline:
@@ -70,17 +72,39 @@ def running_worker(
 ) -> Iterator[WorkerHandle]:
     handle_ports = (free_port(), free_port())
     cmd = [
-        sys.executable, "-m", "streams.cli", "worker", "--broker", bootstrap,
-        "--topic-prefix", names.prefix, "--app-id", f"{names.prefix}app",
-        "--metrics-port", str(handle_ports[0]), "--web-port", str(handle_ports[1]),
-        "--data-dir", str(tmp_path / "data"), "--partitions", "2",
-        "--tick-seconds", "1", "--log-level", "warn", *extra,
+        sys.executable,
+        "-m",
+        "streams.cli",
+        "worker",
+        "--broker",
+        bootstrap,
+        "--topic-prefix",
+        names.prefix,
+        "--app-id",
+        f"{names.prefix}app",
+        "--metrics-port",
+        str(handle_ports[0]),
+        "--web-port",
+        str(handle_ports[1]),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--partitions",
+        "2",
+        "--tick-seconds",
+        "1",
+        "--log-level",
+        "warn",
+        *extra,
     ]
     if config is not None:
         cmd += ["--config", str(config)]
     log = (tmp_path / log_name).open("ab")
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cmd,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -116,7 +140,9 @@ def read_topic(
 ) -> list[dict[str, Any]]:
     """Every JSON record on `topic` from the start, read until `until(records)` or timeout."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
         consumer_timeout_ms=500,
     )
     deadline = time.monotonic() + timeout_s

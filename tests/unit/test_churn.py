@@ -42,16 +42,21 @@ def vec(seed: float = 0.0) -> list[float]:
     return [seed + i for i in range(len(FEATURE_NAMES))]
 
 
-class CountingFeatures:
-    """A features() callable that counts how often the labeller asked for the vector."""
+class FeaturesAt:
+    """A features_at(t) callable recording the times the labeller asked about; the vector it
+    returns encodes t (hours since T0), so an example shows which moment it describes."""
 
-    def __init__(self, seed: float = 0.0) -> None:
-        self.calls = 0
-        self.seed = seed
+    def __init__(self) -> None:
+        self.calls: list[int] = []
 
-    def __call__(self) -> list[float]:
-        self.calls += 1
-        return vec(self.seed)
+    def __call__(self, t: int) -> list[float]:
+        self.calls.append(t)
+        return vec((t - T0) / HOUR)
+
+
+def features_of(t: int) -> dict[str, float]:
+    """The example features FeaturesAt yields for an observation at t."""
+    return dict(zip(FEATURE_NAMES, vec((t - T0) / HOUR), strict=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,23 +70,36 @@ def labels() -> ChurnLabels:
 
 
 def _open(labels: ChurnLabels, at: int = OBS) -> ChurnState:
+    """A state with one observation point, taken by a sweep at `at`."""
     cs = ChurnState()
-    assert labels.on_activity(cs, "u1", at, CountingFeatures()) == []
-    assert cs.obs_ms == at
+    feats = FeaturesAt()
+    assert labels.on_watermark(cs, "u1", at, feats) == []
+    assert cs.obs == [at]
+    assert feats.calls == []  # features are recomputed at resolution, never stored
     return cs
 
 
-def test_first_activity_opens_an_observation_with_its_features(labels: ChurnLabels) -> None:
+def test_a_sweep_opens_an_observation_point_at_the_watermark(labels: ChurnLabels) -> None:
     cs = ChurnState()
-    feats = CountingFeatures(seed=1.0)
-    assert labels.on_activity(cs, "u1", OBS, feats) == []
-    assert (cs.obs_ms, cs.last_obs_day, cs.examples, feats.calls) == (OBS, OBS // DAY, 0, 1)
+    feats = FeaturesAt()
+    assert labels.on_watermark(cs, "u1", OBS, feats) == []
+    assert (cs.obs, cs.last_obs_day, cs.churned_ms, cs.examples) == ([OBS], OBS // DAY, 0, 0)
+    assert feats.calls == []
     assert labels.next_due_ms(cs) == OBS + HORIZON + 1
 
 
-def test_activity_on_a_later_day_exactly_at_the_horizon_is_label_0(labels: ChurnLabels) -> None:
+def test_an_event_opens_no_observation_point(labels: ChurnLabels) -> None:
+    cs = ChurnState()
+    feats = FeaturesAt()
+    assert labels.on_activity(cs, "u1", OBS, feats) == []
+    assert (cs.obs, cs.last_obs_day, cs.examples) == ([], -1, 0)
+    assert feats.calls == []
+    assert labels.next_due_ms(cs) is None
+
+
+def test_return_exactly_at_the_horizon_is_label_0(labels: ChurnLabels) -> None:
     cs = _open(labels)
-    feats = CountingFeatures(seed=5.0)
+    feats = FeaturesAt()
     examples = labels.on_activity(cs, "u1", OBS + HORIZON, feats)
     assert len(examples) == 1
     ex = examples[0]
@@ -90,109 +108,213 @@ def test_activity_on_a_later_day_exactly_at_the_horizon_is_label_0(labels: Churn
     assert ex["user_id"] == "u1"
     assert ex["observed_at"] == format_rfc3339_ms(OBS) == "2026-01-01T10:00:00.000Z"
     assert ex["resolved_at"] == format_rfc3339_ms(OBS + HORIZON) == "2026-01-15T10:00:00.000Z"
-    assert ex["features"] == dict(zip(FEATURE_NAMES, vec(), strict=True))
-    assert cs.churned_ms == 0
-    assert cs.examples == 1
-    # the returning event opens the next observation (a new day)
-    assert cs.obs_ms == OBS + HORIZON
-    assert feats.calls == 1
+    # the features of the observation moment, not of the return
+    assert feats.calls == [OBS]
+    assert ex["features"] == features_of(OBS)
+    assert (cs.obs, cs.churned_ms, cs.examples) == ([], 0, 1)
+    # the return itself opens nothing: the next sweep does
+    assert labels.next_due_ms(cs) is None
 
 
-def test_activity_one_ms_after_the_horizon_is_label_1_resolved_at_the_deadline(
+def test_return_one_ms_after_the_horizon_is_label_1_resolved_at_the_deadline(
     labels: ChurnLabels,
 ) -> None:
     cs = _open(labels)
-    examples = labels.on_activity(cs, "u1", OBS + HORIZON + 1, CountingFeatures())
-    assert [e["label"] for e in examples] == [1]
-    assert examples[0]["resolved_at"] == format_rfc3339_ms(OBS + HORIZON)
-    # they are back: the flag is cleared and a new observation is open at the return
-    assert cs.churned_ms == 0
-    assert cs.obs_ms == OBS + HORIZON + 1
+    feats = FeaturesAt()
+    examples = labels.on_activity(cs, "u1", OBS + HORIZON + 1, feats)
+    assert [(e["label"], e["resolved_at"]) for e in examples] == [
+        (1, format_rfc3339_ms(OBS + HORIZON))
+    ]
+    assert examples[0]["features"] == features_of(OBS)
+    assert feats.calls == [OBS]
+    # they are back: not flagged churned, nothing open
+    assert (cs.obs, cs.churned_ms, cs.examples) == ([], 0, 1)
 
 
-def test_activity_on_the_same_day_does_not_resolve_nor_reopen(labels: ChurnLabels) -> None:
+@pytest.mark.parametrize("offset", [-DAY, -HOUR, -1, 0])
+def test_an_event_at_or_before_the_observation_time_discards_it(
+    labels: ChurnLabels, offset: int
+) -> None:
+    # it is not a return, but it changes the state the point's features come from
     cs = _open(labels)
-    feats = CountingFeatures()
-    end_of_day = T0 + DAY - 1
-    assert labels.on_activity(cs, "u1", end_of_day, feats) == []
-    assert cs.obs_ms == OBS
-    assert feats.calls == 0  # the day's observation keeps its first features
+    feats = FeaturesAt()
+    assert labels.on_activity(cs, "u1", OBS + offset, feats) == []
+    assert cs.obs == []
+    assert feats.calls == []
     assert cs.examples == 0
+    assert labels.next_due_ms(cs) is None
 
 
-def test_same_day_activity_after_a_short_horizon_still_does_not_resolve() -> None:
+def test_any_event_after_the_observation_time_is_a_return_even_the_same_day(
+    labels: ChurnLabels,
+) -> None:
+    cs = _open(labels)
+    examples = labels.on_activity(cs, "u1", OBS + 1, FeaturesAt())
+    assert [(e["label"], e["resolved_at"]) for e in examples] == [(0, format_rfc3339_ms(OBS + 1))]
+    assert cs.obs == []
+
+
+def test_watermark_at_the_deadline_does_not_resolve(labels: ChurnLabels) -> None:
+    cs = _open(labels)
+    feats = FeaturesAt()
+    assert labels.on_watermark(cs, "u1", OBS + HORIZON, feats) == []
+    assert cs.churned_ms == 0
+    assert feats.calls == []
+    # the point is still open, and that day's sweep took its own
+    assert cs.obs == [OBS, OBS + HORIZON]
+    examples = labels.on_watermark(cs, "u1", OBS + HORIZON + 1, feats)
+    assert [(e["label"], e["resolved_at"]) for e in examples] == [
+        (1, format_rfc3339_ms(OBS + HORIZON))
+    ]
+    assert feats.calls == [OBS]
+    assert cs.obs == [OBS + HORIZON]
+    assert cs.churned_ms == OBS + HORIZON
+
+
+def test_watermark_past_the_deadline_resolves_a_silent_user_once(labels: ChurnLabels) -> None:
+    cs = _open(labels)
+    feats = FeaturesAt()
+    examples = labels.on_watermark(cs, "u1", OBS + HORIZON + 1, feats)
+    assert [(e["label"], e["resolved_at"]) for e in examples] == [
+        (1, "2026-01-15T10:00:00.000Z")
+    ]
+    assert examples[0]["observed_at"] == "2026-01-01T10:00:00.000Z"
+    assert examples[0]["features"] == features_of(OBS)
+    assert feats.calls == [OBS]
+    assert cs.churned_ms == OBS + HORIZON
+    # churned: that sweep (a new UTC day) opened no point, and no later one does either
+    assert cs.obs == []
+    assert labels.next_due_ms(cs) is None
+    for later in (OBS + HORIZON + 2, OBS + HORIZON + DAY, OBS + 100 * DAY):
+        assert labels.on_watermark(cs, "u1", later, feats) == []
+        assert cs.obs == []
+    assert cs.examples == 1
+    assert feats.calls == [OBS]
+
+
+def test_at_most_one_observation_point_per_utc_day(labels: ChurnLabels) -> None:
+    cs = ChurnState()
+    feats = FeaturesAt()
+    for t in (T0 + HOUR, T0 + 10 * HOUR, T0 + DAY - 1):
+        assert labels.on_watermark(cs, "u1", t, feats) == []
+    assert (cs.obs, cs.last_obs_day) == ([T0 + HOUR], T0 // DAY)
+    labels.on_watermark(cs, "u1", T0 + DAY, feats)  # 00:00 the next UTC day
+    assert (cs.obs, cs.last_obs_day) == ([T0 + HOUR, T0 + DAY], T0 // DAY + 1)
+    # a return resolves both; a sweep later that day does not take a second point
+    examples = labels.on_activity(cs, "u1", T0 + DAY + HOUR, feats)
+    assert [e["label"] for e in examples] == [0, 0]
+    labels.on_watermark(cs, "u1", T0 + DAY + 2 * HOUR, feats)
+    assert cs.obs == []
+    labels.on_watermark(cs, "u1", T0 + 2 * DAY, feats)
+    assert cs.obs == [T0 + 2 * DAY]
+
+
+def test_a_silent_user_has_up_to_a_horizon_of_points_all_resolved_by_one_return(
+    labels: ChurnLabels,
+) -> None:
+    cs = ChurnState()
+    feats = FeaturesAt()
+    days = HORIZON // DAY  # 14
+    sweeps = [OBS + d * DAY for d in range(days)]
+    for t in sweeps:
+        assert labels.on_watermark(cs, "u1", t, feats) == []
+    assert cs.obs == sweeps
+    assert labels.next_due_ms(cs) == OBS + HORIZON + 1
+    back = sweeps[-1] + HOUR
+    examples = labels.on_activity(cs, "u1", back, feats)
+    assert [e["label"] for e in examples] == [0] * days
+    assert [e["observed_at"] for e in examples] == [format_rfc3339_ms(t) for t in sweeps]
+    assert {e["resolved_at"] for e in examples} == {format_rfc3339_ms(back)}
+    # each example carries the features of its own observation time
+    assert feats.calls == sweeps
+    assert [e["features"] for e in examples] == [features_of(t) for t in sweeps]
+    assert (cs.obs, cs.churned_ms, cs.examples) == ([], 0, days)
+
+
+def test_one_return_can_resolve_both_labels(labels: ChurnLabels) -> None:
+    # Sweeps at the same time on days 0..14: at the day-14 sweep the day-0 point is exactly at
+    # its deadline (not passed), so horizon_days + 1 points are open at that moment.
+    cs = ChurnState()
+    sweeps = [OBS + d * DAY for d in range(HORIZON // DAY + 1)]
+    for t in sweeps:
+        assert labels.on_watermark(cs, "u1", t, FeaturesAt()) == []
+    assert cs.obs == sweeps
+    back = OBS + HORIZON + 1  # 1 ms past the day-0 deadline, within every other horizon
+    examples = labels.on_activity(cs, "u1", back, FeaturesAt())
+    assert [(e["label"], e["resolved_at"]) for e in examples] == [
+        (1, format_rfc3339_ms(OBS + HORIZON))
+    ] + [(0, format_rfc3339_ms(back))] * (len(sweeps) - 1)
+    assert (cs.obs, cs.churned_ms) == ([], 0)
+
+
+def test_daily_sweeps_of_a_silent_user_resolve_every_point_as_churned(
+    labels: ChurnLabels,
+) -> None:
+    cs = ChurnState()
+    feats = FeaturesAt()
+    resolved: list[tuple[int, dict[str, Any]]] = []
+    most_open = 0
+    for d in range(40):
+        for e in labels.on_watermark(cs, "u1", OBS + d * DAY, feats):
+            resolved.append((d, e))
+        most_open = max(most_open, len(cs.obs))
+    points = HORIZON // DAY + 1  # days 0..14; from day 15 on the user is churned
+    assert most_open == points
+    assert [d for d, _ in resolved] == list(range(15, 15 + points))
+    assert [e["label"] for _, e in resolved] == [1] * points
+    assert [e["observed_at"] for _, e in resolved] == [
+        format_rfc3339_ms(OBS + d * DAY) for d in range(points)
+    ]
+    assert [e["resolved_at"] for _, e in resolved] == [
+        format_rfc3339_ms(OBS + d * DAY + HORIZON) for d in range(points)
+    ]
+    assert feats.calls == [OBS + d * DAY for d in range(points)]
+    assert cs.obs == []
+    assert cs.churned_ms == OBS + (points - 1) * DAY + HORIZON
+    assert cs.examples == points
+
+
+def test_a_churned_user_gets_no_new_points_until_they_return(labels: ChurnLabels) -> None:
+    cs = _open(labels)
+    labels.on_watermark(cs, "u1", OBS + HORIZON + 1, FeaturesAt())
+    assert cs.churned_ms == OBS + HORIZON
+    for d in range(15, 40):
+        assert labels.on_watermark(cs, "u1", OBS + d * DAY, FeaturesAt()) == []
+        assert cs.obs == []
+    back = OBS + 40 * DAY
+    feats = FeaturesAt()
+    assert labels.on_activity(cs, "u1", back, feats) == []  # already labelled: nothing open
+    assert feats.calls == []
+    assert (cs.obs, cs.churned_ms, cs.examples) == ([], 0, 1)
+    # back: the next sweep (even the same day) takes a point again
+    labels.on_watermark(cs, "u1", back + HOUR, feats)
+    assert cs.obs == [back + HOUR]
+    assert labels.next_due_ms(cs) == back + HOUR + HORIZON + 1
+
+
+def test_next_due_ms_is_the_earliest_open_deadline_plus_1(labels: ChurnLabels) -> None:
+    cs = ChurnState()
+    assert labels.next_due_ms(cs) is None
+    labels.on_watermark(cs, "u1", OBS, FeaturesAt())
+    labels.on_watermark(cs, "u1", OBS + DAY, FeaturesAt())
+    due = labels.next_due_ms(cs)
+    assert due == OBS + HORIZON + 1
+    assert labels.on_watermark(cs, "u1", due - 1, FeaturesAt()) == []
+    assert len(labels.on_watermark(cs, "u1", due, FeaturesAt())) == 1
+    assert labels.next_due_ms(cs) == OBS + DAY + HORIZON + 1
+
+
+def test_a_short_horizon_resolves_the_same_day() -> None:
     cfg = config_from_dict({"churn": {"horizon_days": 0.25}})  # 6 hours
     labels = ChurnLabels(cfg.churn)
     cs = ChurnState()
-    labels.on_activity(cs, "u1", OBS, CountingFeatures())
-    # 10 hours later, same UTC day: not a "later day", so no label from activity...
-    assert labels.on_activity(cs, "u1", OBS + 10 * HOUR, CountingFeatures()) == []
-    assert cs.obs_ms == OBS
-    # ...the watermark resolves it
-    examples = labels.on_watermark(cs, "u1", OBS + 10 * HOUR)
-    assert [e["label"] for e in examples] == [1]
-    assert examples[0]["resolved_at"] == format_rfc3339_ms(OBS + 6 * HOUR)
-
-
-def test_watermark_equal_to_the_horizon_does_not_resolve(labels: ChurnLabels) -> None:
-    cs = _open(labels)
-    assert labels.on_watermark(cs, "u1", OBS + HORIZON) == []
-    assert cs.obs_ms == OBS
-    assert cs.churned_ms == 0
-
-
-def test_watermark_past_the_horizon_resolves_churned_once(labels: ChurnLabels) -> None:
-    cs = _open(labels)
-    examples = labels.on_watermark(cs, "u1", OBS + HORIZON + 1)
-    assert [e["label"] for e in examples] == [1]
-    assert examples[0]["resolved_at"] == format_rfc3339_ms(OBS + HORIZON)
-    assert cs.churned_ms == OBS + HORIZON
-    assert cs.obs_ms == 0
-    assert labels.next_due_ms(cs) is None
-    # a long-gone user does not keep producing positive labels
-    assert labels.on_watermark(cs, "u1", OBS + HORIZON + 2) == []
-    assert labels.on_watermark(cs, "u1", OBS + 100 * DAY) == []
-    assert cs.examples == 1
-
-
-def test_a_churned_user_returning_produces_no_example_but_a_new_observation(
-    labels: ChurnLabels,
-) -> None:
-    cs = _open(labels)
-    labels.on_watermark(cs, "u1", OBS + HORIZON + 1)
-    back = OBS + 40 * DAY
-    assert labels.on_activity(cs, "u1", back, CountingFeatures()) == []
-    assert cs.churned_ms == 0
-    assert cs.obs_ms == back
-    assert labels.next_due_ms(cs) == back + HORIZON + 1
-
-
-def test_next_due_ms(labels: ChurnLabels) -> None:
-    cs = ChurnState()
-    assert labels.next_due_ms(cs) is None
-    labels.on_activity(cs, "u1", OBS, CountingFeatures())
-    due = labels.next_due_ms(cs)
-    assert due == OBS + HORIZON + 1
-    assert labels.on_watermark(cs, "u1", due - 1) == []
-    assert len(labels.on_watermark(cs, "u1", due)) == 1
-
-
-def test_at_most_one_observation_per_day_even_after_a_resolution() -> None:
-    cfg = config_from_dict({"churn": {"horizon_days": 0.25}})
-    labels = ChurnLabels(cfg.churn)
-    cs = ChurnState()
-    labels.on_activity(cs, "u1", T0 + 1 * HOUR, CountingFeatures())
-    assert len(labels.on_watermark(cs, "u1", T0 + 8 * HOUR)) == 1
-    feats = CountingFeatures()
-    # back on the same UTC day: no second observation that day
-    assert labels.on_activity(cs, "u1", T0 + 9 * HOUR, feats) == []
-    assert cs.obs_ms == 0
-    assert feats.calls == 0
-    assert labels.next_due_ms(cs) is None
-    # next day: a new one
-    assert labels.on_activity(cs, "u1", T0 + DAY + HOUR, feats) == []
-    assert cs.obs_ms == T0 + DAY + HOUR
-    assert feats.calls == 1
+    labels.on_watermark(cs, "u1", OBS, FeaturesAt())
+    assert labels.on_watermark(cs, "u1", OBS + 6 * HOUR, FeaturesAt()) == []
+    examples = labels.on_watermark(cs, "u1", OBS + 6 * HOUR + 1, FeaturesAt())
+    assert [(e["label"], e["resolved_at"]) for e in examples] == [
+        (1, format_rfc3339_ms(OBS + 6 * HOUR))
+    ]
+    assert cs.obs == []
 
 
 def test_predict_delegates_to_the_callable() -> None:
@@ -209,8 +331,11 @@ def test_predict_delegates_to_the_callable() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Labels, through the engine
+# Labels, through the engine: events, and sweeps at daily watermarks
 # ---------------------------------------------------------------------------------------------
+
+EV = T0 + 10 * HOUR  # the user's first event
+SWEEP1 = EV + DAY  # the first daily refresh sweep: the first observation point
 
 
 def _engine(
@@ -230,110 +355,233 @@ def _ev(n: int, ts: int, etype: str = "session_start", user: str = "u1") -> Even
     return Event(f"ev-{user}-{n}", user, etype, ts)
 
 
+def _started(engine: ScoringEngine, etype: str = "session_start") -> UserState:
+    """u1's state after a first event at EV (no observation point yet)."""
+    out = engine.apply(None, _ev(0, EV, etype), EV)
+    assert out.status == "scored" and out.examples == []
+    assert out.state is not None
+    return out.state
+
+
+def _labels(out: Any) -> list[tuple[int, str]]:
+    return [(e["label"], e["resolved_at"]) for e in out.examples]
+
+
+def test_engine_events_open_no_point_and_the_refresh_sweep_is_daily() -> None:
+    engine = _engine(triggers=False)
+    st = _started(engine)
+    assert st.churn.obs == []
+    assert engine.next_due_ms(st) == EV + DAY
+    # events do not push the daily refresh back
+    assert engine.apply(st, _ev(1, EV + 5 * HOUR), EV + 5 * HOUR).examples == []
+    assert st.churn.obs == []
+    assert engine.next_due_ms(st) == EV + DAY
+    out = engine.sweep(st, "u1", SWEEP1)
+    assert (out.status, out.examples) == ("swept", [])
+    assert (st.churn.obs, st.churn.last_obs_day, st.last_sweep_ms) == (
+        [SWEEP1], SWEEP1 // DAY, SWEEP1,
+    )
+    assert engine.next_due_ms(st) == SWEEP1 + DAY
+
+
 def test_engine_return_exactly_at_the_horizon_is_label_0() -> None:
     engine = _engine()
-    st = engine.apply(None, _ev(1, OBS), OBS).state
-    assert st is not None
-    assert st.churn.obs_ms == OBS
-    out = engine.apply(st, _ev(2, OBS + HORIZON), OBS + HORIZON)
+    st = _started(engine)
+    engine.sweep(st, "u1", SWEEP1)
+    back = SWEEP1 + HORIZON
+    out = engine.apply(st, _ev(1, back), back)
     assert out.status == "scored"
-    assert [(e["label"], e["resolved_at"]) for e in out.examples] == [
-        (0, "2026-01-15T10:00:00.000Z")
-    ]
-    # not labelled churned, so no trigger may claim it was
-    assert all(t["reason"]["rule"] != "win_back.churned" for t in out.triggers)
+    assert _labels(out) == [(0, "2026-01-16T10:00:00.000Z")]
+    assert out.examples[0]["observed_at"] == "2026-01-02T10:00:00.000Z"
+    assert st.churn.obs == [] and st.churn.churned_ms == 0
+    # not labelled churned, so no trigger may claim it was (15 silent days: a plain win-back)
+    rules = [t["reason"]["rule"] for t in out.triggers]
+    assert "win_back.churned" not in rules
+    assert "win_back.silence" in rules
 
 
 def test_engine_return_one_ms_after_the_horizon_is_label_1_and_a_win_back() -> None:
     engine = _engine()
-    st = engine.apply(None, _ev(1, OBS), OBS).state
-    out = engine.apply(st, _ev(2, OBS + HORIZON + 1), OBS + HORIZON + 1)
-    assert [(e["label"], e["resolved_at"]) for e in out.examples] == [
-        (1, "2026-01-15T10:00:00.000Z")
-    ]
+    st = _started(engine)
+    engine.sweep(st, "u1", SWEEP1)
+    back = SWEEP1 + HORIZON + 1
+    out = engine.apply(st, _ev(1, back), back)
+    assert _labels(out) == [(1, "2026-01-16T10:00:00.000Z")]
     assert [t["reason"]["rule"] for t in out.triggers] == ["win_back.churned"]
     assert out.triggers[0]["reason"]["features"]["was_labelled_churned"] is True
+    assert st.churn.churned_ms == 0
 
 
-def test_engine_example_features_are_the_observation_moment() -> None:
-    engine = _engine(triggers=False)
-    st = engine.apply(None, _ev(1, OBS, "purchase"), OBS).state
-    assert st is not None
-    expected = engine.view(st, OBS).features()
-    out = engine.apply(st, _ev(2, OBS + DAY), OBS + DAY)
+def test_engine_example_features_are_those_the_model_was_asked_about() -> None:
+    asked: list[list[float]] = []
+
+    def predict(features: Sequence[float]) -> float | None:
+        asked.append(list(features))
+        return None
+
+    engine = _engine(predict=predict, triggers=False)
+    st = _started(engine, "purchase")
+    expected = engine.view(st, SWEEP1).features()
+    assert engine.sweep(st, "u1", SWEEP1).examples == []
+    assert asked == [list(expected.values())]  # the sweep asked the model at SWEEP1
+    out = engine.apply(st, _ev(1, SWEEP1 + 2 * DAY), SWEEP1 + 2 * DAY)
     (ex,) = out.examples
     assert ex["label"] == 0
     assert list(ex["features"]) == list(FEATURE_NAMES)
     for name in FEATURE_NAMES:
-        assert ex["features"][name] == pytest.approx(expected[name], rel=1e-5, abs=1e-4)
+        assert ex["features"][name] == pytest.approx(expected[name], rel=1e-6, abs=1e-6)
+    # the observation moment (a day into the silence), not the return (three days in)
+    assert ex["features"]["recency_days"] == 1.0
+    assert ex["features"]["tenure_days"] == 1.0
 
 
-def test_engine_same_day_activity_does_not_resolve() -> None:
-    engine = _engine()
-    st = engine.apply(None, _ev(1, OBS), OBS).state
-    out = engine.apply(st, _ev(2, T0 + DAY - 1), T0 + DAY - 1)
-    assert out.examples == []
-    assert out.state is not None
-    assert out.state.churn.obs_ms == OBS
+def test_engine_an_event_at_the_observation_time_discards_it() -> None:
+    engine = _engine(triggers=False)
+    st = _started(engine)
+    engine.sweep(st, "u1", SWEEP1)
+    at = engine.apply(st, _ev(1, SWEEP1), SWEEP1)
+    assert (at.status, at.examples) == ("scored", [])
+    assert st.churn.obs == []
+    after = engine.apply(st, _ev(2, SWEEP1 + 1), SWEEP1 + 1)
+    assert _labels(after) == []
 
 
 def test_engine_sweep_resolves_a_silent_user_only_past_the_horizon() -> None:
     engine = _engine(triggers=False)
-    st = engine.apply(None, _ev(1, OBS), OBS).state
-    assert st is not None
-    at_horizon = engine.sweep(st, "u1", OBS + HORIZON)
-    assert at_horizon.status == "swept"
-    assert at_horizon.examples == []
-    past = engine.sweep(st, "u1", OBS + HORIZON + 1)
-    assert [(e["label"], e["resolved_at"]) for e in past.examples] == [
-        (1, "2026-01-15T10:00:00.000Z")
-    ]
-    assert st.churn.churned_ms == OBS + HORIZON
-    # churned: no more examples from later sweeps
-    for later in (OBS + HORIZON + DAY, OBS + 60 * DAY):
-        assert engine.sweep(st, "u1", later).examples == []
-    assert st.churn.examples == 1
-
-
-def test_engine_churned_user_gives_no_examples_until_they_return() -> None:
-    engine = _engine(triggers=False)
-    st = engine.apply(None, _ev(1, OBS), OBS).state
-    assert st is not None
-    assert len(engine.sweep(st, "u1", OBS + HORIZON + 1).examples) == 1
-    back = OBS + 30 * DAY
-    returned = engine.apply(st, _ev(2, back), back)
-    assert returned.examples == []  # the churned observation was already labelled
+    st = _started(engine)
+    engine.sweep(st, "u1", SWEEP1)
+    at_deadline = engine.sweep(st, "u1", SWEEP1 + HORIZON)
+    assert at_deadline.status == "swept"
+    assert at_deadline.examples == []
     assert st.churn.churned_ms == 0
-    assert st.churn.obs_ms == back
-    assert engine.sweep(st, "u1", back + HORIZON).examples == []
-    again = engine.sweep(st, "u1", back + HORIZON + 1)
-    assert [e["label"] for e in again.examples] == [1]
+    past = engine.sweep(st, "u1", SWEEP1 + HORIZON + 1)
+    assert _labels(past) == [(1, "2026-01-16T10:00:00.000Z")]
+    assert st.churn.churned_ms == SWEEP1 + HORIZON
+    assert st.churn.obs == [SWEEP1 + HORIZON]  # the point the at-deadline sweep took
+
+
+def test_engine_daily_sweeps_of_a_silent_user() -> None:
+    engine = _engine(triggers=False)
+    st = _started(engine)
+    resolved: list[tuple[int, dict[str, Any]]] = []
+    most_open = 0
+    for d in range(1, 50):
+        out = engine.sweep(st, "u1", EV + d * DAY)
+        resolved += [(d, e) for e in out.examples]
+        most_open = max(most_open, len(st.churn.obs))
+    points = HORIZON // DAY + 1  # days 1..15, then churned: no more points
+    assert most_open == points
+    assert [d for d, _ in resolved] == list(range(16, 16 + points))
+    assert {e["label"] for _, e in resolved} == {1}
+    assert [e["observed_at"] for _, e in resolved] == [
+        format_rfc3339_ms(EV + d * DAY) for d in range(1, 1 + points)
+    ]
+    assert [e["resolved_at"] for _, e in resolved] == [
+        format_rfc3339_ms(EV + d * DAY + HORIZON) for d in range(1, 1 + points)
+    ]
+    # features at each observation: a silent user is observed days into the silence
+    assert [e["features"]["recency_days"] for _, e in resolved] == [
+        float(d) for d in range(1, 1 + points)
+    ]
+    assert st.churn.obs == []
+    assert st.churn.examples == points
+
+
+def test_engine_driven_by_next_due_ms_resolves_each_point_1_ms_past_its_horizon() -> None:
+    engine = _engine(triggers=False)
+    st = _started(engine)
+    swept: list[int] = []
+    resolved: list[tuple[int, dict[str, Any]]] = []
+    while (due := engine.next_due_ms(st)) is not None and due <= EV + 60 * DAY:
+        swept.append(due)
+        resolved += [(due, e) for e in engine.sweep(st, "u1", due).examples]
+    # daily refreshes from the first event, until the first deadline interleaves
+    assert swept[:15] == [EV + d * DAY for d in range(1, 16)]
+    assert [t for t, _ in resolved] == [
+        EV + d * DAY + HORIZON + 1 for d in range(1, 16)
+    ]
+    assert [e["label"] for _, e in resolved] == [1] * 15
+    assert st.churn.obs == []
+    assert st.churn.churned_ms == EV + 15 * DAY + HORIZON
+
+
+def test_engine_one_return_resolves_every_open_point() -> None:
+    engine = _engine(triggers=False)
+    st = _started(engine)
+    sweeps = [EV + d * DAY for d in range(1, 11)]
+    for t in sweeps:
+        assert engine.sweep(st, "u1", t).examples == []
+    assert st.churn.obs == sweeps
+    back = EV + 11 * DAY + HOUR
+    out = engine.apply(st, _ev(1, back), back)
+    assert _labels(out) == [(0, format_rfc3339_ms(back))] * len(sweeps)
+    assert [e["observed_at"] for e in out.examples] == [format_rfc3339_ms(t) for t in sweeps]
+    assert (st.churn.obs, st.churn.churned_ms, st.churn.examples) == ([], 0, len(sweeps))
+
+
+def test_engine_a_late_return_resolves_past_points_as_churned_and_the_rest_as_0() -> None:
+    engine = _engine()
+    st = _started(engine)
+    for d in (1, 2, 3):
+        engine.sweep(st, "u1", EV + d * DAY)
+    back = EV + 2 * DAY + HORIZON  # past day 1's horizon, exactly at day 2's
+    out = engine.apply(st, _ev(1, back), back)
+    assert _labels(out) == [
+        (1, format_rfc3339_ms(EV + DAY + HORIZON)),
+        (0, format_rfc3339_ms(back)),
+        (0, format_rfc3339_ms(back)),
+    ]
+    assert "win_back.churned" in [t["reason"]["rule"] for t in out.triggers]
+    assert (st.churn.obs, st.churn.churned_ms) == ([], 0)
+
+
+def test_engine_churned_user_gets_no_points_until_they_return() -> None:
+    engine = _engine(triggers=False)
+    st = _started(engine)
+    engine.sweep(st, "u1", SWEEP1)
+    assert len(engine.sweep(st, "u1", SWEEP1 + HORIZON + 1).examples) == 1
+    for d in range(16, 30):
+        assert engine.sweep(st, "u1", EV + d * DAY).examples == []
+        assert st.churn.obs == []
+    back = EV + 30 * DAY + HOUR
+    returned = engine.apply(st, _ev(1, back), back)
+    assert returned.examples == []  # the churned observation was already labelled
+    assert (st.churn.obs, st.churn.churned_ms) == ([], 0)
+    obs = back + HOUR
+    engine.sweep(st, "u1", obs)
+    assert st.churn.obs == [obs]
+    assert engine.sweep(st, "u1", obs + HORIZON).examples == []
+    again = engine.sweep(st, "u1", obs + HORIZON + 1)
+    assert _labels(again) == [(1, format_rfc3339_ms(obs + HORIZON))]
 
 
 def test_engine_next_due_ms_includes_the_churn_deadline() -> None:
-    # Refresh sweeps off (refresh_for_days < refresh_every_hours) and no triggers: the only
-    # thing due is the churn deadline.
+    # Refresh sweeps off (refresh_for_days < refresh_every_hours) and no triggers: once a sweep
+    # has taken a point, the only thing due is its deadline.
     cfg = config_from_dict({"scoring": {"refresh_for_days": 0.5}})
     engine = _engine(cfg, triggers=False)
-    st = engine.apply(None, _ev(1, OBS), OBS).state
-    assert st is not None
-    assert engine.next_due_ms(st) == OBS + HORIZON + 1
-    engine.sweep(st, "u1", OBS + HORIZON + 1)
+    st = _started(engine)
+    assert engine.next_due_ms(st) is None
+    obs = EV + HOUR
+    engine.sweep(st, "u1", obs)
+    assert st.churn.obs == [obs]
+    assert engine.next_due_ms(st) == obs + HORIZON + 1
+    engine.sweep(st, "u1", obs + HORIZON + 1)
     assert engine.next_due_ms(st) is None
 
 
 def test_engine_at_most_one_observation_per_user_per_day() -> None:
     engine = _engine(triggers=False)
-    st = engine.apply(None, _ev(1, OBS), OBS).state
-    assert st is not None
-    engine.apply(st, _ev(2, OBS + HOUR), OBS + HOUR)
-    assert (st.churn.obs_ms, st.churn.last_obs_day) == (OBS, 0 + OBS // DAY)
-    out = engine.apply(st, _ev(3, OBS + DAY), OBS + DAY)
+    st = _started(engine)
+    for t in (SWEEP1, SWEEP1 + HOUR, T0 + 2 * DAY - 1):
+        assert engine.sweep(st, "u1", t).examples == []
+    assert (st.churn.obs, st.churn.last_obs_day) == ([SWEEP1], SWEEP1 // DAY)
+    out = engine.apply(st, _ev(1, SWEEP1 + 2 * HOUR), SWEEP1 + 2 * HOUR)
     assert [e["label"] for e in out.examples] == [0]
-    assert st.churn.obs_ms == OBS + DAY
-    out = engine.apply(st, _ev(4, OBS + DAY + HOUR), OBS + DAY + HOUR)
-    assert out.examples == []
-    assert st.churn.obs_ms == OBS + DAY
+    engine.sweep(st, "u1", SWEEP1 + 3 * HOUR)
+    assert st.churn.obs == []  # that day's point was taken already
+    engine.sweep(st, "u1", T0 + 2 * DAY)
+    assert st.churn.obs == [T0 + 2 * DAY]
     assert st.churn.examples == 1
 
 
@@ -472,13 +720,6 @@ def test_artifact_refusals_never_unpickle(
     assert UNPICKLED == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, AttributeError),
-    reason="bug: scoring/churn/artifacts.py:63 load_artifact calls meta.pop() on whatever "
-    "JSON the metadata line holds; a JSON array/string raises TypeError/AttributeError "
-    "instead of ArtifactRejected('malformed') (read_metadata never checks it is an object)",
-)
 @pytest.mark.parametrize("line", [b"[1, 2]", b'"text"', b"42"])
 def test_artifact_metadata_not_an_object_is_malformed(canary_blob: bytes, line: bytes) -> None:
     with pytest.raises(ArtifactRejected) as info:
@@ -487,12 +728,6 @@ def test_artifact_metadata_not_an_object_is_malformed(canary_blob: bytes, line: 
     assert UNPICKLED == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bug: scoring/churn/artifacts.py:66 hmac.compare_digest raises TypeError for a "
-    "non-ASCII str signature; it should be refused as ArtifactRejected('bad_signature')",
-)
 def test_artifact_non_ascii_signature_is_refused(canary_blob: bytes) -> None:
     meta, payload = _split(canary_blob)
     meta["signature"] = "\u00e9" * 64
@@ -598,14 +833,6 @@ def test_config_with_an_unknown_model_names_the_key(key: str) -> None:
     assert "nope" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug: scoring/churn/registry.py:61 resolve() catches only ImportError/"
-    "AttributeError; ':factory' (empty module) makes import_module raise a plain ValueError, "
-    "so known_model() raises and config_from_dict raises ValueError, not ConfigError "
-    "naming churn.model",
-)
 def test_config_with_an_empty_module_path_names_the_key() -> None:
     with pytest.raises(ConfigError) as info:
         config_from_dict({"churn": {"model": ":factory"}})

@@ -15,7 +15,10 @@ NOW = 1_767_225_600_000 + 30 * 86_400_000
 
 def good(**overrides: object) -> bytes:
     body: dict[str, object] = {
-        "event_id": "e1", "user_id": "u1", "type": "purchase", "ts": "2026-01-05T10:00:00.250+01:00",
+        "event_id": "e1",
+        "user_id": "u1",
+        "type": "purchase",
+        "ts": "2026-01-05T10:00:00.250+01:00",
         "properties": {"amount": 12.5, "quantity": 2, "sku": "extra properties are kept"},
     }
     body.update(overrides)
@@ -35,7 +38,9 @@ def test_valid_event_with_offset_timestamp() -> None:
 
 
 def test_epoch_milliseconds_are_accepted() -> None:
-    assert decode_event(good(ts=1_767_603_600_250), now_ms=NOW, rules=RULES).ts_ms == 1_767_603_600_250
+    assert (
+        decode_event(good(ts=1_767_603_600_250), now_ms=NOW, rules=RULES).ts_ms == 1_767_603_600_250
+    )
 
 
 @pytest.mark.parametrize(

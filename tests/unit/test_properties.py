@@ -16,7 +16,9 @@ from tests.helpers import DAY, T0, ev
 
 # Lateness of 7 days and events within 6 days: every arrival order is within the lateness.
 # The burst cap is raised so that it cannot bind (which events a cap drops is order-bound).
-CONFIG = config_from_dict({"scoring": {"lateness_seconds": 7 * 86_400, "burst_cap_per_minute": 10_000}})
+CONFIG = config_from_dict(
+    {"scoring": {"lateness_seconds": 7 * 86_400, "burst_cap_per_minute": 10_000}}
+)
 TYPES = sorted(CONFIG.event_types)
 
 event_specs = st.lists(
@@ -55,9 +57,18 @@ def run(engine: ScoringEngine, events: list[Event]) -> dict[str, UserState]:
 def semantic(state: UserState) -> tuple[object, ...]:
     """Everything that scores and features depend on (not the dedupe bookkeeping)."""
     return (
-        state.first_ms, state.last_ms, state.anchor_day, state.first_day, state.active_bits,
-        state.active_days, state.longest_streak, state.day_counts, state.lifetime, state.events,
-        {k: round(v, 6) for k, v in state.day_amounts.items()}, round(state.monetary, 6),
+        state.first_ms,
+        state.last_ms,
+        state.anchor_day,
+        state.first_day,
+        state.active_bits,
+        state.active_days,
+        state.longest_streak,
+        state.day_counts,
+        state.lifetime,
+        state.events,
+        {k: round(v, 6) for k, v in state.day_amounts.items()},
+        round(state.monetary, 6),
     )
 
 
@@ -99,8 +110,7 @@ def test_duplicates_are_idempotent(
 
 
 @settings(max_examples=100, deadline=None)
-@given(event_specs, st.lists(st.integers(min_value=0, max_value=400 * DAY), min_size=2,
-                             max_size=8))
+@given(event_specs, st.lists(st.integers(min_value=0, max_value=400 * DAY), min_size=2, max_size=8))
 def test_scores_decay_monotonically_and_stay_in_range(
     specs: list[tuple[str, str, int, float]], offsets: list[int]
 ) -> None:

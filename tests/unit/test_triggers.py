@@ -197,14 +197,6 @@ def test_nudge_new_silent_period_is_a_new_episode_subject_to_cooldown() -> None:
     assert len(sim.suppressed) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: scoring/triggers/rules.py:256-261 TriggerRules.next_due_ms ignores the "
-    "nudge's cooldown (and the daily cap): after a suppression it keeps returning the "
-    "already-passed silence due time, so ScoringEngine.next_due_ms <= the watermark and "
-    "Driver._reschedule re-sweeps the user at every watermark advance (calling "
-    "on_suppressed each time) until the cooldown ends",
-)
 def test_cooldown_suppressed_nudge_is_not_due_again_before_the_cooldown_ends() -> None:
     sim = Sim({"triggers": {"reengagement_nudge": {"cooldown_days": 14.0}}})
     user = user_for("reengagement_nudge", prefix="loop")
@@ -222,6 +214,26 @@ def test_cooldown_suppressed_nudge_is_not_due_again_before_the_cooldown_ends() -
     assert due is None or due >= fired1 + 14 * DAY
     engine_due = sim.engine.next_due_ms(state)
     assert engine_due is not None and engine_due > watermark
+
+
+def test_cap_suppressed_nudge_is_due_again_the_next_utc_day() -> None:
+    sim = Sim({"triggers": {"daily_cap": 1}})
+    user = user_for("reengagement_nudge", prefix="capnudge")
+    last = _regular(sim, user)
+    state = sim.states[user]
+    due = last + 3 * DAY + 1
+    assert sim.rules.next_due_ms(state) == due
+    # as if another trigger had used up the user's cap on the day the nudge comes due
+    state.triggers.day, state.triggers.day_count = due // DAY, 1
+    tomorrow = (due // DAY + 1) * DAY
+    assert sim.rules.next_due_ms(state) == tomorrow
+    assert sim.sweep(user, due).triggers == []
+    assert sim.suppressed == [("reengagement_nudge", "daily_cap")]
+    assert sim.engine.next_due_ms(state) is not None
+    assert sim.engine.next_due_ms(state) > due
+    (t,) = sim.sweep(user, tomorrow).triggers
+    check(t, user, "reengagement_nudge", f"silence@{last}", "reengagement_nudge.silence_ratio")
+    assert sim.rules.next_due_ms(state) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +313,8 @@ def test_demotion_only_after_the_grace_period() -> None:
     out = sim.sweep(user, due)
     assert len(out.triggers) == 1
     t = out.triggers[0]
-    check(t, user, "tier_change", f"vip->gold@{due}", "tier_change.demotion")
+    # a demotion (on a sweep, whose exact time depends on batching) is named by its UTC day
+    check(t, user, "tier_change", f"vip->gold@day{due // DAY}", "tier_change.demotion")
     assert t["details"] == {"from_tier": "vip", "to_tier": "gold", "direction": "demotion"}
     assert t["tier"] == "gold"
     assert sim.sweep(user, due + DAY).triggers == []
@@ -338,11 +351,57 @@ def test_fifth_purchase_fires_on_the_fifth_purchase_only() -> None:
     assert state.triggers.badges == 0b1100  # badges 2 (first_purchase) and 3 (fifth_purchase)
 
 
+def test_milestone_suppressed_by_the_daily_cap_fires_on_the_next_such_event() -> None:
+    sim = Sim({"triggers": {"daily_cap": 1}})
+    user = "capped-reviewer"
+    (t1,) = sim.event(user, "post", START).triggers
+    assert t1["episode"] == "first_post"
+    assert sim.event(user, "review", START + HOUR).triggers == []
+    assert sim.suppressed == [("milestone", "daily_cap")]
+    state = sim.states[user]
+    assert state.triggers.badges == 0b01  # first_review (badge 1) not recorded: not served
+    # the next day: another type of event does not bring it...
+    assert sim.event(user, "view", T0 + DAY + 9 * HOUR).triggers == []
+    # ...the user's next review does
+    (t2,) = sim.event(user, "review", T0 + DAY + 10 * HOUR).triggers
+    check(t2, user, "milestone", "first_review", "milestone.first_review")
+    assert t2["details"] == {"badge": "first_review"}
+    assert t2["reason"]["features"] == {"event_type": "review", "count": 1}
+    assert state.triggers.badges == 0b11
+    # once served, never again
+    later = sim.event(user, "review", T0 + 3 * DAY + 10 * HOUR).triggers
+    assert of_type(later, "milestone") == []
+    assert sim.suppressed == [("milestone", "daily_cap")]
+
+
 def test_non_badge_events_earn_nothing() -> None:
     sim = Sim()
     outs = [sim.event("viewer", t, START + i * MINUTE)
             for i, t in enumerate(["view", "like", "comment", "share", "checkin"])]
     assert [t for o in outs for t in o.triggers] == []
+
+
+def test_event_triggers_carry_the_churn_probability_at_the_event() -> None:
+    asked: list[list[float]] = []
+
+    def predict(features: Sequence[float]) -> float:
+        asked.append(list(features))
+        return 0.123456
+
+    sim = Sim(predict=predict)
+    (t,) = sim.event("prob", "post", START).triggers
+    assert t["type"] == "milestone"
+    assert t["churn_probability"] == 0.1235
+    assert len(asked) == 1
+    assert asked[0][0] == 0.0  # recency_days at the event itself
+    # no trigger, no question asked
+    assert sim.event("prob", "view", START + MINUTE).triggers == []
+    assert len(asked) == 1
+    # a model that has nothing to say yet, or no churn module at all: None
+    (t,) = Sim().event("prob", "post", START).triggers
+    assert t["churn_probability"] is None
+    (t,) = Sim(churn=False).event("prob", "post", START).triggers
+    assert t["churn_probability"] is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -503,7 +562,8 @@ def test_win_back_for_a_user_labelled_churned_at_return() -> None:
     sim = Sim()
     user = user_for("win_back", prefix="gone")
     sim.event(user, "view", START)
-    back = START + 15 * DAY
+    sim.sweep(user, START + DAY)  # the daily refresh takes an observation point
+    back = START + 16 * DAY  # a day past that point's horizon (START + 15 days)
     out = sim.event(user, "view", back)
     assert [e["label"] for e in out.examples] == [1]
     (t,) = out.triggers
@@ -515,7 +575,8 @@ def test_win_back_after_a_churn_label_even_when_the_silence_is_short() -> None:
     sim = Sim({"churn": {"horizon_days": 3.0}})
     user = user_for("win_back", prefix="gone")
     sim.event(user, "view", START)
-    assert [e["label"] for e in sim.sweep(user, START + 3 * DAY + 1).examples] == [1]
+    assert sim.sweep(user, START + DAY).examples == []  # the observation point
+    assert [e["label"] for e in sim.sweep(user, START + 4 * DAY + 1).examples] == [1]
     back = START + 5 * DAY
     (t,) = sim.event(user, "view", back).triggers
     check(t, user, "win_back", f"return@{back}", "win_back.churned")
