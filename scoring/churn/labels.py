@@ -66,8 +66,7 @@ class ChurnLabels:
         if not cs.obs:
             cs.churned_ms = 0
             return []
-        examples = []
-        kept = []
+        examples: list[dict[str, Any]] = []
         for obs_ms in cs.obs:
             if event_ms <= obs_ms:
                 # an event from before the observation, arriving late: not a return, but it
@@ -79,7 +78,7 @@ class ChurnLabels:
                 examples.append(self._example(user_id, obs_ms, 0, event_ms, features_at))
             else:
                 examples.append(self._example(user_id, obs_ms, 1, deadline, features_at))
-        cs.obs = kept
+        cs.obs = []  # every open point is resolved or discarded by an event
         cs.examples += len(examples)
         cs.churned_ms = 0  # active again (the engine read the flag before calling)
         return examples
