@@ -11,8 +11,9 @@ Three things every subscriber should do, shown here:
    trigger can arrive again. The id is deterministic, so remembering recent ids is enough.
 2. Skip expired triggers. A trigger past its `expires_at` is no longer worth acting on
    (e.g. after a long outage, the backlog is stale).
-3. Honour `variant`. "control" triggers are the hold-out group of an experiment: record them
-   if you measure uplift, but do not act on them.
+3. Honour `variant`. The `triggers.<type>` topics carry treatment triggers only; the hold-out
+   ("control") group of each experiment is published to `triggers.audit` alone, next to the
+   treatment ones, for whoever measures uplift. Never act on a control trigger.
 
 Needs only kafka-python (`pip install kafka-python`).
 """
@@ -58,8 +59,8 @@ def is_expired(trigger: dict[str, Any]) -> bool:
 
 
 def handle(trigger: dict[str, Any]) -> None:
-    """Your action goes here. This example only prints, control triggers included;
-    a real subscriber records control triggers (for uplift) but does not act on them."""
+    """Your action goes here. This example only prints. (Should a control trigger reach you,
+    e.g. when reading triggers.audit, record it for uplift but do not act on it.)"""
     print(
         f"{trigger['emitted_at']}  {trigger['type']:<22} user={trigger['user_id']:<12} "
         f"variant={trigger['variant']:<9} rule={trigger['reason']['rule']} "

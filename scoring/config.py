@@ -111,7 +111,7 @@ def _path_of(message: str) -> tuple[str, str]:
         problem, _, where = message.rpartition(" - at `$")
         return where.rstrip("`").lstrip("."), problem
     if message.startswith("Object contains unknown field"):
-        return message.split("`")[1], "unknown key (not a setting; check its spelling)"
+        return message.split("`")[1], "unknown key (check its spelling)"
     return "(root)", message
 
 

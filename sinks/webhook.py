@@ -32,7 +32,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engage.webhook")
 
+from scoring.timeutil import format_rfc3339_ms, parse_rfc3339_ms  # noqa: E402
 from scoring.triggers.config import TRIGGER_TYPES  # noqa: E402 - one list, owned by the rules
 
 SIGNATURE_HEADER = "X-Engage-Signature"
@@ -267,12 +267,9 @@ def _expired(trigger: Mapping[str, Any], now_s: float) -> bool:
     if not isinstance(text, str):
         return False
     try:
-        expires = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        return parse_rfc3339_ms(text) <= now_s * 1000
     except ValueError:
         return False
-    if expires.tzinfo is None:
-        return False
-    return expires.timestamp() <= now_s
 
 
 def dead_letter(
@@ -298,7 +295,7 @@ def dead_letter(
         "partition": partition,
         "offset": offset,
         "original": raw.decode("utf-8", errors="replace"),
-        "dead_lettered_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "dead_lettered_at": format_rfc3339_ms(int(time.time() * 1000)),
     }
     return json.dumps(record, separators=(",", ":")).encode()
 

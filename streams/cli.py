@@ -127,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_config)
 
+    p = sub.add_parser("webhook", help="deliver trigger topics to an HTTP endpoint (signed)")
+    from sinks.webhook import add_arguments as webhook_arguments
+
+    webhook_arguments(p)
+    p.set_defaults(func=cmd_webhook)
+
     p = sub.add_parser("watch", help="print scores and triggers as they arrive")
     _broker_arg(p)
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
@@ -266,6 +272,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(msgspec.to_builtins(config), indent=2, sort_keys=True))
     return 0
+
+
+def cmd_webhook(args: argparse.Namespace) -> int:
+    from sinks.webhook import run as webhook_run
+
+    return webhook_run(args)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
