@@ -37,8 +37,8 @@ def bare_rate(broker: str, topic: str, n: int) -> float:
          str(n), f"bare-{uuid.uuid4().hex[:6]}"],
         capture_output=True, text=True, timeout=900, cwd=ROOT,
     )
-    line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]
-    r = json.loads(line)
+    line = [ln for ln in out.stdout.splitlines() if '{"count"' in ln][-1]
+    r = json.loads(line[line.index('{"count"') :])  # after any terminal control codes
     return float(r["count"] / (r["last_s"] - r["first_s"]))
 
 
@@ -98,7 +98,7 @@ def main() -> None:
         broker = local.bootstrap
     names = TopicNames(prefix=f"bench{uuid.uuid4().hex[:6]}.")
     ensure_topics(broker, names, args.partitions)
-    stream, _ = generate(users=max(100, args.events // 300), days=30, seed=4,
+    stream, _ = generate(users=max(100, args.events // 150), days=30, seed=4,
                          max_events=args.events)
     records = [(e["user_id"].encode(), json.dumps(e).encode()) for e in stream]
     produce(broker, names.interactions, records)

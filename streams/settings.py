@@ -28,7 +28,7 @@ class WorkerSettings:
     store: str = "memory"  # or "rocksdb" (rocksdict)
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("ENGAGE_DATA_DIR", "var")))
     names: TopicNames = field(default_factory=TopicNames)
-    batch_max: int = 500
+    batch_max: int = 2000
     batch_within_s: float = 0.2
     tick_interval_s: float = 5.0
     idle_advance_s: float = 60.0
