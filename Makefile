@@ -25,9 +25,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_replay.py
-	$(BIN)/python benchmarks/bench_worker.py
-	$(BIN)/python benchmarks/bench_churn.py
+	$(BIN)/python -m benchmarks.bench_replay
+	$(BIN)/python -m benchmarks.bench_worker
+	$(BIN)/python -m benchmarks.bench_churn
 
 broker-down: $(STAMP)
 	$(BIN)/engage broker down

@@ -5,7 +5,7 @@ by then), then ranks the users seen in the last 2 horizons by `churn_probability
 same run, by days since their last event alone. Ground truth: the simulator's users who
 stop for good within the horizon after the cut-off (or already have). Prints both ROC AUCs.
 
-    python benchmarks/bench_churn.py [--users 2000] [--days 60] [--cutoff-day 45]
+    python -m benchmarks.bench_churn [--users 1000] [--days 60] [--cutoff-day 45]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from simulator import DEFAULT_START_MS
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--days", type=float, default=60)
     parser.add_argument("--cutoff-day", type=float, default=45)
     parser.add_argument("--seed", type=int, default=3)

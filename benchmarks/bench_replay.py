@@ -4,7 +4,7 @@ Prints, in one run: the engine alone over pre-decoded events (scoring alone), de
 engine from the gzipped file, and the full replay (churn loop and triggers on), with the
 median of several runs each, plus serialized bytes per user.
 
-    python benchmarks/bench_replay.py [--users 3000] [--days 60] [--runs 3]
+    python -m benchmarks.bench_replay [--users 3000] [--days 60] [--runs 3]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ agent that only consumes that topic (benchmarks/bare_faust_consumer.py) and the 
 examples) each read it from the beginning with their own consumer group. Rates count from
 the first to the last event consumed; the median per side and their ratio are printed.
 
-    python benchmarks/bench_worker.py [--events 100000] [--runs 2] [--broker HOST:PORT]
+    python -m benchmarks.bench_worker [--events 100000] [--runs 2] [--broker HOST:PORT]
 """
 
 from __future__ import annotations
