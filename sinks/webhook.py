@@ -43,6 +43,7 @@ log = logging.getLogger("engage.webhook")
 
 from scoring.timeutil import format_rfc3339_ms, parse_rfc3339_ms  # noqa: E402
 from scoring.triggers.config import TRIGGER_TYPES  # noqa: E402 - one list, owned by the rules
+from sinks.argtypes import positive_int  # noqa: E402
 
 SIGNATURE_HEADER = "X-Engage-Signature"
 TRIGGER_ID_HEADER = "X-Engage-Trigger-Id"
@@ -455,15 +456,6 @@ def run_webhook_sink(
 # --------------------------------------------------------------------------- CLI
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the `webhook` command."""
@@ -484,7 +476,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-id", default="engage-webhook")
     parser.add_argument("--dlq-topic", default=DEFAULT_DLQ_TOPIC,
                         help="dead-letter topic, after the prefix")
-    parser.add_argument("--max-attempts", type=_positive_int, default=5)
+    parser.add_argument("--max-attempts", type=positive_int, default=5)
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="seconds per HTTP attempt")
 

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from sinks.argtypes import positive_int
 from streams.settings import DEFAULT_BROKER, env_broker
 
 
@@ -30,15 +31,6 @@ def _broker_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -51,12 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("broker", help="run the local Apache Kafka broker (KRaft, 127.0.0.1)")
     p.add_argument("action", choices=["up", "down", "status", "reset"])
-    p.add_argument("--port", type=_positive_int, default=None, help="client port (default 9092)")
+    p.add_argument("--port", type=positive_int, default=None, help="client port (default 9092)")
     p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("topics", help="create every topic with its partitions and configs")
     _broker_arg(p)
-    p.add_argument("--partitions", type=_positive_int, default=4)
+    p.add_argument("--partitions", type=positive_int, default=4)
     p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser("worker", help="start the Faust worker")
@@ -64,19 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument(
         "--metrics-port",
-        type=_positive_int,
+        type=positive_int,
         default=int(os.environ.get("ENGAGE_METRICS_PORT", "9464")),
         help="Prometheus port (default $ENGAGE_METRICS_PORT or 9464)",
     )
     p.add_argument(
         "--web-port",
-        type=_positive_int,
+        type=positive_int,
         default=int(os.environ.get("ENGAGE_WEB_PORT", "6066")),
         help="HTTP user lookup port (default $ENGAGE_WEB_PORT or 6066)",
     )
     p.add_argument(
         "--partitions",
-        type=_positive_int,
+        type=positive_int,
         default=4,
         help="partitions for new topics (an existing input topic's count wins)",
     )
@@ -144,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="the main job: local broker, worker, live simulated traffic, live scores/triggers",
     )
-    p.add_argument("--users", type=_positive_int, default=300)
+    p.add_argument("--users", type=positive_int, default=300)
     p.add_argument(
         "--speed",
         type=float,
@@ -152,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated seconds per wall second (default 3600: an hour a second)",
     )
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
-    p.add_argument("--metrics-port", type=_positive_int, default=9464)
-    p.add_argument("--web-port", type=_positive_int, default=6066)
+    p.add_argument("--metrics-port", type=positive_int, default=9464)
+    p.add_argument("--web-port", type=positive_int, default=6066)
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -16,9 +16,8 @@ from simulator import generate
 from streams.model_control import read_status, send_command
 from streams.topics import TopicNames, ensure_topics
 from tests.integration.worker_process import (
-    latest_by_user,
     produce,
-    read_topic,
+    read_until_counted,
     running_worker,
     unique_names,
 )
@@ -93,12 +92,7 @@ def test_swap_while_events_flow(kafka_bootstrap: str, tmp_path: Path) -> None:
 
         produce(kafka_bootstrap, names.interactions, keyed(after))
 
-        def all_counted(rs: list[dict]) -> bool:  # type: ignore[type-arg]
-            latest = latest_by_user(rs)
-            return all(latest.get(u, {}).get("events_counted") == n for u, n in expected.items())
-
-        scores = read_topic(kafka_bootstrap, names.scores, all_counted, timeout_s=120)
-        latest = latest_by_user(scores)
+        latest = read_until_counted(kafka_bootstrap, names, expected)
         assert {u: r["events_counted"] for u, r in latest.items()} == expected  # nothing lost
 
         versions = model_versions(kafka_bootstrap, names)

@@ -15,9 +15,9 @@ import pytest
 from simulator import generate
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
-    latest_by_user,
     produce,
     read_topic,
+    read_until_counted,
     running_worker,
     unique_names,
 )
@@ -47,12 +47,8 @@ def test_no_second_trigger_after_a_crash_and_restart(kafka_bootstrap: str, tmp_p
     with running_worker(kafka_bootstrap, names, tmp_path, log_name="second.log"):
         produce(kafka_bootstrap, names.interactions, keyed[cut:])
 
-        def all_counted(rs: list[dict]) -> bool:  # type: ignore[type-arg]
-            latest = latest_by_user(rs)
-            return all(latest.get(u, {}).get("events_counted") == n for u, n in expected.items())
-
-        scores = read_topic(kafka_bootstrap, names.scores, all_counted, timeout_s=180)
-        assert {u: r["events_counted"] for u, r in latest_by_user(scores).items()} == expected
+        latest = read_until_counted(kafka_bootstrap, names, expected, timeout_s=180)
+        assert {u: r["events_counted"] for u, r in latest.items()} == expected
         time.sleep(2.0)
         audit = read_topic(kafka_bootstrap, names.audit, lambda rs: False, timeout_s=3)
 

@@ -16,9 +16,9 @@ from scoring.timeutil import format_rfc3339_ms, parse_rfc3339_ms
 from simulator import generate
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
-    latest_by_user,
     produce,
     read_topic,
+    read_until_counted,
     running_worker,
     unique_names,
 )
@@ -64,14 +64,8 @@ def test_scores_dead_letters_balance_and_replay_agreement(
     with running_worker(kafka_bootstrap, names, tmp_path) as worker:
         produce(kafka_bootstrap, names.interactions, records)
 
-        def all_counted(rs: list[dict]) -> bool:  # type: ignore[type-arg]
-            latest = latest_by_user(rs)
-            return all(latest.get(u, {}).get("events_counted") == n
-                       for u, n in expected_counted.items())
-
-        scores = read_topic(kafka_bootstrap, names.scores, all_counted, timeout_s=120)
+        latest = read_until_counted(kafka_bootstrap, names, expected_counted)
         dead = read_topic(kafka_bootstrap, names.dlq, lambda rs: len(rs) >= len(INVALID))
-        latest = latest_by_user(scores)
         assert {u: r["events_counted"] for u, r in latest.items()} == expected_counted
         assert sorted(d["reason"] for d in dead) == sorted(r for _, r in INVALID)
         assert all(d["topic"] == names.interactions and d["offset"] >= 0 for d in dead)

@@ -171,3 +171,16 @@ def latest_by_user(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for r in records:
         latest[r["user_id"]] = r
     return latest
+
+
+def read_until_counted(
+    bootstrap: str, names: TopicNames, expected: dict[str, int], timeout_s: float = 120.0
+) -> dict[str, dict[str, Any]]:
+    """Read engagement.scores until each user's latest record counts `expected` events;
+    returns the latest record per user (whatever was there at the timeout)."""
+
+    def all_counted(records: list[dict[str, Any]]) -> bool:
+        latest = latest_by_user(records)
+        return all(latest.get(u, {}).get("events_counted") == n for u, n in expected.items())
+
+    return latest_by_user(read_topic(bootstrap, names.scores, all_counted, timeout_s=timeout_s))
