@@ -12,7 +12,9 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from scoring.churn.artifacts import read_metadata
+from scoring.features import FEATURE_NAMES
 from simulator import generate
+from streams.cli import main
 from streams.model_control import read_status, send_command
 from streams.topics import TopicNames, ensure_topics
 from tests.integration.worker_process import (
@@ -104,3 +106,21 @@ def test_swap_while_events_flow(kafka_bootstrap: str, tmp_path: Path) -> None:
         tags = {latest[u]["churn_model"].split("@")[0] for u in late_users}
         assert tags == {"hoeffding"}
         assert all(latest[u]["churn_probability"] is not None for u in late_users)
+
+        # A challenger: shadowed side by side with the champion, then promoted, via the CLI.
+        prefix = ["--broker", kafka_bootstrap, "--topic-prefix", names.prefix, "--timeout", "60"]
+        assert main(["model", "shadow", "logreg", *prefix]) == 0
+        produce(kafka_bootstrap, names.churn_examples, [
+            (b"u", json.dumps({"features": dict.fromkeys(FEATURE_NAMES, 1.0), "label": i % 2,
+                               "user_id": "u"}).encode()) for i in range(20)
+        ])
+        wait_for(lambda: (read_status(kafka_bootstrap, 10, names=names) or {}).get(
+            "shadow", {}).get("metrics", {}).get("validated", 0) >= 20)
+        status = read_status(kafka_bootstrap, 10, names=names)
+        assert status is not None
+        assert status["champion"]["metrics"]["validated"] >= 20  # same examples, both models
+        assert main(["model", "promote", *prefix]) == 0
+        status = read_status(kafka_bootstrap, 10, names=names)
+        assert status is not None and status["champion"]["name"] == "logreg"
+        assert status["shadow"] is None
+        assert main(["model", "list", *prefix]) == 0

@@ -82,6 +82,10 @@ def test_scores_dead_letters_balance_and_replay_agreement(
                             partitions=2, churn=False, triggers=False)
         assert replay.summary["dead_letters"] == dict(Counter(r for _, r in INVALID))
         assert replay.summary["duplicates"] == len(duplicates)
+        board = worker.get_json("/leaderboard/?n=3")
+        top = [row["engagement_score"] for row in board["top"]]
+        assert len(top) == 3 and top == sorted(top, reverse=True)
+        assert board["users_considered"] == len(expected_counted)
         for user_id, state in sorted(replay.states.items()):
             offline = replay.engine.score_record(state, user_id, as_of)
             live = worker.get_json(f"/users/{user_id}/?as_of={as_of_text}")
