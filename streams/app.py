@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import faust
+from faust import streams as faust_streams
 from faust.types import TP
 
 from scoring.config import EngageConfig
+from scoring.partitioning import partition_for_user
 from scoring.state import UserState, decode_state, encode_state
 from sinks.metrics import Metrics
 from streams.churn_shell import ChurnShell
@@ -25,37 +29,54 @@ from streams.settings import WorkerSettings
 log = logging.getLogger("engage.worker")
 
 
-class UserStateTable(faust.Table):  # type: ignore[type-arg]
-    """A table whose changelog partition is set explicitly by the writer.
+class _PartitionMessage:
+    __slots__ = ("partition", "topic")
 
-    Writes are coalesced at the end of a batch, when Faust's "current event" may belong to
-    another partition; the shell knows each user's partition and says it.
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic  # the input topic, which the table is co-partitioned with
+        self.partition = partition
+
+
+class _PartitionEvent:
+    """Stands in for Faust's "current event" while the shell reads or writes a user's state.
+
+    Faust picks a table write's changelog partition, and the RocksDB store its per-partition
+    database, from the current event. Writes are coalesced at the end of a batch, when the
+    current event (if any) belongs to another partition; the shell knows each user's own.
     """
 
-    write_partition: int | None = None
+    __slots__ = ("__weakref__", "message")
 
-    def partition_for_key(self, key: Any) -> int | None:
-        if self.write_partition is not None:
-            return self.write_partition
-        return super().partition_for_key(key)
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _PartitionMessage(topic, partition)
+
+
+@contextmanager
+def _on_partition(topic: str, partition: int) -> Iterator[None]:
+    marker = _PartitionEvent(topic, partition)
+    token = faust_streams._current_event.set(weakref.ref(marker))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 class TableStore:
     """ScoringShell's StateStore over the Faust table (values: msgpack-encoded UserState)."""
 
-    def __init__(self, table: UserStateTable) -> None:
+    def __init__(self, table: faust.Table[str, bytes], topic: str, partitions: int) -> None:
         self.table = table
+        self.topic = topic
+        self.partitions = partitions
 
     def load(self, user_id: str) -> UserState | None:
-        raw = self.table.get(user_id)
+        with _on_partition(self.topic, partition_for_user(user_id, self.partitions)):
+            raw = self.table.get(user_id)
         return decode_state(raw) if raw is not None else None
 
     def save(self, user_id: str, partition: int, state: UserState) -> None:
-        self.table.write_partition = partition
-        try:
+        with _on_partition(self.topic, partition):
             self.table[user_id] = encode_state(state)
-        finally:
-            self.table.write_partition = None
 
     def items(self) -> Iterable[tuple[str, UserState]]:
         for key, raw in list(self.table.items()):
@@ -92,7 +113,7 @@ class EngageWorker:
             logging_config=None,
         )
         app = self.app
-        self.table = UserStateTable(
+        self.table: faust.Table[str, bytes] = faust.Table(
             app=app,
             name="users",
             partitions=settings.partitions,
@@ -110,7 +131,7 @@ class EngageWorker:
         self.shell = ScoringShell(
             config=config,
             engine=self.engine,
-            store=TableStore(self.table),
+            store=TableStore(self.table, names.interactions, settings.partitions),
             names=names,
             partitions=settings.partitions,
             metrics=metrics,

@@ -202,7 +202,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         tick_interval_s=args.tick_seconds,
         log_level=args.log_level,
     )
-    return run_worker(settings, config)
+    from streams.run import PortInUse
+    from streams.topics import TopologyError
+
+    try:
+        return run_worker(settings, config)
+    except (PortInUse, TopologyError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

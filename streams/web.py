@@ -30,8 +30,9 @@ def register_views(worker: EngageWorker) -> None:
 
     def partition_now(user_id: str, last_ms: int) -> int:
         clock = shell.clocks.get(partition_for_user(user_id, shell.partitions))
-        newest = clock.max_event_ms if clock is not None and clock.max_event_ms else 0
-        return max(newest, last_ms)
+        if clock is None:
+            return last_ms
+        return max(clock.max_event_ms or 0, clock.recovered_ms, last_ms)
 
     def user_view(user_id: str, as_of: int | None) -> dict[str, Any] | None:
         state = shell.store.load(user_id)
