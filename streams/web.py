@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
+from scoring.due_index import PartitionClock
 from scoring.partitioning import partition_for_user
 from scoring.timeutil import parse_rfc3339_ms
 
@@ -29,7 +30,9 @@ def register_views(worker: EngageWorker) -> None:
     app, shell = worker.app, worker.shell
 
     def partition_now(user_id: str, last_ms: int) -> int:
-        clock = shell.clocks.get(partition_for_user(user_id, shell.partitions))
+        clock: PartitionClock | None = shell.driver.clocks.get(
+            partition_for_user(user_id, shell.partitions)
+        )
         if clock is None:
             return last_ms
         return max(clock.max_event_ms or 0, clock.recovered_ms, last_ms)
