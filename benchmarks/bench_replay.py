@@ -29,11 +29,8 @@ def engine_alone(events: list[tuple[int, Event]]) -> tuple[float, dict[str, User
     driver = Driver(engine, states.get)
     started = time.perf_counter()
     for p, event in events:
-        clock = driver.clock(p)
-        before = clock.watermark_ms
         driver.event(p, event, states)
-        if clock.watermark_ms > before:
-            driver.sweep(p, states)
+        driver.sweep_advanced(states)
     return time.perf_counter() - started, states
 
 

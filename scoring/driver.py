@@ -22,6 +22,7 @@ class Driver:
         self.load = load
         self.clocks: dict[int, PartitionClock] = {}
         self.indexes: dict[int, DueIndex] = {}
+        self._advanced: set[int] = set()  # partitions whose watermark moved since the last sweep
 
     def clock(self, partition: int) -> PartitionClock:
         clock = self.clocks.get(partition)
@@ -53,6 +54,7 @@ class Driver:
         clock.recovered_ms = newest
 
     def forget(self, partition: int) -> None:
+        self._advanced.discard(partition)
         self.clocks.pop(partition, None)
         self.indexes.pop(partition, None)
 
@@ -67,11 +69,14 @@ class Driver:
         state = staged.get(user_id)
         if state is None:
             state = self.load(user_id)
-        outcome = self.engine.apply(state, event, clock.watermark_ms)
+        watermark = clock.watermark_ms
+        outcome = self.engine.apply(state, event, watermark)
         if outcome.status == "late" or outcome.state is None:
             return outcome
         clock.observe(event.ts_ms)
         staged[user_id] = outcome.state
+        if clock.watermark_ms > watermark:
+            self._advanced.add(partition)
         if outcome.status == "scored":
             self._reschedule(partition, user_id, outcome.state, clock.watermark_ms)
         return outcome
@@ -88,7 +93,24 @@ class Driver:
 
     def advance(self, partition: int, to_event_ms: int) -> None:
         """Move an idle partition's clock (ticks: wall-clock time standing in for events)."""
-        self.clock(partition).observe(to_event_ms)
+        clock = self.clock(partition)
+        watermark = clock.watermark_ms
+        clock.observe(to_event_ms)
+        if clock.watermark_ms > watermark:
+            self._advanced.add(partition)
+
+    def sweep_advanced(self, staged: dict[str, UserState]) -> list[tuple[int, str, Outcome]]:
+        """Sweep every partition whose watermark moved since the last call: the worker calls
+        this once per batch, replay after every event (it is free when nothing moved)."""
+        if not self._advanced:
+            return []
+        swept = [
+            (partition, user_id, outcome)
+            for partition in sorted(self._advanced)
+            for user_id, outcome in self.sweep(partition, staged)
+        ]
+        self._advanced.clear()
+        return swept
 
     def sweep(
         self, partition: int, staged: dict[str, UserState]

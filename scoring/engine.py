@@ -6,8 +6,6 @@ so the live stream and an offline replay give the same answer for the same event
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from scoring.config import EngageConfig
@@ -17,10 +15,8 @@ from scoring.features import UserView, score_record
 from scoring.hooks import ChurnHooks, TriggerContext, TriggerHooks
 from scoring.state import UserState, id_hash, type_code
 from scoring.tiers import TierPolicy
-from scoring.timeutil import format_rfc3339_ms
-from scoring.windows import MS_PER_DAY, add_count, mark_active
-
-MS_PER_MINUTE = 60_000
+from scoring.timeutil import MS_PER_DAY, MS_PER_MINUTE, format_rfc3339_ms
+from scoring.windows import add_count, mark_active
 
 
 class Outcome:
@@ -45,18 +41,27 @@ class Outcome:
         self.churn_probability = churn_probability
 
 
+def _pairs_from(pairs: list[int], at: int, floor: int) -> list[int]:
+    """A flat list of pairs without those whose element `at` (0 or 1) is below `floor`.
+
+    Pairs are appended in arrival order, so the first pair is the usual oldest: when it is
+    not below the floor the list is returned as it is (no allocation on the hot path).
+    """
+    if not pairs or pairs[at] >= floor:
+        return pairs
+    return [x for i in range(0, len(pairs), 2) if pairs[i + at] >= floor for x in pairs[i : i + 2]]
+
+
 class ScoringEngine:
     def __init__(
         self,
         config: EngageConfig,
         churn: ChurnHooks | None = None,
         triggers: TriggerHooks | None = None,
-        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.config = config
         self.churn = churn
         self.triggers = triggers
-        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         s = config.scoring
         self.lateness_ms = int(s.lateness_seconds * 1000)
         self.burst_cap = s.burst_cap_per_minute
@@ -92,21 +97,12 @@ class ScoringEngine:
                 return Outcome("duplicate", state)
         if ts < watermark_ms:
             return Outcome("late", state)
-        floor_s = watermark_ms // 1000 - 1
-        if ids and ids[1] < floor_s:
-            ids = state.recent_ids = [
-                x for i in range(0, len(ids), 2) if ids[i + 1] >= floor_s for x in ids[i : i + 2]
-            ]
+        # ids are kept while a duplicate could still be accepted (a second of slack)
+        ids = state.recent_ids = _pairs_from(ids, 1, watermark_ms // 1000 - 1)
         ids += (h, ts // 1000)
         # Anti-cheat: at most burst_cap counted events per user per minute of event time.
         minute = ts // MS_PER_MINUTE
-        burst = state.burst
-        floor_min = watermark_ms // MS_PER_MINUTE
-        if burst and burst[0] < floor_min:
-            burst = state.burst = [
-                x for i in range(0, len(burst), 2) if burst[i] >= floor_min
-                for x in burst[i : i + 2]
-            ]
+        burst = state.burst = _pairs_from(state.burst, 0, watermark_ms // MS_PER_MINUTE)
         for i in range(0, len(burst), 2):
             if burst[i] == minute:
                 if burst[i + 1] >= self.burst_cap:
@@ -174,20 +170,22 @@ class ScoringEngine:
             examples = self.churn.on_watermark(
                 state.churn, user_id, now, lambda t: self.view(state, t).feature_vector()
             )
-        probability: float | None = None
-        if self.churn is None and self.triggers is None:  # scores only: no need for a view
-            dims = self.dimensions
-            score = dims.composite(dims.at(state.dims, state.last_ms, now))
-            previous_tier = self.tiers.update(state, score, now)
-            state.last_sweep_ms = now
-            return Outcome("swept", state, now, [], examples, probability)
-        view = self.view(state, now)
-        previous_tier = self.tiers.update(state, view.engagement_score, now)
-        probability = self.predict_view(view)
+        view: UserView | None = None
+
+        def view_now() -> UserView:  # built only when churn or triggers look at it
+            nonlocal view
+            if view is None:
+                view = self.view(state, now)
+            return view
+
+        dims = self.dimensions
+        score = dims.composite(dims.at(state.dims, state.last_ms, now))
+        previous_tier = self.tiers.update(state, score, now)
+        probability = self.predict_view(view_now()) if self.churn is not None else None
         triggers: list[dict[str, Any]] = []
         if self.triggers is not None:
             ctx = TriggerContext(
-                user_id=user_id, now_ms=now, event=None, state=state, view=lambda: view,
+                user_id=user_id, now_ms=now, event=None, state=state, view=view_now,
                 previous_tier=previous_tier, tier_names=self.tiers.names,
                 churn_probability=probability,
             )

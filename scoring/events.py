@@ -8,7 +8,7 @@ missing_field, wrong_type, invalid_field, unknown_type, bad_timestamp, future_ti
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 
@@ -126,18 +126,3 @@ def decode_event(raw: bytes, *, now_ms: int, rules: EventRules) -> Event:
             raise InvalidEvent("invalid_field", "properties.amount must be a finite number")
         amount = props.amount
     return Event(wire.event_id, wire.user_id, wire.type, ts_ms, amount, wire.channel, props)
-
-
-def event_to_dict(event: Event) -> dict[str, Any]:
-    """Back to the wire form (ts in epoch ms), e.g. for tests and the simulator."""
-    out: dict[str, Any] = {
-        "event_id": event.event_id,
-        "user_id": event.user_id,
-        "type": event.type,
-        "ts": event.ts_ms,
-    }
-    if event.channel is not None:
-        out["channel"] = event.channel
-    if event.properties is not None:
-        out["properties"] = msgspec.to_builtins(event.properties)
-    return out

@@ -12,8 +12,8 @@ from typing import Any
 from scoring.config import DIMENSIONS
 from scoring.dimensions import DimensionModel
 from scoring.state import UserState
+from scoring.timeutil import MS_PER_DAY
 from scoring.windows import (
-    MS_PER_DAY,
     active_days_in_window,
     amount_in_window,
     counts_in_windows,

@@ -54,11 +54,9 @@ class InProcessChurn:
         for example in examples:
             self.trainer.learn(example)
             if self.trainer.since_publish >= self.publish_every:
-                self.trainer.since_publish = 0
-                self.trainer.version += 1
-                self.predictor.load(
-                    self.trainer.champion.model, self.trainer.champion.name, self.trainer.version
-                )
+                champion = self.trainer.champion
+                version = self.trainer.next_version(now_ms=0)
+                self.predictor.load(champion.model, champion.name, version)
 
 
 @dataclass
@@ -112,7 +110,6 @@ def run_replay(
     trig_out = open(triggers_path, "wb") if triggers_path else None  # noqa: SIM115
     encode = msgspec.json.encode
     last_ts = 0
-    part_of: dict[str, int] = {}
     started = time.perf_counter()
     bar = _progress(Path(input_path).stat().st_size, progress)
 
@@ -141,13 +138,9 @@ def run_replay(
                 if as_of is not None and event.ts_ms > as_of:
                     outcomes["after_as_of"] += 1
                     continue
-                user_id = event.user_id
-                p = part_of.get(user_id)
-                if p is None:
-                    p = part_of[user_id] = partition_for_user(user_id, partitions)
-                clock = driver.clock(p)
-                before = clock.watermark_ms
-                outcome = driver.event(p, event, states)
+                outcome = driver.event(
+                    partition_for_user(event.user_id, partitions), event, states
+                )
                 outcomes[outcome.status] += 1
                 if outcome.status == "late":
                     dead["late"] += 1
@@ -156,11 +149,10 @@ def run_replay(
                     last_ts = event.ts_ms
                 if outcome.triggers or outcome.examples:
                     emit(outcome.triggers, outcome.examples)
-                if clock.watermark_ms > before:
-                    for _user, swept in driver.sweep(p, states):
-                        outcomes["sweeps"] += 1
-                        if swept.triggers or swept.examples:
-                            emit(swept.triggers, swept.examples)
+                for _partition, _user, swept in driver.sweep_advanced(states):
+                    outcomes["sweeps"] += 1
+                    if swept.triggers or swept.examples:
+                        emit(swept.triggers, swept.examples)
             if bar is not None:
                 bar.update(consumed)
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from scoring.state import UserState
 
-MS_PER_DAY = 86_400_000
 WINDOW_DAYS = 28  # the longest window kept
 BITS = 64
 _MASK = (1 << BITS) - 1
@@ -72,17 +71,6 @@ def add_count(state: UserState, day: int, code: int, amount: float) -> None:
         by_type[code] = by_type.get(code, 0) + 1
     if amount:
         state.day_amounts[age] = state.day_amounts.get(age, 0.0) + amount
-
-
-def counts_in_window(state: UserState, now_day: int, span: int) -> dict[int, int]:
-    """Events by type code on the `span` days ending with `now_day`."""
-    offset = now_day - state.anchor_day  # how much older every stored age is at now_day
-    out: dict[int, int] = {}
-    for age, by_type in state.day_counts.items():
-        if age + offset < span:
-            for code, n in by_type.items():
-                out[code] = out.get(code, 0) + n
-    return out
 
 
 def counts_in_windows(state: UserState, now_day: int) -> tuple[dict[int, int], dict[int, int]]:

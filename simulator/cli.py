@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from scoring.timeutil import format_rfc3339_ms, parse_rfc3339_ms
 from simulator.personas import PERSONAS
 from simulator.population import Truth
-from simulator.timefmt import format_ts, parse_ts
 from simulator.traffic import DEFAULT_START_MS, Event, simulate
 from simulator.writer import FileSink, KafkaSink, Sink, encode_event, write_truth
 
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--users", type=int, default=1000, help="number of users (default 1000)")
     size.add_argument("--days", type=float, default=60.0,
                       help="simulated period in days (default 60)")
-    size.add_argument("--start", default=format_ts(DEFAULT_START_MS),
+    size.add_argument("--start", default=format_rfc3339_ms(DEFAULT_START_MS),
                       help="period start, RFC 3339 (default 2026-01-01T00:00:00Z)")
     size.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     size.add_argument("--mix", default=None, metavar="P=W,...",
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _parse_start(text: str) -> int:
     try:
-        return parse_ts(text)
+        return parse_rfc3339_ms(text)
     except ValueError as exc:
         raise UsageError(f"--start: {exc}") from None
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
+from scoring.timeutil import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, format_rfc3339_ms
 from simulator.personas import (
     CHANNELS,
     HOUR_WEIGHTS,
@@ -25,10 +26,14 @@ from simulator.personas import (
     PersonaSpec,
     normalise_mix,
 )
-from simulator.timefmt import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, format_ts, weekday
 
 _HOUR_CUM: list[float] = list(accumulate(HOUR_WEIGHTS))
 _MIN_SESSION_GAP_MS = 5 * MS_PER_MINUTE
+
+
+def weekday(epoch_day: int) -> int:
+    """Monday = 0 ... Sunday = 6 for a day number since the epoch (1970-01-01 was Thursday)."""
+    return (epoch_day + 3) % 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +86,10 @@ class UserPlan:
         return sum(s.n_events for s in self.sessions)
 
     def truth(self) -> Truth:
-        first = format_ts(self.sessions[0].start_ms) if self.sessions else None
-        last = format_ts(self.sessions[-1].end_ms) if self.sessions else None
+        first = format_rfc3339_ms(self.sessions[0].start_ms) if self.sessions else None
+        last = format_rfc3339_ms(self.sessions[-1].end_ms) if self.sessions else None
         return Truth(
-            user_id=self.user_id, persona=self.persona, signup_at=format_ts(self.signup_ms),
+            user_id=self.user_id, persona=self.persona, signup_at=format_rfc3339_ms(self.signup_ms),
             first_event_at=first, last_event_at=last, churned=self.churned,
             churn_at=last if self.churned else None,
         )

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from itertools import accumulate, islice
 from typing import Any
 
+from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms
 from simulator.personas import CHANNELS, SPECS, PersonaSpec
 from simulator.population import Truth, UserPlan, plan_population
-from simulator.timefmt import MS_PER_DAY, format_ts
 
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -98,7 +98,7 @@ def _user_events(plan: UserPlan, world: _World) -> Iterator[tuple[int, int, Even
             seq += 1
             event: Event = {
                 "event_id": f"{uid}-{seq:06d}", "user_id": uid, "type": etype,
-                "ts": format_ts(ts), "channel": channel,
+                "ts": format_rfc3339_ms(ts), "channel": channel,
             }
             if etype in ("view", "like", "comment", "share"):
                 r = rng.random() * content_cum[-1]

@@ -22,4 +22,4 @@ def build_engine(
         metrics.triggers_suppressed.labels(trigger_type, reason).inc()
 
     rules = TriggerRules(config, clock_ms=clock_ms, on_suppressed=suppressed)
-    return ScoringEngine(config, churn=churn, triggers=rules, clock_ms=clock_ms)
+    return ScoringEngine(config, churn=churn, triggers=rules)

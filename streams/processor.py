@@ -131,37 +131,27 @@ class ScoringShell:
             self._recovered.discard(p)
             self.driver.forget(p)
 
-    @property
-    def clocks(self) -> dict[int, Any]:
-        return self.driver.clocks
-
     # -- batches ----------------------------------------------------------------------------
 
     def handle_batch(self, records: list[InputRecord]) -> BatchResult:
         result = BatchResult()
         staged: dict[str, UserState] = {}
-        home: dict[str, int] = {}
         publish: dict[str, Outcome] = {}
-        advanced: set[int] = set()
         now_ms = self.wall_clock_ms()
         self.metrics.batch_size.observe(len(records))
         for record in records:
             self._ensure_recovered(record.partition)
             if record.topic == self.names.ticks:
-                if self._tick(record.partition, now_ms):
-                    advanced.add(record.partition)
-                continue
-            if self._event(record, now_ms, staged, home, publish, result):
-                advanced.add(record.partition)
-        for partition in sorted(advanced):
-            clock = self.driver.clock(partition)
+                self._tick(record.partition, now_ms)
+            else:
+                self._event(record, now_ms, staged, publish, result)
+        for _partition, user_id, outcome in self.driver.sweep_advanced(staged):
+            self.metrics.sweeps.inc()
+            self._emit(user_id, outcome, publish, result)
+        for partition, clock in self.driver.clocks.items():
             self.metrics.watermark.labels(str(partition)).set(clock.watermark_ms / 1000)
-            for user_id, outcome in self.driver.sweep(partition, staged):
-                home[user_id] = partition
-                self.metrics.sweeps.inc()
-                self._emit(user_id, outcome, publish, result)
         for user_id, state in staged.items():
-            self.store.save(user_id, home[user_id], state)
+            self.store.save(user_id, partition_for_user(user_id, self.partitions), state)
         for user_id, outcome in publish.items():
             assert outcome.state is not None and outcome.publish_ms is not None
             score = self.engine.score_record(
@@ -202,17 +192,16 @@ class ScoringShell:
         record: InputRecord,
         now_ms: int,
         staged: dict[str, UserState],
-        home: dict[str, int],
         publish: dict[str, Outcome],
         result: BatchResult,
-    ) -> bool:
-        """Score one record; True when the partition's watermark moved."""
+    ) -> None:
+        """Validate, route and score one record."""
         try:
             event = decode_event(record.value or b"", now_ms=now_ms, rules=self.rules)
         except InvalidEvent as exc:
             self._count(result, "invalid", "dead_letter")
             self._dead_letter(record, exc.reason, exc.detail, result, now_ms)
-            return False
+            return
         user_id = event.user_id
         partition = partition_for_user(user_id, self.partitions)
         if record.topic != self.names.rekeyed and (
@@ -223,43 +212,38 @@ class ScoringShell:
             result.outbox.append(
                 OutRecord(self.names.rekeyed, user_id.encode(), record.value or b"", partition)
             )
-            return False
+            return
         self.last_arrival_wall_ms[partition] = now_ms
-        clock = self.driver.clock(partition)
-        before = clock.watermark_ms
         outcome = self.driver.event(partition, event, staged)
         self._count(result, event.type, outcome.status)
         if outcome.status == "late":
+            watermark = self.driver.clock(partition).watermark_ms
             self._dead_letter(
                 record,
                 "late",
-                f"event time {event.ts_ms} is before the partition watermark {before} "
+                f"event time {event.ts_ms} is before the partition watermark {watermark} "
                 f"(scoring.lateness_seconds={self.engine.lateness_ms / 1000:g})",
                 result,
                 now_ms,
             )
-            return False
-        home[user_id] = partition
+            return
         if outcome.status == "scored":
             self.metrics.processing_lag.observe(max(0.0, (now_ms - event.ts_ms) / 1000))
         self._emit(user_id, outcome, publish, result)
-        return clock.watermark_ms > before
 
-    def _tick(self, partition: int, now_ms: int) -> bool:
+    def _tick(self, partition: int, now_ms: int) -> None:
         """A tick: an idle partition's event time follows the wall clock after a timeout."""
         clock = self.driver.clock(partition)
         last = self.last_arrival_wall_ms.get(partition)
         if last is None:
             self.last_arrival_wall_ms[partition] = now_ms
-            return False
+            return
         idle = now_ms - last
         newest = clock.max_event_ms if clock.max_event_ms is not None else clock.recovered_ms
         if idle < self.idle_advance_ms or not newest:
-            return False
-        before = clock.watermark_ms
+            return
         self.driver.advance(partition, newest + idle - self.idle_advance_ms)
         self.last_arrival_wall_ms[partition] = now_ms - self.idle_advance_ms
-        return clock.watermark_ms > before
 
     def _emit(
         self, user_id: str, outcome: Outcome, publish: dict[str, Outcome], result: BatchResult

@@ -83,4 +83,4 @@ def register_views(worker: EngageWorker) -> None:
 
     @app.page("/healthz/")
     async def health(web: View, request: Request) -> Response:
-        return web.json({"status": "ok", "partitions": sorted(shell.clocks)})
+        return web.json({"status": "ok", "partitions": sorted(shell.driver.clocks)})

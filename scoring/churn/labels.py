@@ -23,8 +23,7 @@ from typing import Any
 from scoring.churn.config import ChurnConfig
 from scoring.churn.state import ChurnState
 from scoring.features import FEATURE_NAMES
-from scoring.timeutil import format_rfc3339_ms
-from scoring.windows import MS_PER_DAY
+from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms
 
 FeaturesAt = Callable[[int], list[float]]
 

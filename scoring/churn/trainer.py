@@ -116,9 +116,11 @@ class ChurnTrainer:
         self.champion, self.shadow = self.shadow, None
         self.since_publish = max(self.since_publish, 1)
 
-    def next_version(self) -> int:
-        """Versions are wall-clock milliseconds: monotonic across trainer restarts."""
-        self.version = max(self.version + 1, int(time.time() * 1000))
+    def next_version(self, now_ms: int | None = None) -> int:
+        """Versions are wall-clock milliseconds, monotonic across trainer restarts (replay
+        passes now_ms=0 for plain 1, 2, 3... and reproducible output)."""
+        clock = int(time.time() * 1000) if now_ms is None else now_ms
+        self.version = max(self.version + 1, clock)
         self.since_publish = 0
         return self.version
 

@@ -19,13 +19,13 @@ from river import stats
 from scoring.config import DIMENSIONS, EngageConfig
 from scoring.hooks import TriggerContext
 from scoring.state import UserState, type_code
-from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms
+from scoring.timeutil import MS_PER_DAY, MS_PER_HOUR, format_rfc3339_ms
 from scoring.triggers.config import TRIGGER_TYPES
+from scoring.triggers.state import TriggerState
 from scoring.windows import current_streak, typical_gap_days
 
 TYPE_INDEX = {t: i for i, t in enumerate(TRIGGER_TYPES)}
 ADVOCACY = DIMENSIONS.index("advocacy")
-MS_PER_HOUR = 3_600_000
 
 
 def trigger_id(user_id: str, trigger_type: str, episode: str) -> str:
@@ -46,17 +46,37 @@ def in_holdout(salt: str, trigger_type: str, user_id: str, share: float) -> bool
 
 
 class Candidate:
-    __slots__ = ("details", "episode", "features", "rule", "type")
+    """A trigger a rule wants to fire; `on_admit` records in the user's state what only an
+    emitted trigger may record (e.g. an earned badge)."""
+
+    __slots__ = ("details", "episode", "features", "on_admit", "rule", "type")
 
     def __init__(
         self, type_: str, episode: str, rule: str, features: dict[str, Any],
         details: dict[str, Any] | None = None,
+        on_admit: Callable[[TriggerState], None] | None = None,
     ) -> None:
         self.type = type_
         self.episode = episode
         self.rule = rule
         self.features = features
         self.details = details or {}
+        self.on_admit = on_admit
+
+
+def _earn_badge(index: int) -> Callable[[TriggerState], None]:
+    def earn(ts: TriggerState) -> None:
+        ts.badges |= 1 << index
+
+    return earn
+
+
+def _cooldown_ends_ms(ts: TriggerState, index: int, cooldown_days: float) -> int | None:
+    """When the type's cooldown for this user ends (None: no cooldown running or configured)."""
+    last = ts.last_fired_ms.get(index)
+    if last is None or not cooldown_days:
+        return None
+    return last + int(cooldown_days * MS_PER_DAY)
 
 
 def _r(x: float) -> float:
@@ -105,7 +125,7 @@ class TriggerRules:
                 # held back by the daily cap comes with the user's next event of this type
                 out.append(Candidate("milestone", name, f"milestone.{name}",
                                      {"event_type": event.type, "count": count},
-                                     {"badge": name, "badge_index": index}))
+                                     {"badge": name}, on_admit=_earn_badge(index)))
         if code in self.onboarding_codes:
             ts.onboarding_done = True
         if ctx.new_active_day and self.streak_lengths:
@@ -223,8 +243,8 @@ class TriggerRules:
         if ts.episodes.get(index) == episode:
             return None  # this episode was already served: idempotent, not suppressed
         now = ctx.now_ms
-        last = ts.last_fired_ms.get(index)
-        if last is not None and rule.cooldown_days and now - last < rule.cooldown_days * MS_PER_DAY:
+        cooldown_ends = _cooldown_ends_ms(ts, index, rule.cooldown_days)
+        if cooldown_ends is not None and now < cooldown_ends:
             self.on_suppressed(c.type, "cooldown")
             return None
         day = now // MS_PER_DAY
@@ -236,8 +256,8 @@ class TriggerRules:
         ts.day_count += 1
         ts.last_fired_ms[index] = now
         ts.episodes[index] = episode
-        if c.type == "milestone":
-            ts.badges |= 1 << c.details.pop("badge_index")
+        if c.on_admit is not None:
+            c.on_admit(ts)
         control = in_holdout(self.c.holdout_salt, c.type, ctx.user_id, rule.holdout_share)
         view = ctx.view
         return {
@@ -266,10 +286,12 @@ class TriggerRules:
         ) != episode_hash(f"silence@{state.last_ms}"):
             gap = max(typical_gap_days(state, self.default_gap_days), 1.0)
             when = state.last_ms + int(nudge.silence_ratio_above * gap * MS_PER_DAY) + 1
-            last = state.triggers.last_fired_ms.get(TYPE_INDEX["reengagement_nudge"])
-            if last is not None and nudge.cooldown_days:
-                when = max(when, last + int(nudge.cooldown_days * MS_PER_DAY))
             ts = state.triggers
+            cooldown_ends = _cooldown_ends_ms(
+                ts, TYPE_INDEX["reengagement_nudge"], nudge.cooldown_days
+            )
+            if cooldown_ends is not None:
+                when = max(when, cooldown_ends)
             if ts.day_count >= self.c.daily_cap and when // MS_PER_DAY == ts.day:
                 when = (ts.day + 1) * MS_PER_DAY  # capped today: look again tomorrow
             due.append(when)
