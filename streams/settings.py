@@ -32,7 +32,8 @@ class WorkerSettings:
     batch_within_s: float = 0.2
     tick_interval_s: float = 5.0
     idle_advance_s: float = 60.0
-    run_trainer: bool = True
+    shutdown_timeout_s: float = 15.0  # SIGTERM: the process exits within this, whatever holds
+    stall_after_s: float = 30.0  # /readyz: outputs failing or input waiting this long
     log_level: str = "info"
 
     @property
