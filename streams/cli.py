@@ -89,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tick-seconds", type=float, default=5.0)
     p.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
+    p.add_argument(
+        "--insecure-dev-key",
+        action="store_true",
+        default=os.environ.get("ENGAGE_INSECURE_DEV_KEY", "") not in ("", "0", "false"),
+        help="accept model artifacts signed with the public development key (local trials "
+        "only; default $ENGAGE_INSECURE_DEV_KEY). Production sets ENGAGE_MODEL_SIGNING_KEY "
+        "or ENGAGE_MODEL_SIGNING_KEY_FILE",
+    )
+    p.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=float(os.environ.get("ENGAGE_SHUTDOWN_TIMEOUT", "15")),
+        help="after SIGTERM the process exits within this many seconds, whatever holds it "
+        "(default $ENGAGE_SHUTDOWN_TIMEOUT or 15)",
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("simulate", help="synthetic traffic to a JSONL file or a topic")
@@ -187,8 +202,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from streams.settings import WorkerSettings
     from streams.topics import TopicNames
 
+    from streams.secrets import SecretError, refuse_dev_key, signing_key
+
     config = _load_config(args.config)
+    try:
+        key = signing_key(config)
+    except SecretError as exc:
+        raise UsageError(str(exc)) from None
+    refusal = refuse_dev_key(key)
+    if refusal and not args.insecure_dev_key:
+        raise UsageError(refusal)
     settings = WorkerSettings(
+        signing_key=key.key,
+        shutdown_timeout_s=args.shutdown_timeout,
         broker=_broker(args),
         config_path=args.config,
         metrics_port=args.metrics_port,

@@ -23,6 +23,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from streams.topics import TopicNames
 
 ROOT = Path(__file__).resolve().parents[2]
+# Workers under test sign and verify model artifacts with this key, not the public dev key.
+TEST_SIGNING_KEY = "integration-test-signing-key"
 
 
 def free_port() -> int:
@@ -69,6 +71,8 @@ def running_worker(
     *extra: str,
     config: Path | None = None,
     log_name: str = "worker.log",
+    env: dict[str, str] | None = None,
+    partitions: int = 2,
 ) -> Iterator[WorkerHandle]:
     handle_ports = (free_port(), free_port())
     cmd = [
@@ -89,7 +93,7 @@ def running_worker(
         "--data-dir",
         str(tmp_path / "data"),
         "--partitions",
-        "2",
+        str(partitions),
         "--tick-seconds",
         "1",
         "--log-level",
@@ -105,7 +109,10 @@ def running_worker(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={
+            **os.environ, "PYTHONUNBUFFERED": "1", "ENGAGE_MODEL_SIGNING_KEY": TEST_SIGNING_KEY,
+            **(env or {}),
+        },
     )
     try:
         yield WorkerHandle(proc, metrics_port=handle_ports[0], web_port=handle_ports[1])
