@@ -178,7 +178,8 @@ class EngageWorker:
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
             web_enabled=True,
-            web_bind="127.0.0.1",
+            web_bind=settings.web_bind,
+            web_host=settings.web_host,  # what other workers call to reach this one's views
             web_port=settings.web_port,
             web_in_thread=False,
             producer_linger_ms=5,

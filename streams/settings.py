@@ -23,6 +23,8 @@ class WorkerSettings:
         default_factory=lambda: int(os.environ.get("ENGAGE_METRICS_PORT", "9464"))
     )
     web_port: int = field(default_factory=lambda: int(os.environ.get("ENGAGE_WEB_PORT", "6066")))
+    web_bind: str = "127.0.0.1"
+    web_host: str = "127.0.0.1"
     app_id: str = "engage"
     partitions: int = 4
     store: str = "memory"  # or "rocksdb" (rocksdict)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from scoring.config import load_config
 from scoring.partitioning import partition_for_user
 from sinks.metrics import Metrics
 from streams.engine_factory import build_engine
 from streams.processor import BatchResult, DictStore, InputRecord, ScoringShell
 from streams.topics import TopicNames
-from tests.helpers import DAY, HOUR, T0, wire
+from tests.helpers import DAY, HOUR, MINUTE, T0, wire
 
 NAMES = TopicNames()
 PARTITIONS = 4
@@ -145,3 +147,67 @@ def test_a_restarted_shell_rebuilds_its_due_index_from_the_table() -> None:
         later = rec(b'{"tick": 1}', topic=NAMES.ticks, partition=p)
     process(fresh, [later])
     assert fresh.driver.index(p).due_ms("fay") is not None
+
+
+def test_a_batch_stored_in_part_before_a_crash_is_applied_once_on_replay() -> None:
+    """A crash while a batch's states reach the changelog: some users' states are stored,
+    the partition record is not. Replaying the batch applies each record once."""
+    shell, store, _ = make_shell()
+    users = ["ann", "bob", "cid", "dee", "eli", "fox"]
+    batch = [rec(wire(u, "like", T0 + i * MINUTE), u) for i in range(4) for u in users]
+    result = shell.handle_batch(batch)
+    for user_id in users[:3]:  # half the states made it; no partition record did
+        store.save(user_id, partition_for_user(user_id, PARTITIONS), result.states[user_id])
+    assert store.partition_states == {}
+    restarted, _, _ = make_shell()
+    restarted.store = store
+    restarted.driver.load = store.load
+    again = process(restarted, batch)
+    assert {u: store.states[u].events for u in users} == dict.fromkeys(users, 4)
+    assert again.counts == {"already_applied": 12, "scored": 12}
+    # and once the partition record is stored, the whole batch is skipped without decoding
+    assert process(restarted, batch).counts == {"already_processed": 24}
+
+
+def test_a_record_that_breaks_scoring_is_dead_lettered_and_the_batch_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shell, store, _ = make_shell()
+    real_apply = shell.engine.apply
+
+    def apply(state, event, watermark, shared=None):  # type: ignore[no-untyped-def]
+        if event.user_id == "poison":
+            raise ZeroDivisionError("a bug in a rule")
+        return real_apply(state, event, watermark, shared)
+
+    monkeypatch.setattr(shell.engine, "apply", apply)
+    batch = [rec(wire("ann", "like", T0), "ann"), rec(wire("poison", "like", T0), "poison"),
+             rec(wire("bob", "like", T0), "bob")]
+    result = process(shell, batch)
+    assert result.counts == {"scored": 2, "dead_letter": 1}
+    (dead,) = by_topic(result.outbox)[NAMES.dlq]
+    assert dead["reason"] == "processing_failed"
+    assert dead["detail"] == "ZeroDivisionError: a bug in a rule"
+    assert (store.states["ann"].events, store.states["bob"].events) == (1, 1)
+
+
+def test_rekeyed_copies_sent_twice_around_a_crash_are_applied_once() -> None:
+    shell, store, _ = make_shell()
+    home = partition_for_user("carol", PARTITIONS)
+    wrong = (home + 1) % PARTITIONS
+    first = [
+        rec(wire("carol", "post", T0 + i * MINUTE), partition=wrong, key=b"s") for i in range(3)
+    ]
+    copies = process(shell, first).outbox
+    assert [c.headers for c in copies] == [
+        [("engage-source", f"{wrong}:{r.offset}".encode())] for r in first
+    ]
+    # the worker died before its partition record was stored: it re-keys them again
+    assert process(make_shell()[0], first).outbox == copies
+    arrived = [
+        InputRecord(NAMES.rekeyed, home, n, c.key, c.value, c.headers)
+        for n, c in enumerate([*copies, *copies])
+    ]
+    result = process(shell, arrived)
+    assert result.counts == {"scored": 3, "already_applied": 3}
+    assert store.states["carol"].events == 3
