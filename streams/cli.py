@@ -199,10 +199,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from streams.run import run_worker
+    from streams.secrets import SecretError, refuse_dev_key, signing_key
     from streams.settings import WorkerSettings
     from streams.topics import TopicNames
-
-    from streams.secrets import SecretError, refuse_dev_key, signing_key
 
     config = _load_config(args.config)
     try:

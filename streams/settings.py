@@ -35,8 +35,8 @@ class WorkerSettings:
     tick_interval_s: float = 5.0
     idle_advance_s: float = 60.0
     shutdown_timeout_s: float = 15.0  # SIGTERM: the process exits within this, whatever holds
-    stall_after_s: float = 30.0
-    signing_key: bytes = b""  # resolved by streams.secrets (never a flag)  # /readyz: outputs failing or input waiting this long
+    stall_after_s: float = 30.0  # /readyz: outputs failing or input waiting this long
+    signing_key: bytes = b""  # resolved by streams.secrets (never a flag)
     log_level: str = "info"
 
     @property

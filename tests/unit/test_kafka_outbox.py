@@ -9,7 +9,11 @@ import json
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, NotLeaderForPartitionError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
+)
 
 from sinks.kafka_outbox import KafkaOutbox, is_permanent
 from sinks.metrics import Metrics
