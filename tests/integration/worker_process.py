@@ -57,10 +57,18 @@ class WorkerHandle:
                     raise
                 time.sleep(0.5)
 
-    def metrics(self) -> str:
+    def metrics(self, timeout_s: float = 30.0) -> str:
+        """The worker's /metrics text, retrying while it starts."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return str(r.read().decode())
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    return str(r.read().decode())
+            except (OSError, urllib.error.URLError):
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise
+                time.sleep(0.5)
 
 
 @contextmanager
