@@ -206,7 +206,7 @@ class EngageWorker:
         from streams.engine_factory import build_engine
 
         self.engine = build_engine(
-            config, churn=self.churn.hooks, metrics=metrics, clock_ms=_wall_ms
+            config, churn=self.churn.hooks, on_suppressed=metrics.count_suppressed
         )
         self.store = TableStore(
             self.table, names.interactions, settings.partitions, codec_for(config)

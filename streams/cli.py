@@ -245,8 +245,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from scoring.replay import run_replay
     from scoring.timeutil import parse_rfc3339_ms
+    from streams.replay import run_replay
 
     config = _load_config(args.config)
     if not os.path.exists(args.input):

@@ -15,7 +15,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from scoring.triggers.config import TRIGGER_TYPES
+from scoring.triggers.registry import trigger_types
 
 DAY_MS = 86_400_000
 
@@ -106,7 +106,7 @@ def topic_specs(names: TopicNames, partitions: int) -> list[TopicSpec]:
         TopicSpec(names.churn_status, 1, dict(COMPACTED)),
     ]
     specs += [
-        TopicSpec(names.trigger(t), partitions, {"retention.ms": week}) for t in TRIGGER_TYPES
+        TopicSpec(names.trigger(t), partitions, {"retention.ms": week}) for t in trigger_types()
     ]
     return specs
 

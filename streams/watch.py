@@ -8,7 +8,7 @@ from collections import Counter
 
 from kafka import KafkaConsumer
 
-from scoring.triggers.config import TRIGGER_TYPES
+from scoring.triggers.registry import trigger_types
 from streams.topics import TopicNames
 
 
@@ -18,7 +18,7 @@ def watch(
 ) -> int:
     """Print each trigger as it lands, and a score summary every few seconds."""
     names = names or TopicNames()
-    topics = [names.trigger(t) for t in TRIGGER_TYPES] + [names.scores, names.dlq]
+    topics = [names.trigger(t) for t in trigger_types()] + [names.scores, names.dlq]
     consumer = KafkaConsumer(
         *topics, bootstrap_servers=broker, auto_offset_reset="latest",
         enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000,

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from scoring.config import load_config
-from scoring.replay import run_replay
 from scoring.timeutil import format_rfc3339_ms, parse_rfc3339_ms
 from simulator import generate
+from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
     produce,
