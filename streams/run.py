@@ -69,7 +69,9 @@ def run_worker(settings: WorkerSettings, config: EngageConfig) -> int:
 
     from streams.app import EngageWorker
 
-    partitions = ensure_topics(settings.broker, settings.names, settings.partitions)
+    partitions = ensure_topics(
+        settings.broker, settings.names, settings.partitions, config.triggers.types()
+    )
     settings = replace(settings, partitions=partitions)
     metrics = Metrics()
     try:

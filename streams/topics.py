@@ -9,13 +9,14 @@ on one partition and one table shard.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from scoring.triggers.registry import trigger_types
+from scoring.triggers.registry import trigger_types as registered_types
 
 DAY_MS = 86_400_000
 
@@ -88,8 +89,11 @@ class TopicSpec:
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "600000"}
 
 
-def topic_specs(names: TopicNames, partitions: int) -> list[TopicSpec]:
-    """The full topology. `partitions` applies to the input and everything co-partitioned."""
+def topic_specs(
+    names: TopicNames, partitions: int, trigger_types: Iterable[str] | None = None
+) -> list[TopicSpec]:
+    """The full topology. `partitions` applies to the input and everything co-partitioned;
+    one topic per trigger type the config runs (default: the built-in types)."""
     week = str(7 * DAY_MS)
     specs = [
         TopicSpec(names.interactions, partitions, {"retention.ms": week}),
@@ -106,7 +110,8 @@ def topic_specs(names: TopicNames, partitions: int) -> list[TopicSpec]:
         TopicSpec(names.churn_status, 1, dict(COMPACTED)),
     ]
     specs += [
-        TopicSpec(names.trigger(t), partitions, {"retention.ms": week}) for t in trigger_types()
+        TopicSpec(names.trigger(t), partitions, {"retention.ms": week})
+        for t in (registered_types() if trigger_types is None else trigger_types)
     ]
     return specs
 
@@ -115,7 +120,12 @@ class TopologyError(RuntimeError):
     """Existing topics do not match what the worker needs."""
 
 
-def ensure_topics(bootstrap: str, names: TopicNames, partitions: int) -> int:
+def ensure_topics(
+    bootstrap: str,
+    names: TopicNames,
+    partitions: int,
+    trigger_types: Iterable[str] | None = None,
+) -> int:
     """Create missing topics; return the input topic's partition count actually in use.
 
     When the input topic already exists its partition count wins, and every co-partitioned
@@ -126,7 +136,7 @@ def ensure_topics(bootstrap: str, names: TopicNames, partitions: int) -> int:
         existing = _partition_counts(admin)
         if names.interactions in existing:
             partitions = existing[names.interactions]
-        wanted = topic_specs(names, partitions)
+        wanted = topic_specs(names, partitions, trigger_types)
         missing = [
             NewTopic(s.name, s.partitions, 1, topic_configs=s.config)
             for s in wanted

@@ -19,7 +19,6 @@ from scoring.hooks import TriggerContext
 from scoring.records import Trigger, TriggerReason
 from scoring.state import UserState
 from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms
-from scoring.triggers.registry import rules
 from scoring.triggers.rule import Candidate, TriggerRule, cooldown_ends_ms, rounded
 from scoring.triggers.state import episode_hash
 
@@ -48,7 +47,7 @@ class TriggerRules:
         self.on_suppressed = on_suppressed or (lambda _type, _reason: None)
         self.rules: list[TriggerRule] = [
             rule(self.c.rule(rule.trigger_type), config)
-            for rule in rules() if self.c.rule(rule.trigger_type).enabled
+            for rule in self.c.active() if self.c.rule(rule.trigger_type).enabled
         ]
         self.by_type = {r.trigger_type: r for r in self.rules}
         self.event_rules = [r for r in self.rules if _overrides(r, "on_event")]

@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from scoring.errors import ConfigError
-from scoring.triggers.registry import RegistryError, load_plugins, rule_for, rules
-from scoring.triggers.rule import RuleConfig
+from scoring.triggers.registry import (
+    RegistryError,
+    load_plugins,
+    rule_for,
+    rules,
+    trigger_types,
+)
+from scoring.triggers.rule import RuleConfig, TriggerRule
 
 if TYPE_CHECKING:
     from scoring.config import EngageConfig
@@ -28,6 +34,14 @@ class TriggersConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     holdout_salt: str = "engage-holdout-v1"
     plugins: tuple[str, ...] = ()  # modules that register more rules
     rules: dict[str, RuleConfig] = msgspec.field(default_factory=dict)  # type -> its section
+
+    def active(self) -> list[type[TriggerRule]]:
+        """The rules this config runs: built-ins, entry points and its own plug-ins."""
+        return rules(self.plugins)
+
+    def types(self) -> tuple[str, ...]:
+        """The trigger types this config can emit (each has a topic `triggers.<type>`)."""
+        return trigger_types(self.plugins)
 
     def rule(self, trigger_type: str) -> RuleConfig:
         found = self.rules.get(trigger_type)
@@ -50,7 +64,7 @@ def triggers_from_dict(
     except RegistryError as exc:
         raise ConfigError("triggers.plugins", str(exc)) from None
     sections: dict[str, RuleConfig] = {}
-    for rule in rules():
+    for rule in rules(plugins):
         raw = data.pop(rule.trigger_type, {})
         try:
             sections[rule.trigger_type] = msgspec.convert(raw, rule.Config)
@@ -69,7 +83,7 @@ def triggers_from_dict(
             raise ConfigError(
                 f"triggers.{name}",
                 "unknown key: not a setting, nor a registered trigger type "
-                f"({', '.join(r.trigger_type for r in rules())})",
+                f"({', '.join(r.trigger_type for r in rules(plugins))})",
             ) from None
         raise ConfigError(f"triggers.{key}", problem) from None
     return msgspec.structs.replace(common, rules=sections)
@@ -79,7 +93,7 @@ def check_triggers_config(engage: EngageConfig) -> None:
     c = engage.triggers
     if c.daily_cap < 0:
         raise ConfigError("triggers.daily_cap", "must not be negative")
-    for rule in rules():
+    for rule in c.active():
         section = c.rule(rule.trigger_type)
         key = f"triggers.{rule.trigger_type}"
         if not 0.0 <= section.holdout_share <= 1.0:

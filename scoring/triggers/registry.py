@@ -21,6 +21,7 @@ BUILTIN_MODULES = (
 )
 
 _RULES: dict[str, type[TriggerRule]] = {}
+_ALWAYS_ON: set[str] = set()  # modules of built-ins and entry points: active in every config
 _loaded_builtins = False
 
 
@@ -53,9 +54,9 @@ def _builtins() -> None:
     if not _loaded_builtins:
         _loaded_builtins = True
         for name in BUILTIN_MODULES:
-            importlib.import_module(f"scoring.triggers.{name}")
+            _ALWAYS_ON.add(importlib.import_module(f"scoring.triggers.{name}").__name__)
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            ep.load()
+            _ALWAYS_ON.add(ep.load().__module__)
 
 
 def load_plugins(modules: Iterable[str]) -> None:
@@ -67,10 +68,18 @@ def load_plugins(modules: Iterable[str]) -> None:
             raise RegistryError(f"trigger plug-in {module!r} cannot be imported: {exc}") from None
 
 
-def rules() -> list[type[TriggerRule]]:
-    """Every registered rule, in evaluation order (priority, then code)."""
+def _always_on(rule: type[TriggerRule]) -> bool:
+    return rule.__module__ in _ALWAYS_ON
+
+
+def rules(plugins: Iterable[str] | None = None) -> list[type[TriggerRule]]:
+    """Registered rules in evaluation order (priority, then code): the built-ins and installed
+    entry points, plus those of the plug-in modules named (all registered ones if None)."""
     _builtins()
-    return sorted(_RULES.values(), key=lambda r: (r.priority, r.code))
+    named = None if plugins is None else set(plugins)
+    chosen = [r for r in _RULES.values()
+              if named is None or _always_on(r) or r.__module__ in named]
+    return sorted(chosen, key=lambda r: (r.priority, r.code))
 
 
 def rule_for(trigger_type: str) -> type[TriggerRule]:
@@ -78,7 +87,7 @@ def rule_for(trigger_type: str) -> type[TriggerRule]:
     return _RULES[trigger_type]
 
 
-def trigger_types() -> tuple[str, ...]:
-    """Every registered type, by code: topics `triggers.<type>` and the docs follow it."""
-    _builtins()
-    return tuple(r.trigger_type for r in sorted(_RULES.values(), key=lambda r: r.code))
+def trigger_types(plugins: Iterable[str] | None = ()) -> tuple[str, ...]:
+    """The types of `rules(plugins)` by code (default: built-ins and entry points): topics
+    `triggers.<type>` and the docs follow it."""
+    return tuple(r.trigger_type for r in sorted(rules(plugins), key=lambda r: r.code))

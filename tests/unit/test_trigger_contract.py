@@ -45,12 +45,21 @@ def validator_for(rule: type[TriggerRule]) -> Draft202012Validator:
     return Draft202012Validator(own, registry=registry)
 
 
+def with_plugin(rule: type[TriggerRule], rules_file: dict[str, Any]) -> dict[str, Any]:
+    """The case's rules file, naming the rule's module when it is a plug-in."""
+    if rule.__module__ not in PLUGINS:
+        return rules_file
+    triggers = dict(rules_file.get("triggers", {}))
+    triggers["plugins"] = [rule.__module__]
+    return {**rules_file, "triggers": triggers}
+
+
 class Run:
     """A case played through one engine: per-user states, one partition's shared state."""
 
     def __init__(self, rule: type[TriggerRule], case: ContractCase) -> None:
         self.rule = rule
-        self.config = config_from_dict(case.rules)
+        self.config = config_from_dict(with_plugin(rule, case.rules))
         self.engine: ScoringEngine = build_engine(self.config, churn=None)
         self.shared = PartitionShared()
         self.states: dict[str, UserState] = {}
@@ -93,7 +102,10 @@ def as_sent(rule: type[TriggerRule], trigger: Trigger, config: Any) -> dict[str,
     return msgspec.to_builtins(stamp(trigger, 1_767_225_600_000, hours))  # type: ignore[no-any-return]
 
 
+import tests.plugins.night_owl  # noqa: E402, F401 - a plug-in keeps the same contract
+
 RULES = rules()
+PLUGINS = {"tests.plugins.night_owl"}
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.trigger_type for r in RULES])
@@ -103,7 +115,7 @@ def test_the_moment_fires_exactly_once_and_validates(rule: type[TriggerRule]) ->
     out = fired(rule, fires)
     assert len(out) == 1, f"{rule.trigger_type} fired {len(out)} times: {out}"
     _, trigger = out[0]
-    record = as_sent(rule, trigger, config_from_dict(fires.rules))
+    record = as_sent(rule, trigger, config_from_dict(with_plugin(rule, fires.rules)))
     validator_for(rule).validate(record)
     assert record["type"] == rule.trigger_type and record["schema"] == "trigger/v1"
 
