@@ -157,6 +157,15 @@ def ensure_topics(
         admin.close()
 
 
+def input_partitions(bootstrap: str, names: TopicNames) -> int | None:
+    """The live input topic's partition count (None when it does not exist)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="engage-topics")
+    try:
+        return _partition_counts(admin).get(names.interactions)
+    finally:
+        admin.close()
+
+
 def _partition_counts(admin: KafkaAdminClient) -> dict[str, int]:
     counts: dict[str, int] = {}
     for meta in admin.describe_topics():

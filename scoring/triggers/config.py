@@ -74,17 +74,17 @@ def triggers_from_dict(
                 key, problem = problem.split("`")[1], "unknown key (check its spelling)"
             where = f"triggers.{rule.trigger_type}.{key}".rstrip(".").replace(".(root)", "")
             raise ConfigError(where, problem) from None
+    unknown = sorted(set(data) - set(TriggersConfig.__struct_fields__))
+    if unknown:
+        raise ConfigError(
+            f"triggers.{unknown[0]}",
+            "unknown key: not a setting, nor a registered trigger type "
+            f"({', '.join(r.trigger_type for r in rules(plugins))})",
+        )
     try:
         common = msgspec.convert(data, TriggersConfig)
     except msgspec.ValidationError as exc:
         key, problem = path_of(str(exc))
-        if problem.startswith("Object contains unknown field"):
-            name = problem.split("`")[1]
-            raise ConfigError(
-                f"triggers.{name}",
-                "unknown key: not a setting, nor a registered trigger type "
-                f"({', '.join(r.trigger_type for r in rules(plugins))})",
-            ) from None
         raise ConfigError(f"triggers.{key}", problem) from None
     return msgspec.structs.replace(common, rules=sections)
 
