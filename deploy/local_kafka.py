@@ -162,6 +162,16 @@ def _java_cmd(broker: LocalBroker, main_class: str, *args: str) -> list[str]:
     ]
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka's own Uuid.randomUuid makes them: URL-safe base64 of 16
+    bytes that never starts with '-' (the storage tool would take it for an option, so one
+    broker start in 64 failed)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def format_storage(broker: LocalBroker) -> None:
     """Format KRaft storage once per data dir (a formatted dir keeps its cluster id)."""
     broker.instance.mkdir(parents=True, exist_ok=True)
@@ -169,13 +179,12 @@ def format_storage(broker: LocalBroker) -> None:
     broker.properties_file.write_text(_properties(broker))
     if (broker.data_dir / "meta.properties").exists():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     cmd = _java_cmd(
         broker,
         "kafka.tools.StorageTool",
         "format",
         "-t",
-        cluster_id,
+        new_cluster_id(),
         "-c",
         str(broker.properties_file),
         "--standalone",

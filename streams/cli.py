@@ -171,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=positive_int, default=9464)
     p.add_argument("--web-port", type=positive_int, default=6066)
     p.set_defaults(func=cmd_demo)
+
+    from streams import report_cli, uplift_cli, whatif_cli  # offline growth tools (issue #14)
+
+    for command in (uplift_cli, report_cli, whatif_cli):
+        p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
+        command.add_arguments(p)
+        p.set_defaults(func=command.run)
     return parser
 
 
