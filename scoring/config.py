@@ -50,8 +50,12 @@ class DimensionConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only
 
 
 class TierLevel(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A tier: from `min_score` on the absolute score, or, with population calibration, for
+    the `top_share` of active users (None on the lowest tier: everyone else)."""
+
     name: str
     min_score: float
+    top_share: float | None = None
 
 
 class TiersConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -60,7 +64,34 @@ class TiersConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     levels: tuple[TierLevel, ...] = ()
 
 
+CALIBRATIONS = ("population", "absolute")
+
+
+class PopulationConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The population reference: every user active in the last `window_days`, once, as
+    shared by every partition (docs/scoring.md#calibration)."""
+
+    enabled: bool = True  # off: no percentiles, no shared sketches (absolute mode only)
+    window_days: int = 28
+    min_users: int = 30  # below this many users in the reference, scores stay absolute
+    relative_accuracy: float = 0.01
+
+
+class SatisfactionConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Satisfaction: a decayed mean of `properties.rating` on rating events (0-100)."""
+
+    event_types: tuple[str, ...] = ("review", "feedback")
+    rating_min: int = 1
+    rating_max: int = 5
+    bad_at_most: int = 2  # a rating at or below this is a bad one
+    good_at_least: int = 4
+    half_life_days: float = 60.0
+
+
 class ScoringConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    calibration: str = "population"  # or "absolute": fixed saturation and min_score tiers
+    population: PopulationConfig = msgspec.field(default_factory=PopulationConfig)
+    satisfaction: SatisfactionConfig = msgspec.field(default_factory=SatisfactionConfig)
     half_life_days: float = 14.0
     lateness_seconds: float = 3600.0
     burst_cap_per_minute: int = 20
@@ -144,6 +175,48 @@ def _positive(key: str, value: float) -> None:
         raise ConfigError(key, f"must be greater than 0, got {value}")
 
 
+def _check_calibration(c: EngageConfig) -> None:
+    s = c.scoring
+    if s.calibration not in CALIBRATIONS:
+        raise ConfigError("scoring.calibration", f"must be one of {CALIBRATIONS}")
+    p = s.population
+    if s.calibration == "population" and not p.enabled:
+        raise ConfigError("scoring.population.enabled",
+                          "population calibration needs the population reference")
+    if not 1 <= p.window_days <= 63:
+        raise ConfigError("scoring.population.window_days", "must be between 1 and 63")
+    if p.min_users < 1:
+        raise ConfigError("scoring.population.min_users", "must be at least 1")
+    if not 0.001 <= p.relative_accuracy <= 0.1:
+        raise ConfigError("scoring.population.relative_accuracy",
+                          "must be between 0.001 and 0.1")
+    levels = c.tiers.levels
+    if levels[0].top_share not in (None, 1.0):
+        raise ConfigError("tiers.levels[0].top_share", "the first tier holds everyone: omit it")
+    if s.calibration == "population":
+        previous = 1.0
+        for i, level in enumerate(levels[1:], start=1):
+            share = level.top_share
+            if share is None or not 0 < share < previous:
+                raise ConfigError(
+                    f"tiers.levels[{i}].top_share",
+                    "population calibration needs a top_share for every tier above the first, "
+                    "between 0 and 1 and smaller than the tier below's",
+                )
+            previous = share
+    r = s.satisfaction
+    if not r.rating_min < r.rating_max:
+        raise ConfigError("scoring.satisfaction.rating_max", "must be above rating_min")
+    if not r.rating_min <= r.bad_at_most < r.good_at_least <= r.rating_max:
+        raise ConfigError("scoring.satisfaction.good_at_least",
+                          "need rating_min <= bad_at_most < good_at_least <= rating_max")
+    _positive("scoring.satisfaction.half_life_days", r.half_life_days)
+    for i, etype in enumerate(r.event_types):
+        if etype not in c.event_types:
+            raise ConfigError(f"scoring.satisfaction.event_types[{i}]",
+                              f"{etype!r} is not a configured event type")
+
+
 def _check(c: EngageConfig) -> None:
     s = c.scoring
     _positive("scoring.half_life_days", s.half_life_days)
@@ -193,6 +266,7 @@ def _check(c: EngageConfig) -> None:
     names = [lv.name for lv in levels]
     if len(set(names)) != len(names):
         raise ConfigError("tiers.levels", "tier names must be unique")
+    _check_calibration(c)
     _positive("churn.horizon_days", c.churn.horizon_days)
     if c.churn.horizon_days * 86_400 <= s.lateness_seconds:
         raise ConfigError("churn.horizon_days", "must be longer than scoring.lateness_seconds")

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from scoring.due_index import DueIndex, PartitionClock
 from scoring.engine import Outcome, ScoringEngine
 from scoring.events import Event
-from scoring.partition_state import PartitionShared, PartitionState
+from scoring.partition_state import PartitionState
+from scoring.population_reference import SnapshotExchange
 from scoring.state import UserState
 
 DIRECT = -1  # `source` of a record read from the user's own input partition
@@ -39,11 +40,18 @@ def record_position(state: UserState, source: int, offset: int) -> None:
 
 
 class Driver:
+    """`exchange` is where the partitions share their population snapshots: in-process by
+    default (replay, tests); a worker passes one fed from the sketches topic."""
+
     def __init__(
-        self, engine: ScoringEngine, load: Callable[[str], UserState | None]
+        self,
+        engine: ScoringEngine,
+        load: Callable[[str], UserState | None],
+        exchange: SnapshotExchange | None = None,
     ) -> None:
         self.engine = engine
         self.load = load
+        self.exchange = exchange if exchange is not None else SnapshotExchange()
         self.clocks: dict[int, PartitionClock] = {}
         self.indexes: dict[int, DueIndex] = {}
         self._advanced: set[int] = set()  # partitions whose watermark moved since the last sweep
@@ -51,7 +59,8 @@ class Driver:
     def clock(self, partition: int) -> PartitionClock:
         clock = self.clocks.get(partition)
         if clock is None:
-            clock = self.clocks[partition] = PartitionClock(self.engine.lateness_ms)
+            shared = self.engine.partition_shared(partition, None, self.exchange)
+            clock = self.clocks[partition] = PartitionClock(self.engine.lateness_ms, shared)
         return clock
 
     def index(self, partition: int) -> DueIndex:
@@ -67,15 +76,17 @@ class Driver:
         stored: PartitionState | None = None,
     ) -> None:
         """Take over a newly assigned partition: its stored clock and shared state, and a due
-        index rebuilt from its recovered users.
+        index and population histograms rebuilt from its recovered users.
 
         The stored clock was saved after the users' states of its batch, so it is never ahead
         of them: records replayed after a crash see the clock they saw the first time.
         """
-        self.clocks[partition] = PartitionClock(self.engine.lateness_ms, PartitionShared(stored))
+        shared = self.engine.partition_shared(partition, stored, self.exchange)
+        self.clocks[partition] = PartitionClock(self.engine.lateness_ms, shared)
         self._advanced.discard(partition)
         index = self.indexes[partition] = DueIndex()
         for user_id, state in users:
+            shared.population.restore(state)
             due = self.engine.next_due_ms(state)
             if due is not None:
                 index.schedule(user_id, due)
@@ -132,6 +143,7 @@ class Driver:
 
     def _observe(self, partition: int, clock: PartitionClock, event_ms: int) -> None:
         watermark = clock.watermark_ms
+        clock.shared.prepare(event_ms, self.engine.lateness_ms)
         clock.observe(event_ms)
         if clock.watermark_ms > watermark:
             self._advanced.add(partition)

@@ -6,13 +6,16 @@ so the live stream and an offline replay give the same answer for the same event
 
 from __future__ import annotations
 
+from scoring.calibration import NOT_PLACED, Calibration, Placement
 from scoring.config import EngageConfig
 from scoring.dimensions import DimensionModel
 from scoring.events import Event
-from scoring.features import UserView, score_record
+from scoring.features import Standing, UserView, score_record
 from scoring.hooks import ChurnHooks, TriggerContext, TriggerHooks
-from scoring.partition_state import PartitionShared
+from scoring.partition_state import PartitionShared, PartitionState
+from scoring.population_reference import SnapshotExchange, composite_entry
 from scoring.records import ChurnExample, ScoreRecord, Trigger
+from scoring.satisfaction import SatisfactionModel
 from scoring.state import UserState, id_hash, type_code
 from scoring.tiers import TierPolicy
 from scoring.timeutil import MS_PER_DAY, MS_PER_MINUTE, format_rfc3339_ms
@@ -68,10 +71,12 @@ class ScoringEngine:
         self.default_gap_days = s.default_gap_days
         self.refresh_ms = int(s.refresh_every_hours * 3_600_000)
         self.refresh_for_ms = int(s.refresh_for_days * MS_PER_DAY)
-        # population state for callers that drive the engine without partitions (tests)
-        self.unpartitioned = PartitionShared()
         self.dimensions = DimensionModel(config)
+        self.calibration = Calibration(config, self.dimensions)
+        self.satisfaction = SatisfactionModel(config)
         self.tiers = TierPolicy(config)
+        # population state for callers that drive the engine without partitions (tests)
+        self.unpartitioned = self.partition_shared(0)
         self.type_names = {type_code(t): t for t in config.event_types}
         self.type_codes = {t: type_code(t) for t in config.event_types}
         if len(self.type_names) != len(config.event_types):
@@ -80,6 +85,17 @@ class ScoringEngine:
         for t, spec in config.event_types.items():
             w = spec.amount_weights.get("transactional", 0.0)
             self.money_sign[t] = 1.0 if w > 0 else -1.0 if w < 0 else 0.0
+
+    def partition_shared(
+        self, partition: int, stored: PartitionState | None = None,
+        exchange: SnapshotExchange | None = None,
+    ) -> PartitionShared:
+        """A partition's shared state as this config keeps it (population window, on/off)."""
+        return PartitionShared(
+            stored, partition=partition, exchange=exchange,
+            window_days=self.config.scoring.population.window_days,
+            enabled=self.calibration.tracking,
+        )
 
     # -- events ---------------------------------------------------------------------------
 
@@ -93,6 +109,7 @@ class ScoringEngine:
         """Count one validated event against the user's state (mutated in place); `shared`
         is the partition's population state that rules read and update."""
         ts = event.ts_ms
+        (shared or self.unpartitioned).prepare(ts, self.lateness_ms)
         if state is None:
             if ts < watermark_ms:
                 return Outcome("late", state)
@@ -124,6 +141,7 @@ class ScoringEngine:
         return self._count(state, event, shared)
 
     def _count(self, state: UserState, event: Event, shared: PartitionShared | None) -> Outcome:
+        shared = shared if shared is not None else self.unpartitioned
         ts = event.ts_ms
         etype = event.type
         day = ts // MS_PER_DAY
@@ -148,16 +166,19 @@ class ScoringEngine:
         state.lifetime[code] = state.lifetime.get(code, 0) + 1
         state.events += 1
         state.monetary += amount
+        props = event.properties
+        rating = props.rating if props is not None else None
+        if rating is not None and self.satisfaction.rates(etype, rating):
+            self.satisfaction.add(state, rating, ts)
         now = state.last_ms
-        score = self.dimensions.composite(state.dims)
-        previous_tier = self.tiers.update(state, score, now)
+        score, lines, placement, previous_tier = self._judge(state, now, shared)
         triggers: list[Trigger] = []
         if self.triggers is not None:
             ctx = TriggerContext(
                 user_id=user_id, now_ms=now, event=event, state=state,
                 view=lambda: self.view(state, now), previous_tier=previous_tier,
                 tier=self.tiers.rank(state), tier_names=self.tiers.names,
-                shared=shared if shared is not None else self.unpartitioned,
+                shared=shared, score=score, tier_lines=lines, percentiles=placement.percentiles,
                 # predicted only if a rule or an admitted trigger asks for it
                 churn_probability=lambda: self.predict_view(ctx.view),
                 was_churned=was_churned,
@@ -177,6 +198,7 @@ class ScoringEngine:
         shared: PartitionShared | None = None,
     ) -> Outcome:
         """The watermark moved past something due for this silent user."""
+        shared = shared if shared is not None else self.unpartitioned
         now = max(watermark_ms, state.last_ms)
         examples: list[ChurnExample] = []
         if self.churn is not None:
@@ -191,17 +213,15 @@ class ScoringEngine:
                 view = self.view(state, now)
             return view
 
-        dims = self.dimensions
-        score = dims.composite(dims.at(state.dims, state.last_ms, now))
-        previous_tier = self.tiers.update(state, score, now)
+        score, lines, placement, previous_tier = self._judge(state, now, shared)
         probability = self.predict_view(view_now()) if self.churn is not None else None
         triggers: list[Trigger] = []
         if self.triggers is not None:
             ctx = TriggerContext(
                 user_id=user_id, now_ms=now, event=None, state=state, view=view_now,
                 previous_tier=previous_tier, tier=self.tiers.rank(state),
-                tier_names=self.tiers.names,
-                shared=shared if shared is not None else self.unpartitioned,
+                tier_names=self.tiers.names, shared=shared, score=score,
+                tier_lines=lines, percentiles=placement.percentiles,
                 churn_probability=lambda: probability,
             )
             triggers = self.triggers.evaluate(ctx)
@@ -229,6 +249,62 @@ class ScoringEngine:
                 due.append(trigger_due)
         return min(due) if due else None
 
+    # -- standing in the population ----------------------------------------------------------
+
+    def _judge(
+        self, state: UserState, now_ms: int, shared: PartitionShared
+    ) -> tuple[float, list[float], Placement, int]:
+        """Judge the user's tier at `now_ms`: returns the score judged, the tier lines it was
+        judged against, the placement and the previous tier's rank. Files the user's entry
+        (with the tier now held) in the partition's population."""
+        calibration = self.calibration
+        keys: list[int] = []
+        placement = NOT_PLACED
+        if calibration.tracking:
+            keys = calibration.dimension_keys(state.dims, state.last_ms)
+            placement = calibration.place(keys, shared.reference)
+        score, lines = self._score_and_lines(state, now_ms, shared, placement)
+        previous_tier = self.tiers.update(state, score, now_ms, lines)
+        if calibration.tracking:
+            if placement.composite_key is not None:
+                keys.append(composite_entry(self.tiers.rank(state), placement.composite_key))
+            shared.population.place(state, state.anchor_day, keys)
+        return score, lines, placement, previous_tier
+
+    def _score_and_lines(
+        self, state: UserState, now_ms: int, shared: PartitionShared, placement: Placement
+    ) -> tuple[float, list[float]]:
+        if self.calibration.population_mode and placement.population_score is not None:
+            return placement.population_score, self.calibration.tier_lines(shared.reference)
+        dims = self.dimensions
+        values = state.dims if now_ms <= state.last_ms else dims.at(state.dims, state.last_ms,
+                                                                    now_ms)
+        return dims.composite(values), self.tiers.absolute_lines
+
+    def standing(
+        self, state: UserState, now_ms: int, shared: PartitionShared | None = None
+    ) -> Standing:
+        """The user's score at `now_ms` as records show it, read-only."""
+        shared = shared if shared is not None else self.unpartitioned
+        calibration = self.calibration
+        placement = NOT_PLACED
+        if calibration.tracking:
+            placement = calibration.place(
+                calibration.dimension_keys(state.dims, state.last_ms), shared.reference
+            )
+        score, lines = self._score_and_lines(
+            state, max(now_ms, state.last_ms), shared, placement
+        )
+        reference = shared.reference
+        return Standing(
+            score=score,
+            calibration="absolute" if lines is self.tiers.absolute_lines else "population",
+            percentiles=placement.percentiles,
+            reference_day=reference.day if reference.users else None,
+            reference_users=reference.users,
+            tier_reason=self.tiers.reason(state, score, lines),
+        )
+
     # -- reading ----------------------------------------------------------------------------
 
     def view(self, state: UserState, now_ms: int) -> UserView:
@@ -243,13 +319,16 @@ class ScoringEngine:
         user_id: str,
         as_of_ms: int,
         churn_probability: float | None = None,
+        shared: PartitionShared | None = None,
     ) -> ScoreRecord:
-        """The user's score record at `as_of_ms` (decay and windows evaluated then)."""
+        """The user's score record at `as_of_ms` (decay and windows evaluated then), placed
+        against the reference in force on the user's partition (`shared`)."""
         view = self.view(state, as_of_ms)
         if churn_probability is None:
             churn_probability = self.predict_view(view)
         return score_record(
-            view, user_id, self.tiers.name(state), churn_probability, self.type_names,
+            view, user_id, self.tiers.name(state), self.standing(state, as_of_ms, shared),
+            churn_probability, self.type_names,
             format_rfc3339_ms(view.now_ms), format_rfc3339_ms(state.last_ms),
             self.churn.model_tag() if self.churn is not None else None,
         )

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import math
 
+import msgspec
+
 from scoring.config import DIMENSIONS
 from scoring.dimensions import DimensionModel
-from scoring.records import Rfm, ScoreRecord, StreakRecord, Windows
+from scoring.records import (
+    ReferenceInfo,
+    Rfm,
+    Satisfaction,
+    ScoreRecord,
+    StreakRecord,
+    TierReason,
+    Windows,
+)
+from scoring.satisfaction import SatisfactionModel
 from scoring.state import UserState
-from scoring.timeutil import MS_PER_DAY
+from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms
 from scoring.windows import (
     active_days_in_window,
     amount_in_window,
@@ -20,6 +31,12 @@ from scoring.windows import (
     current_streak,
     typical_gap_days,
 )
+
+# Stickiness (active days in the last 7 / in the last 28) says something only once the user
+# has 28 days behind them: before that the 28-day window is not filled, and a user with a
+# single active day would have 1.0. Score records show null until then; the churn models
+# keep reading the raw ratio (their input is unchanged, docs/models.md).
+STICKINESS_AFTER_DAYS = 28
 
 # The churn models' input, in order. Documented in docs/models.md.
 FEATURE_NAMES: tuple[str, ...] = (
@@ -47,8 +64,8 @@ class UserView:
     __slots__ = (
         "active_days_7", "active_days_28", "counts_7d", "counts_28d", "current_streak",
         "dimensions", "engagement_score", "events_7d", "events_28d", "longest_streak",
-        "monetary_28d", "now_ms", "recency_days", "silence_ratio", "state", "stickiness",
-        "tenure_days", "typical_gap_days",
+        "monetary_28d", "now_ms", "recency_days", "satisfaction", "silence_ratio", "state",
+        "stickiness", "tenure_days", "typical_gap_days",
     )
 
     def __init__(
@@ -73,6 +90,7 @@ class UserView:
         self.silence_ratio = self.recency_days / max(self.typical_gap_days, 1.0)
         self.tenure_days = (now_ms - state.first_ms) / MS_PER_DAY
         self.monetary_28d = amount_in_window(state, now_day, 28)
+        self.satisfaction = SatisfactionModel.value(state)  # 0..100, None: never rated
 
     def feature_vector(self) -> list[float]:
         d = self.dimensions
@@ -102,24 +120,58 @@ def _r(x: float, digits: int = 4) -> float:
     return round(x, digits) if math.isfinite(x) else 0.0
 
 
+def _day(day: int | None) -> str | None:
+    return None if day is None else format_rfc3339_ms(day * MS_PER_DAY)[:10]
+
+
+class Standing(msgspec.Struct, kw_only=True):
+    """What the engine decided for a record: the score shown, how it was calibrated, the
+    dimensions' percentiles (0..1) and the reference they were read against."""
+
+    score: float
+    calibration: str
+    percentiles: list[float | None]
+    reference_day: int | None  # D: the reference describes the end of day D - 1
+    reference_users: int
+    tier_reason: TierReason
+
+
 def score_record(
     view: UserView,
     user_id: str,
     tier_name: str,
+    standing: Standing,
     churn_probability: float | None,
     type_names: dict[int, str],
     as_of: str,
     last_event_at: str,
     churn_model: str | None = None,
 ) -> ScoreRecord:
-    """The `engagement-score/v1` record published to `engagement.scores` and snapshots."""
+    """The `engagement-score/v2` record published to `engagement.scores` and snapshots."""
     s = view.state
+    ref_day = standing.reference_day
     return ScoreRecord(
         user_id=user_id,
         as_of=as_of,
-        engagement_score=_r(view.engagement_score),
+        engagement_score=_r(standing.score),
+        calibration=standing.calibration,
+        absolute_score=_r(view.engagement_score),
         dimensions={n: _r(v) for n, v in zip(DIMENSIONS, view.dimensions, strict=True)},
+        percentiles={n: None if p is None else _r(100.0 * p, 2)
+                     for n, p in zip(DIMENSIONS, standing.percentiles, strict=True)},
+        reference=ReferenceInfo(
+            through_day=None if ref_day is None else _day(ref_day - 1),
+            users=standing.reference_users,
+        ),
         tier=tier_name,
+        tier_reason=standing.tier_reason,
+        satisfaction=Satisfaction(
+            score=None if view.satisfaction is None else _r(view.satisfaction, 2),
+            ratings=s.ratings,
+            last_rating=s.last_rating or None,
+            last_bad_rating_at=format_rfc3339_ms(s.last_bad_rating_ms)
+            if s.last_bad_rating_ms else None,
+        ),
         churn_probability=None if churn_probability is None else _r(churn_probability),
         days_since_last_event=_r(view.recency_days),
         last_event_at=last_event_at,
@@ -128,7 +180,8 @@ def score_record(
             events_28d=view.events_28d,
             active_days_7=view.active_days_7,
             active_days_28=view.active_days_28,
-            stickiness=_r(view.stickiness),
+            stickiness=_r(view.stickiness)
+            if view.tenure_days >= STICKINESS_AFTER_DAYS else None,
             counts_7d={type_names.get(c, str(c)): n for c, n in sorted(view.counts_7d.items())},
             counts_28d={
                 type_names.get(c, str(c)): n for c, n in sorted(view.counts_28d.items())

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from scoring.config import DIMENSIONS
+
 if TYPE_CHECKING:
     from scoring.churn.state import ChurnState
     from scoring.events import Event
@@ -77,10 +79,13 @@ class TriggerContext:
         "gap_before_ms",
         "new_active_day",
         "now_ms",
+        "percentiles",
         "previous_tier",
+        "score",
         "shared",
         "state",
         "tier",
+        "tier_lines",
         "tier_names",
         "user_id",
         "was_churned",
@@ -98,6 +103,9 @@ class TriggerContext:
         tier: int,
         tier_names: Sequence[str],
         shared: PartitionShared,
+        score: float = 0.0,
+        tier_lines: Sequence[float] = (),
+        percentiles: Sequence[float | None] = (),
         churn_probability: Callable[[], float | None] = lambda: None,
         was_churned: bool = False,
         gap_before_ms: int = 0,
@@ -112,7 +120,10 @@ class TriggerContext:
         self.previous_tier = previous_tier  # tier rank before this moment (0: the lowest)
         self.tier = tier  # tier rank now
         self.tier_names = tier_names
-        self.shared = shared  # the partition's population state (sketches), persisted
+        self.shared = shared  # the partition's population state and reference
+        self.score = score  # the engagement score the tiers judged (calibrated or absolute)
+        self.tier_lines = tier_lines  # each tier's score line for that score
+        self.percentiles = percentiles  # per dimension, 0..1, against the shared reference
         self._probability_fn = churn_probability
         self._probability: tuple[float | None] | None = None
         self.was_churned = was_churned  # labelled churned before this event
@@ -124,6 +135,12 @@ class TriggerContext:
         if self._view is None:
             self._view = self._view_fn()
         return self._view
+
+    def percentile(self, dimension: str) -> float | None:
+        """The user's percentile (0..1) of a dimension among active users; None before the
+        population reference exists."""
+        index = DIMENSIONS.index(dimension)
+        return self.percentiles[index] if index < len(self.percentiles) else None
 
     @property
     def churn_probability(self) -> float | None:

@@ -1,24 +1,30 @@
 """What one input partition shares across its users, persisted beside their state.
 
 The event-time clock (the newest event time seen, from which the watermark follows), how far
-each input topic of the partition has been fully processed, and the population sketches
-that rules read (e.g. the advocacy percentile of the ambassador rule). The shell stores it
-in the user table under a reserved key, on the partition's own changelog partition, after
-the users' states of the same batch: after a crash it is never ahead of them, and the
-records it says were processed are skipped whole.
+each input topic of the partition has been fully processed, and where the partition stands
+in the shared population reference (the day it accumulates, the reference it adopted and
+the snapshots that reference was made of). The shell stores it in the user table under a
+reserved key, on the partition's own changelog partition, after the users' states of the
+same batch: after a crash it is never ahead of them, and the records it says were processed
+are skipped whole.
+
+The partition's live population histograms are not stored: they are rebuilt from the
+users' states (each records its own entry) when a worker takes the partition over.
 """
 
 from __future__ import annotations
 
-import math
-
 import msgspec
-from ddsketch import DDSketch
-from ddsketch.pb.ddsketch_pb2 import DDSketch as DDSketchMessage
-from ddsketch.pb.proto import DDSketchProto
+
+from scoring.population_reference import (
+    EMPTY_REFERENCE,
+    PartitionPopulation,
+    Reference,
+    SnapshotExchange,
+)
+from scoring.timeutil import MS_PER_DAY
 
 PARTITION_STATE_VERSION = 1
-SKETCH_RELATIVE_ACCURACY = 0.01
 
 # A key no user_id can take (user ids may not hold control characters: scoring.events).
 PARTITION_KEY_PREFIX = "\x00partition/"
@@ -32,47 +38,16 @@ def is_partition_key(key: str) -> bool:
     return key.startswith(PARTITION_KEY_PREFIX)
 
 
-class SketchState(msgspec.Struct, kw_only=True, rename={"proto": "p", "low": "lo", "high": "hi"}):
-    """A sketch as stored: DDSketch's own protobuf form, and the exact extremes it drops."""
+class PopulationPosition(
+    msgspec.Struct, kw_only=True, omit_defaults=True,
+    rename={"open_day": "od", "ref_day": "rd", "ref_parts": "rp", "adopted_ms": "am"},
+):
+    """Where the partition stands in the population reference."""
 
-    proto: bytes
-    low: float
-    high: float
-
-
-class PopulationSketch:
-    """Quantiles of a population's values within 1 % (DDSketch, mergeable), clamped to the
-    exact smallest and largest value seen, so a population of equal values has that value
-    as every quantile."""
-
-    def __init__(self, stored: SketchState | None = None) -> None:
-        if stored is None:
-            self.sketch = DDSketch(SKETCH_RELATIVE_ACCURACY)
-            self.low, self.high = math.inf, -math.inf
-        else:
-            message = DDSketchMessage()
-            message.ParseFromString(stored.proto)
-            self.sketch = DDSketchProto.from_proto(message)
-            self.low, self.high = stored.low, stored.high
-
-    @property
-    def count(self) -> float:
-        return float(self.sketch.count)
-
-    def add(self, value: float) -> None:
-        self.sketch.add(value)
-        self.low = min(self.low, value)
-        self.high = max(self.high, value)
-
-    def quantile(self, rank: float) -> float | None:
-        if not self.sketch.count:
-            return None
-        value = self.sketch.get_quantile_value(rank)
-        return None if value is None else min(max(value, self.low), self.high)
-
-    def stored(self) -> SketchState:
-        proto = DDSketchProto.to_proto(self.sketch).SerializeToString()
-        return SketchState(proto=proto, low=self.low, high=self.high)
+    open_day: int | None = None  # the UTC day being accumulated (earlier ones are closed)
+    ref_day: int | None = None  # the day whose reference is in force
+    ref_parts: dict[int, int] = msgspec.field(default_factory=dict)  # partition -> snapshot day
+    adopted_ms: int = 0  # event time at which it was adopted
 
 
 class PartitionState(
@@ -81,34 +56,63 @@ class PartitionState(
     omit_defaults=True,
     tag_field="v",
     tag=PARTITION_STATE_VERSION,
-    rename={"max_event_ms": "e", "offsets": "o", "sketches": "s"},
+    rename={"max_event_ms": "e", "offsets": "o", "population": "p"},
 ):
+    """Records written before the shared reference had a per-partition DDSketch under `s`;
+    it is ignored when read (the reference is rebuilt from the users' states)."""
+
     max_event_ms: int | None = None  # newest event time applied on the partition
     offsets: dict[str, int] = msgspec.field(default_factory=dict)  # input topic role -> offset
-    sketches: dict[str, SketchState] = msgspec.field(default_factory=dict)
+    population: PopulationPosition = msgspec.field(default_factory=PopulationPosition)
 
 
 class PartitionShared:
-    """The live form of a PartitionState: sketches as DDSketch objects, saved when changed."""
+    """The live form of a PartitionState: the population histograms, the reference in
+    force, and the exchange through which partitions share their snapshots."""
 
-    def __init__(self, stored: PartitionState | None = None) -> None:
+    def __init__(
+        self,
+        stored: PartitionState | None = None,
+        *,
+        partition: int = 0,
+        exchange: SnapshotExchange | None = None,
+        window_days: int = 28,
+        enabled: bool = True,
+    ) -> None:
         self.stored = stored if stored is not None else PartitionState()
-        self._sketches: dict[str, PopulationSketch] = {}
-        self._dirty: set[str] = set()
+        self.partition = partition
+        self.enabled = enabled
+        self.exchange = exchange if exchange is not None else SnapshotExchange()
+        self.population = PartitionPopulation(window_days)
+        position = self.stored.population
+        self.reference: Reference = EMPTY_REFERENCE
+        if enabled and position.ref_day is not None:
+            self.reference = self.exchange.restore(
+                partition, position.ref_day, position.adopted_ms, position.ref_parts
+            )
 
-    def sketch(self, name: str) -> PopulationSketch:
-        """The named sketch, for reading and adding to (it is saved with the partition)."""
-        sketch = self._sketches.get(name)
-        if sketch is None:
-            sketch = self._sketches[name] = PopulationSketch(self.stored.sketches.get(name))
-        self._dirty.add(name)
-        return sketch
+    def prepare(self, event_ms: int, lateness_ms: int) -> None:
+        """Before a record at `event_ms` moves the partition's clock: close the days it
+        leaves behind (publish their snapshot) and adopt the reference of the day its
+        watermark enters. Both depend only on the partition's own sequence of records."""
+        if not self.enabled:
+            return
+        position = self.stored.population
+        day = event_ms // MS_PER_DAY
+        if position.open_day is None:
+            position.open_day = day
+        elif day > position.open_day:
+            self.exchange.publish(self.population.snapshot(self.partition, day - 1, event_ms))
+            position.open_day = day
+        watermark_day = (event_ms - lateness_ms) // MS_PER_DAY
+        if position.ref_day is None or watermark_day > position.ref_day:
+            self.reference = self.exchange.adopt(self.partition, watermark_day, event_ms)
+            position.ref_day = watermark_day
+            position.ref_parts = dict(self.reference.parts)
+            position.adopted_ms = event_ms
 
     def snapshot(self) -> PartitionState:
-        """The state to store now (sketches touched since the last snapshot re-encoded)."""
-        for name in self._dirty:
-            self.stored.sketches[name] = self._sketches[name].stored()
-        self._dirty.clear()
+        """The state to store now."""
         return self.stored
 
 

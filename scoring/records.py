@@ -1,6 +1,6 @@
 """The records engage publishes, as typed structs (encoded to JSON by msgspec).
 
-Field names and order are the public contracts: engagement-score/v1, trigger/v1 and
+Field names and order are the public contracts: engagement-score/v2, trigger/v1 and
 churn-example/v1 (JSON Schemas in scoring/schemas/, docs in docs/). The core fills what it
 knows; the shell stamps the wall-clock fields (`emitted_at`, `expires_at`) when it sends.
 """
@@ -41,7 +41,7 @@ class Windows(msgspec.Struct, kw_only=True):
     events_28d: int
     active_days_7: int
     active_days_28: int
-    stickiness: float
+    stickiness: float | None  # null until the user's 28-day window is filled
     counts_7d: dict[str, int]
     counts_28d: dict[str, int]
 
@@ -58,15 +58,45 @@ class StreakRecord(msgspec.Struct, kw_only=True):
     longest: int
 
 
-class ScoreRecord(msgspec.Struct, kw_only=True):
-    """engagement-score/v1: a user's scores at `as_of` (event time)."""
+class TierReason(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Why a user has their tier: `code` is one of earned, held_within_margin,
+    held_by_grace, review_pending, promotion_pending."""
 
-    schema: str = "engagement-score/v1"
+    code: str
+    text: str
+    line: float  # the score line of the user's tier
+    grace_until: str | None = None  # event time the grace period ends (held_by_grace)
+
+
+class ReferenceInfo(msgspec.Struct, kw_only=True):
+    """The population the percentiles were read against."""
+
+    through_day: str | None  # the reference describes active users as of the end of this day
+    users: int  # users active in the reference's window
+
+
+class Satisfaction(msgspec.Struct, kw_only=True):
+    score: float | None  # 0-100 decayed mean of ratings; null: never rated
+    ratings: int
+    last_rating: int | None
+    last_bad_rating_at: str | None
+
+
+class ScoreRecord(msgspec.Struct, kw_only=True):
+    """engagement-score/v2: a user's scores at `as_of` (event time)."""
+
+    schema: str = "engagement-score/v2"
     user_id: str
     as_of: str
     engagement_score: float
+    calibration: str  # population | absolute: what engagement_score and the tier lines are
+    absolute_score: float  # the saturating composite (v1's engagement_score)
     dimensions: dict[str, float]
+    percentiles: dict[str, float | None]
+    reference: ReferenceInfo
     tier: str
+    tier_reason: TierReason
+    satisfaction: Satisfaction
     churn_probability: float | None
     days_since_last_event: float
     last_event_at: str

@@ -9,6 +9,9 @@ Sizes matter (one changelog record per user per batch): day windows are sparse a
 to the user's latest active day, event ids are 32-bit hashes kept only while a duplicate
 could still be accepted, and every field has a small default that is not written at all.
 
+Fields added after version 2 (population entries, satisfaction) have new names and
+defaults, so states written before them read as "not yet placed" and "no ratings".
+
 Where each update came from is part of the state: `input_offset` is the offset of the last
 record of the user's own input partition applied to it, `rekeyed_from` the same per source
 partition for records that reached the user through the re-keying topic. A record at or
@@ -40,6 +43,9 @@ class UserState(
         "recent_ids": "ri", "burst": "b", "capped": "cp", "tier": "t",
         "below_since_ms": "bs", "last_sweep_ms": "sw", "input_offset": "o",
         "rekeyed_from": "rk", "churn": "c", "triggers": "tr",
+        "pop_day": "pd", "pop_keys": "pk", "rating_sum": "rs", "rating_weight": "rw",
+        "rating_ref_ms": "rt", "ratings": "rn", "last_rating": "rl",
+        "last_bad_rating_ms": "rb",
     },
 ):
     first_ms: int = 0  # first counted event (event time, epoch ms)
@@ -65,6 +71,17 @@ class UserState(
     rekeyed_from: dict[int, int] = msgspec.field(default_factory=dict)  # source part -> offset
     churn: ChurnState = msgspec.field(default_factory=ChurnState)
     triggers: TriggerState = msgspec.field(default_factory=TriggerState)
+    # The user's entry in the partition's population histograms (scoring.population_reference):
+    # the bins it occupies per measure and the active day it is filed under (-1: none yet).
+    pop_day: int = -1
+    pop_keys: list[int] = msgspec.field(default_factory=list)
+    # Satisfaction (scoring.satisfaction): decayed sums of normalised ratings at rating_ref_ms.
+    rating_sum: float = 0.0
+    rating_weight: float = 0.0
+    rating_ref_ms: int = 0
+    ratings: int = 0  # ratings given, lifetime
+    last_rating: int = 0  # the newest rating by event time (0: none)
+    last_bad_rating_ms: int = 0  # event time of the newest bad rating (0: none)
 
 
 # Contract v1's types have fixed one-byte codes; types added by configuration get a code

@@ -36,6 +36,7 @@ from scoring.engine import Outcome, ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
 from scoring.partition_state import PartitionState
 from scoring.partitioning import partition_for_user
+from scoring.population_reference import SnapshotExchange
 from scoring.records import Trigger, stamp
 from scoring.state import UserState
 from sinks.dead_letters import dead_letter_record
@@ -150,6 +151,7 @@ class ScoringShell:
         metrics: Metrics,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         idle_advance_ms: int = 60_000,
+        exchange: SnapshotExchange | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -160,7 +162,7 @@ class ScoringShell:
         self.wall_clock_ms = wall_clock_ms
         self.idle_advance_ms = idle_advance_ms
         self.rules = EventRules.from_config(config)
-        self.driver = Driver(engine, store.load)
+        self.driver = Driver(engine, store.load, exchange)
         self.roles = {names.interactions: INPUT, names.rekeyed: REKEYED, names.ticks: TICKS}
         self.last_arrival_wall_ms: dict[int, int] = {}
         self.recent_triggers: dict[str, list[Trigger]] = {}
@@ -404,8 +406,9 @@ class ScoringShell:
     def _score_record(self, user_id: str, outcome: Outcome, result: BatchResult) -> None:
         assert outcome.state is not None and outcome.publish_ms is not None
         try:
+            shared = self.driver.clock(partition_for_user(user_id, self.partitions)).shared
             score = self.engine.score_record(
-                outcome.state, user_id, outcome.publish_ms, outcome.churn_probability
+                outcome.state, user_id, outcome.publish_ms, outcome.churn_probability, shared
             )
         except Exception:  # one user's record must not cost the batch its outputs
             log.exception("score record for %r failed", user_id)

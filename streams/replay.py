@@ -26,8 +26,9 @@ from scoring.config import EngageConfig
 from scoring.driver import Driver
 from scoring.engine import ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
+from scoring.partition_state import PartitionShared
 from scoring.partitioning import partition_for_user
-from scoring.records import ChurnExample, Trigger, stamp
+from scoring.records import ChurnExample, ScoreRecord, Trigger, stamp
 from scoring.state import UserState
 from scoring.state_codec import encode_state
 from scoring.timeutil import format_rfc3339_ms
@@ -70,6 +71,16 @@ class ReplayResult:
     churn: InProcessChurn | None
     as_of_ms: int
     summary: dict[str, Any] = field(default_factory=dict)
+    driver: Driver | None = None
+    partitions: int = DEFAULT_PARTITIONS
+
+    def score_record(self, user_id: str, as_of_ms: int | None = None) -> ScoreRecord:
+        """The user's record as the snapshot writes it (against their partition's reference)."""
+        shared = None
+        if self.driver is not None:
+            shared = self.driver.clock(partition_for_user(user_id, self.partitions)).shared
+        when = self.as_of_ms if as_of_ms is None else as_of_ms
+        return self.engine.score_record(self.states[user_id], user_id, when, shared=shared)
 
 
 def build_replay_engine(
@@ -167,7 +178,8 @@ def run_replay(
     elapsed = time.perf_counter() - started
     as_of_ms = as_of if as_of is not None else last_ts
     if snapshot_path:
-        write_snapshot(snapshot_path, states, engine, as_of_ms)
+        write_snapshot(snapshot_path, states, engine, as_of_ms,
+                       lambda user: driver.clock(partition_for_user(user, partitions)).shared)
     counted = sum(outcomes[k] for k in ("scored", "duplicate", "capped"))
     sizes = sorted(len(encode_state(s)) for s in states.values())
     summary: dict[str, Any] = {
@@ -190,7 +202,7 @@ def run_replay(
     }
     if loop is not None:
         summary["churn"] = loop.trainer.status()
-    return ReplayResult(states, engine, loop, as_of_ms, summary)
+    return ReplayResult(states, engine, loop, as_of_ms, summary, driver, partitions)
 
 
 def _lines(fh: IO[bytes]) -> Iterator[bytes]:
@@ -201,10 +213,18 @@ def _lines(fh: IO[bytes]) -> Iterator[bytes]:
 
 
 def write_snapshot(
-    path: str | Path, states: dict[str, UserState], engine: ScoringEngine, as_of_ms: int
+    path: str | Path,
+    states: dict[str, UserState],
+    engine: ScoringEngine,
+    as_of_ms: int,
+    shared_of: Callable[[str], PartitionShared] | None = None,
 ) -> None:
-    """One JSON line per user, scores evaluated at `as_of_ms`, sorted by user_id."""
+    """One JSON line per user, scores evaluated at `as_of_ms`, sorted by user_id, placed
+    against the reference in force on each user's partition (`shared_of`)."""
     with open(path, "w") as out:
         for user_id in sorted(states):
-            record = msgspec.to_builtins(engine.score_record(states[user_id], user_id, as_of_ms))
+            shared = shared_of(user_id) if shared_of is not None else None
+            record = msgspec.to_builtins(
+                engine.score_record(states[user_id], user_id, as_of_ms, shared=shared)
+            )
             out.write(json.dumps(record, sort_keys=True) + "\n")

@@ -20,6 +20,7 @@ import msgspec
 from faust.web import Request, Response, View
 
 from scoring.due_index import PartitionClock
+from scoring.partition_state import PartitionShared
 from scoring.partitioning import partition_for_user
 from scoring.timeutil import parse_rfc3339_ms
 
@@ -57,13 +58,23 @@ def register_views(worker: EngageWorker) -> None:
             newest = stored.max_event_ms if stored is not None else None
         return max(newest or 0, last_ms)
 
+    def population_of(user_id: str) -> PartitionShared:
+        """The user's partition's population reference (as stored, if not yet taken over)."""
+        partition = partition_for_user(user_id, shell.partitions)
+        clock: PartitionClock | None = shell.driver.clocks.get(partition)
+        if clock is not None:
+            return clock.shared
+        return worker.engine.partition_shared(
+            partition, worker.store.load_partition(partition), shell.driver.exchange
+        )
+
     def user_view(user_id: str, as_of: int | None) -> dict[str, Any] | None:
         state = shell.store.load(user_id)
         if state is None:
             return None
         when = as_of if as_of is not None else partition_now(user_id, state.last_ms)
         record: dict[str, Any] = msgspec.to_builtins(
-            worker.engine.score_record(state, user_id, when)
+            worker.engine.score_record(state, user_id, when, shared=population_of(user_id))
         )
         record["recent_triggers"] = msgspec.to_builtins(shell.recent_triggers.get(user_id, []))
         return record
@@ -83,7 +94,7 @@ def register_views(worker: EngageWorker) -> None:
 
     @app.page("/leaderboard/")
     async def leaderboard(web: View, request: Request) -> Response:
-        """Top-N by composite score among the users this worker holds (one scan per call)."""
+        """Top-N by engagement score among the users this worker holds (one scan per call)."""
         try:
             n = max(1, min(1000, int(request.query.get("n", "10"))))
         except ValueError:
@@ -91,8 +102,8 @@ def register_views(worker: EngageWorker) -> None:
         rows = []
         for user_id, state in worker.store.all_users():
             when = partition_now(user_id, state.last_ms)
-            view = worker.engine.view(state, when)
-            rows.append((view.engagement_score, user_id, state))
+            standing = worker.engine.standing(state, when, population_of(user_id))
+            rows.append((standing.score, user_id, state))
         top = heapq.nlargest(n, rows, key=lambda r: r[0])
         return web.json({
             "top": [

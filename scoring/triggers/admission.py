@@ -1,9 +1,11 @@
 """Admission, written once for every rule: which candidates become triggers.
 
 A candidate is admitted unless its episode was already served (idempotent: not counted as
-suppressed), the type's cooldown for the user is running, or the user's daily cap is
-reached. An admitted trigger is recorded in the user's state (episode, last fired time, the
-cap's count, what the rule records on admission) and assigned to treatment or control by a
+suppressed), the type's cooldown for the user is running, the user gave a bad rating less
+than the type's `quiet_after_bad_rating_days` ago (suppressed as `bad_rating`: never ask an
+unhappy user for something right after they said so), or the user's daily cap is reached.
+An admitted trigger is recorded in the user's state (episode, last fired time, the cap's
+count, what the rule records on admission) and assigned to treatment or control by a
 stable salted hash of (type, user): the same user is in the same group on every worker.
 
 The engine's TriggerHooks: `evaluate` asks every enabled rule, in priority order.
@@ -19,7 +21,13 @@ from scoring.hooks import TriggerContext
 from scoring.records import Trigger, TriggerReason
 from scoring.state import UserState
 from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms
-from scoring.triggers.rule import Candidate, TriggerRule, cooldown_ends_ms, rounded
+from scoring.triggers.rule import (
+    Candidate,
+    TriggerRule,
+    after_bad_rating,
+    cooldown_ends_ms,
+    rounded,
+)
 from scoring.triggers.state import episode_hash
 
 
@@ -79,6 +87,9 @@ class TriggerRules:
         if cooldown_ends is not None and now < cooldown_ends:
             self.on_suppressed(c.type, "cooldown")
             return None
+        if after_bad_rating(ctx.state, now, rc.quiet_after_bad_rating_days):
+            self.on_suppressed(c.type, "bad_rating")
+            return None
         day = now // MS_PER_DAY
         if ts.day != day:
             ts.day, ts.day_count = day, 0
@@ -99,7 +110,7 @@ class TriggerRules:
             variant="control" if control else "treatment",
             event_time=format_rfc3339_ms(now),
             reason=TriggerReason(rule=c.rule, features=c.features),
-            score=rounded(ctx.view.engagement_score),
+            score=rounded(ctx.score),
             tier=ctx.tier_names[ctx.tier],
             churn_probability=None if ctx.churn_probability is None
             else rounded(ctx.churn_probability),

@@ -39,6 +39,7 @@ class RuleConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     cooldown_days: float = 0.0
     holdout_share: float = 0.0
     expires_hours: float = 72.0
+    quiet_after_bad_rating_days: float = 0.0  # not within this long after a bad rating
 
 
 class Candidate:
@@ -137,6 +138,14 @@ def varied_engagement(n: int, user: str = "contract-user") -> tuple[Step, ...]:
 
 def rounded(x: float) -> float:
     return round(x, 4)
+
+
+def after_bad_rating(state: UserState, now_ms: int, quiet_days: float) -> bool:
+    """True when the user gave a bad rating (scoring.satisfaction) less than `quiet_days`
+    before `now_ms`: the guard admission applies for rules with
+    `quiet_after_bad_rating_days`, and rules may test themselves."""
+    bad = state.last_bad_rating_ms
+    return bool(quiet_days and bad and 0 <= now_ms - bad < quiet_days * MS_PER_DAY)
 
 
 def cooldown_ends_ms(ts: TriggerState, code: int, cooldown_days: float) -> int | None:

@@ -3,7 +3,6 @@ period on a sweep; once per move."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from scoring.timeutil import MS_PER_DAY
@@ -14,11 +13,13 @@ if TYPE_CHECKING:
     from scoring.hooks import TriggerContext
 
 
-def tier_features(ctx: TriggerContext, thresholds: Sequence[float]) -> dict[str, float]:
-    """What a tier rule saw: the score and the thresholds of both tiers."""
-    return {"engagement_score": rounded(ctx.view.engagement_score),
-            "from_threshold": thresholds[ctx.previous_tier],
-            "to_threshold": thresholds[ctx.tier]}
+def tier_features(ctx: TriggerContext) -> dict[str, float]:
+    """What a tier rule saw: the score and the lines of both tiers (on the score's scale:
+    percentiles under population calibration, the absolute score otherwise)."""
+    lines = ctx.tier_lines
+    return {"engagement_score": rounded(ctx.score),
+            "from_threshold": lines[ctx.previous_tier],
+            "to_threshold": lines[ctx.tier]}
 
 
 @register
@@ -44,9 +45,8 @@ class TierChange(TriggerRule):
         # promotions happen on an event (its time is stable under reprocessing); demotions on
         # a sweep, whose exact time depends on the watermark, so they are named by UTC day
         when = ctx.now_ms if new > old else f"day{ctx.now_ms // MS_PER_DAY}"
-        thresholds = [lv.min_score for lv in self.engage.tiers.levels]
         out.append(Candidate(self.trigger_type, f"{names[old]}->{names[new]}@{when}",
-                             f"tier_change.{direction}", tier_features(ctx, thresholds),
+                             f"tier_change.{direction}", tier_features(ctx),
                              {"from_tier": names[old], "to_tier": names[new],
                               "direction": direction}))
 

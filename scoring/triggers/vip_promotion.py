@@ -38,7 +38,6 @@ class VipPromotion(TriggerRule):
         assert isinstance(config, VipConfig)
         names = [lv.name for lv in engage.tiers.levels]
         self.vip = names.index(config.tier)
-        self.thresholds = [lv.min_score for lv in engage.tiers.levels]
 
     @classmethod
     def check(cls, config: RuleConfig, engage: EngageConfig) -> None:
@@ -59,7 +58,7 @@ class VipPromotion(TriggerRule):
             names = ctx.tier_names
             out.append(Candidate(self.trigger_type, f"{names[new]}@{ctx.now_ms}",
                                  "vip_promotion.entered_top_tier",
-                                 tier_features(ctx, self.thresholds),
+                                 tier_features(ctx),
                                  {"from_tier": names[old], "to_tier": names[new]}))
 
     @classmethod

@@ -51,7 +51,7 @@ def test_events_scores_and_triggers_validate(replayed: Replayed) -> None:
     for e in events[:2000]:
         validator("interaction-event.v1.json").validate(e)
     for s in scores:
-        validator("engagement-score.v1.json").validate(s)
+        validator("engagement-score.v2.json").validate(s)
     kinds = {t["type"] for t in triggers}
     assert {"milestone", "streak", "tier_change"} <= kinds
     for t in triggers:

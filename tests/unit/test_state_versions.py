@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from scoring.config import load_config
+from scoring.config import config_from_dict, load_config
 from scoring.partition_state import (
     PartitionState,
     PartitionStateVersionError,
@@ -23,6 +23,19 @@ from tests.helpers import ReadBack
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "state_v1.json"
 CONFIG = load_config(None)
+# The fixture's records were written by engage 0.1, whose scores were absolute: pinned here
+# (the default calibration is the population's since issue #13).
+ABSOLUTE = config_from_dict({"scoring": {"calibration": "absolute"}})
+V2_ONLY = ("calibration", "absolute_score", "percentiles", "reference", "tier_reason",
+           "satisfaction")
+
+
+def as_v1(record: dict) -> dict:  # type: ignore[type-arg]
+    """An engagement-score/v2 record read as the v1 record it extends: the v2-only fields
+    left out; stickiness is null in v2 until the user's 28-day window is filled."""
+    old = {k: v for k, v in record.items() if k not in V2_ONLY}
+    old["schema"] = "engagement-score/v1"
+    return old
 
 
 def _fixture() -> dict:  # type: ignore[type-arg]
@@ -31,19 +44,27 @@ def _fixture() -> dict:  # type: ignore[type-arg]
 
 def test_version_1_state_decodes_to_the_scores_it_had() -> None:
     doc = _fixture()
-    codec = codec_for(CONFIG)
-    engine = ReadBack(CONFIG)
+    codec = codec_for(ABSOLUTE)
+    engine = ReadBack(ABSOLUTE)
     assert len(doc["users"]) == 60
+    short = 0
     for user in doc["users"]:
         raw = base64.b64decode(user["state_b64"])
         assert raw[0] in range(0x90, 0xA0) or raw[0] in (0xDC, 0xDD)  # positional v1
         state = codec.decode(raw)
-        assert engine.score_record(state, user["user_id"], doc["as_of_ms"]) == user[
-            "score_record"
-        ]
+        record = engine.score_record(state, user["user_id"], doc["as_of_ms"])
+        assert record["calibration"] == "absolute"
+        assert record["engagement_score"] == record["absolute_score"]
+        old = user["score_record"]
+        if record["tenure_days"] < 28:
+            assert record["windows"]["stickiness"] is None
+            record["windows"]["stickiness"] = old["windows"]["stickiness"]
+            short += 1
+        assert as_v1(record) == old
         # written again in today's layout, it reads back the same
         again = codec.decode(encode_state(state))
         assert again == state
+    assert 0 < short < 60
 
 
 def test_migration_keeps_trigger_history_and_badges_by_name() -> None:

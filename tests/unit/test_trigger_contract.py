@@ -61,7 +61,7 @@ class Run:
         self.rule = rule
         self.config = config_from_dict(with_plugin(rule, case.rules))
         self.engine: ScoringEngine = build_engine(self.config, churn=None)
-        self.shared = PartitionShared()
+        self.shared: PartitionShared = self.engine.partition_shared(0)
         self.states: dict[str, UserState] = {}
         self.codec = codec_for(self.config)
 
@@ -79,11 +79,15 @@ class Run:
         return [t for t in out.triggers if t.type == self.rule.trigger_type]
 
     def round_trip(self, user: str) -> None:
-        """Store and read back what a restarted worker would read back."""
+        """Store and read back what a restarted worker would read back: the states, the
+        partition record, the population rebuilt from the states, the snapshots other
+        partitions shared (the exchange: the sketches topic)."""
         if user in self.states:
             self.states[user] = self.codec.decode(self.codec.encode(self.states[user]))
         stored = decode_partition_state(encode_partition_state(self.shared.snapshot()))
-        self.shared = PartitionShared(stored)
+        self.shared = self.engine.partition_shared(0, stored, self.shared.exchange)
+        for state in self.states.values():
+            self.shared.population.restore(state)
 
 
 def fired(rule: type[TriggerRule], case: ContractCase, round_trip_before: int | None = None

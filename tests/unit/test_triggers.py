@@ -499,39 +499,48 @@ def test_onboarding_holdout_user_gets_a_control_trigger() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_ambassador_candidate_needs_top_advocacy() -> None:
+def test_ambassador_candidate_needs_top_advocacy_in_yesterdays_population() -> None:
     sim = Sim()
     for i in range(200):  # advocacy 1.0 each: under min_advocacy
         out = sim.event(f"low-{i}", "share", START + i * 1000)
         assert out.triggers == []
     star = "star"
+    # on day 0 there is no reference yet: a day is read against the day before's population
     out = sim.event(star, "referral", START + HOUR)
+    assert of_type(out.triggers, "ambassador_candidate") == []
+    out = sim.event(star, "referral", START + DAY + 2 * HOUR)
     amb = of_type(out.triggers, "ambassador_candidate")
     assert len(amb) == 1
     check(amb[0], star, "ambassador_candidate", "2026-01", "ambassador_candidate.top_advocacy")
-    assert amb[0]["reason"]["features"] == {
-        "advocacy": 3.0, "top_share_cut": 1.0, "min_advocacy": 2.0,
-    }
-    assert [t["type"] for t in out.triggers] == ["milestone", "ambassador_candidate"]
+    features = amb[0]["reason"]["features"]
+    # 3.0 from an hour into day 0, decayed 25 h (half-life 30 d), plus 3.0 now
+    assert features["advocacy"] == pytest.approx(3.0 + 3.0 * 2 ** (-25 / 720), abs=1e-4)
+    assert features["advocacy_percentile"] == 100.0  # above all 201 users of the reference
+    # the top 1 %'s line: the crowd's 1.0 of day 0, seen 26 h later (within 1 %)
+    assert features["top_share_cut"] == pytest.approx(2 ** (-26 / 720), rel=0.01)
+    assert features["min_advocacy"] == 2.0
+    assert [t["type"] for t in out.triggers] == ["ambassador_candidate"]
     # same month, more advocacy: no second one
-    assert of_type(sim.event(star, "referral", START + HOUR + MINUTE).triggers,
+    assert of_type(sim.event(star, "referral", START + DAY + 3 * HOUR).triggers,
                    "ambassador_candidate") == []
 
 
-def test_ambassador_candidate_not_below_the_quantile_cut() -> None:
+def test_ambassador_candidate_not_below_the_populations_top_share() -> None:
     sim = Sim()
-    for i in range(200):  # everyone else has advocacy 3.0: the top-1% cut is 3.0 (within 1 %)
-        sim.event(f"ref-{i}", "referral", START + i * 1000)
+    for i in range(200):  # advocacy 3.0 each on day 2
+        sim.event(f"ref-{i}", "referral", START + 2 * DAY + i * 1000)
     user = "middling"
-    later = START + 3 * DAY
-    shares = [sim.event(user, "share", t) for t in (START + HOUR, later, later + MINUTE)]
-    # advocacy ~2.93 (the first share decayed): above min_advocacy 2.0, below the cut
-    assert 2.9 < sim.states[user].dims[3] < 2.95
+    day3 = START + 3 * DAY + 2 * HOUR
+    shares = [sim.event(user, "share", t) for t in (day3, day3 + MINUTE)]
+    # advocacy 2.0: above min_advocacy, below everyone else's 3.0 of a day ago (2.93 now)
+    assert sim.states[user].dims[3] == pytest.approx(2.0, abs=1e-4)
     assert [t for o in shares for t in o.triggers] == []
-    out = sim.event(user, "referral", later + 3 * MINUTE)
+    out = sim.event(user, "referral", day3 + 3 * MINUTE)
     (amb,) = of_type(out.triggers, "ambassador_candidate")
     check(amb, user, "ambassador_candidate", "2026-01", "ambassador_candidate.top_advocacy")
-    assert amb["reason"]["features"]["top_share_cut"] == pytest.approx(3.0, rel=0.01)
+    assert amb["reason"]["features"]["top_share_cut"] == pytest.approx(
+        3.0 * 2 ** (-(1 + 2 / 24) / 30), rel=0.01
+    )
 
 
 # ---------------------------------------------------------------------------------------------
