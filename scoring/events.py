@@ -35,7 +35,7 @@ class Properties(msgspec.Struct, frozen=True, kw_only=True):
     quantity: int | None = None
     content_id: str | None = None
     target_user_id: str | None = None
-    rating: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
+    rating: int | None = None  # within scoring.satisfaction's scale (1-5 by default)
 
 
 class WireEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +72,8 @@ class EventRules(msgspec.Struct, frozen=True):
     known_types: frozenset[str]
     max_bytes: int = 16_384
     max_future_ms: int = 300_000
+    rating_min: int = 1
+    rating_max: int = 5
 
     @classmethod
     def from_config(cls, config: EngageConfig) -> EventRules:
@@ -79,6 +81,8 @@ class EventRules(msgspec.Struct, frozen=True):
             known_types=frozenset(config.event_types),
             max_bytes=config.events.max_bytes,
             max_future_ms=int(config.events.max_future_seconds * 1000),
+            rating_min=config.scoring.satisfaction.rating_min,
+            rating_max=config.scoring.satisfaction.rating_max,
         )
 
 
@@ -180,4 +184,12 @@ def decode_event(raw: bytes | None, *, now_ms: int, rules: EventRules) -> Event:
                 "properties.amount must not be negative (money back is a `refund` event)",
             )
         amount = props.amount
+    if props is not None and props.rating is not None and not (
+        rules.rating_min <= props.rating <= rules.rating_max
+    ):
+        raise InvalidEvent(
+            "invalid_field",
+            f"properties.rating {props.rating} is outside the rating scale "
+            f"{rules.rating_min}-{rules.rating_max} (scoring.satisfaction.rating_min/max)",
+        )
     return Event(wire.event_id, wire.user_id, wire.type, ts_ms, amount, wire.channel, props)
