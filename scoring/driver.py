@@ -107,13 +107,21 @@ class Driver:
         staged: dict[str, UserState],
         source: int = DIRECT,
         offset: int | None = None,
+        force: bool = False,
     ) -> Outcome:
-        """Apply one event on its partition; staged holds the working states (mutated)."""
+        """Apply one event on its partition; staged holds the working states (mutated).
+
+        Outcome `held`: the event would move the partition into a day whose population
+        reference still waits for another partition; nothing was applied. The caller keeps
+        it (and every later record of the partition) and offers it again once the
+        exchange has more snapshots; `force` adopts without waiting."""
         clock = self.clocks.get(partition) or self.clock(partition)
         user_id = event.user_id
         state = staged.get(user_id)
         if state is None:
             state = self.load(user_id)
+        if not clock.shared.advance(event.ts_ms, self.engine.lateness_ms, force):
+            return Outcome("held", state)
         watermark = clock.watermark_ms
         if offset is not None and state is not None and already_applied(state, source, offset):
             self._observe(partition, clock, event.ts_ms)
@@ -143,14 +151,22 @@ class Driver:
 
     def _observe(self, partition: int, clock: PartitionClock, event_ms: int) -> None:
         watermark = clock.watermark_ms
-        clock.shared.prepare(event_ms, self.engine.lateness_ms)
         clock.observe(event_ms)
         if clock.watermark_ms > watermark:
             self._advanced.add(partition)
 
-    def advance(self, partition: int, to_event_ms: int) -> None:
-        """Move an idle partition's clock (ticks: wall-clock time standing in for events)."""
-        self._observe(partition, self.clock(partition), to_event_ms)
+    def advance(self, partition: int, to_event_ms: int) -> bool:
+        """Move an idle partition's clock (ticks: wall-clock time standing in for events);
+        False when the day it would enter waits for another partition (not moved)."""
+        clock = self.clock(partition)
+        if not clock.shared.advance(to_event_ms, self.engine.lateness_ms):
+            return False
+        self._observe(partition, clock, to_event_ms)
+        return True
+
+    def waiting_for(self, partition: int, event_ms: int) -> list[int]:
+        """The partitions an event at `event_ms` on `partition` would wait for."""
+        return self.clock(partition).shared.waiting_for(event_ms, self.engine.lateness_ms)
 
     def processed_offset(self, partition: int, role: str) -> int:
         """The last offset of the partition's input topic `role` whose effects were all

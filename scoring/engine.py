@@ -109,7 +109,9 @@ class ScoringEngine:
         """Count one validated event against the user's state (mutated in place); `shared`
         is the partition's population state that rules read and update."""
         ts = event.ts_ms
-        (shared or self.unpartitioned).prepare(ts, self.lateness_ms)
+        # the driver has let the partition's reference catch up; direct callers (tests) run
+        # one partition, which never waits for another
+        (shared or self.unpartitioned).advance(ts, self.lateness_ms, force=True)
         if state is None:
             if ts < watermark_ms:
                 return Outcome("late", state)

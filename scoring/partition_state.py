@@ -18,6 +18,7 @@ import msgspec
 
 from scoring.population_reference import (
     EMPTY_REFERENCE,
+    Opening,
     PartitionPopulation,
     Reference,
     SnapshotExchange,
@@ -40,14 +41,13 @@ def is_partition_key(key: str) -> bool:
 
 class PopulationPosition(
     msgspec.Struct, kw_only=True, omit_defaults=True,
-    rename={"open_day": "od", "ref_day": "rd", "ref_parts": "rp", "adopted_ms": "am"},
+    rename={"open_day": "od", "ref_day": "rd", "ref_parts": "rp"},
 ):
     """Where the partition stands in the population reference."""
 
     open_day: int | None = None  # the UTC day being accumulated (earlier ones are closed)
     ref_day: int | None = None  # the day whose reference is in force
     ref_parts: dict[int, int] = msgspec.field(default_factory=dict)  # partition -> snapshot day
-    adopted_ms: int = 0  # event time at which it was adopted
 
 
 class PartitionState(
@@ -87,29 +87,41 @@ class PartitionShared:
         position = self.stored.population
         self.reference: Reference = EMPTY_REFERENCE
         if enabled and position.ref_day is not None:
-            self.reference = self.exchange.restore(
-                partition, position.ref_day, position.adopted_ms, position.ref_parts
-            )
+            self.reference = self.exchange.restore(position.ref_day, position.ref_parts)
 
-    def prepare(self, event_ms: int, lateness_ms: int) -> None:
-        """Before a record at `event_ms` moves the partition's clock: close the days it
-        leaves behind (publish their snapshot) and adopt the reference of the day its
-        watermark enters. Both depend only on the partition's own sequence of records."""
+    def advance(self, event_ms: int, lateness_ms: int, force: bool = False) -> bool:
+        """Before a record at `event_ms` moves the partition's clock: announce the partition
+        with its first event, close the days it leaves behind (publish their snapshot), and
+        adopt the reference of the day its watermark enters, once no partition is waited
+        for (or at once with `force`). False: the record must wait; nothing was adopted,
+        and it is asked again later. Depends only on the partition's own sequence of
+        records and on the other partitions' snapshots, never on timing."""
         if not self.enabled:
-            return
+            return True
         position = self.stored.population
         day = event_ms // MS_PER_DAY
         if position.open_day is None:
+            self.exchange.publish(Opening(partition=self.partition, at_ms=event_ms))
             position.open_day = day
         elif day > position.open_day:
-            self.exchange.publish(self.population.snapshot(self.partition, day - 1, event_ms))
+            self.exchange.publish(
+                self.population.snapshot(self.partition, position.open_day, day - 1, event_ms)
+            )
             position.open_day = day
         watermark_day = (event_ms - lateness_ms) // MS_PER_DAY
-        if position.ref_day is None or watermark_day > position.ref_day:
-            self.reference = self.exchange.adopt(self.partition, watermark_day, event_ms)
-            position.ref_day = watermark_day
-            position.ref_parts = dict(self.reference.parts)
-            position.adopted_ms = event_ms
+        if position.ref_day is not None and watermark_day <= position.ref_day:
+            return True
+        if not force and self.exchange.waiting_for(watermark_day):
+            return False
+        self.reference = self.exchange.adopt(self.partition, watermark_day, force)
+        position.ref_day = watermark_day
+        position.ref_parts = dict(self.reference.parts)
+        return True
+
+    def waiting_for(self, event_ms: int, lateness_ms: int) -> list[int]:
+        """The partitions a record at `event_ms` would wait for."""
+        watermark_day = (event_ms - lateness_ms) // MS_PER_DAY
+        return self.exchange.waiting_for(watermark_day)
 
     def snapshot(self) -> PartitionState:
         """The state to store now."""

@@ -8,12 +8,15 @@ the `engagement.sketches` topic for workers). When its watermark passes midnight
 *adopts* the reference of day D (`Reference`): the merge of every partition's snapshot as of
 the end of day D-1, so every partition reads the same population all day.
 
-Which snapshot of partition q goes into partition p's reference for day D is decided by event
-time alone: the newest one of q for a day <= D-1 whose closing event is not later than the
-event at which p adopts the reference. Replay and a live worker therefore pick the same
-snapshots whenever q's snapshot has reached p's worker by then; when it has not (q lags far
-behind p while a backlog is worked off), the adoption is *premature*: p uses q's previous
-snapshot, and the exchange counts it when the missing one arrives (docs/scoring.md).
+Adoption is aligned in event time, which makes it deterministic: a partition adopts day D's
+reference only once every partition that had opened before day D (published an `Opening`
+with its first event) has closed day D-1. Until then the partition *holds*: its records
+wait, in order, while the others catch up (replay queues them in memory; a worker keeps them
+unacknowledged, streams/alignment.py). Every partition therefore adopts, for day D, exactly
+the same snapshots in replay and in any worker, whatever the batching, the number of workers
+or how far one partition runs ahead of another in a backlog. Only a wait cut short (a
+partition that stopped receiving events: replay's end of input, a worker's hold timeout) is
+*forced*: it adopts what it has, and is counted (docs/scoring.md).
 
 Dimension values are compared after normalising their decay: a dimension with half-life h
 at reference time t is placed by log2(x) + t / h, which is the same for every user at any
@@ -28,6 +31,7 @@ import msgspec
 from scoring.config import DIMENSIONS
 from scoring.histogram import Ranked, add_counts
 from scoring.state import UserState
+from scoring.timeutil import MS_PER_DAY
 
 MEASURES: tuple[str, ...] = (*DIMENSIONS, "composite")
 COMPOSITE = len(DIMENSIONS)  # the composite's index in MEASURES and in a user's keys
@@ -38,37 +42,51 @@ RANK_BASE = 1 << 20
 
 def composite_entry(tier_rank: int, composite_key: int) -> int:
     return tier_rank * RANK_BASE + composite_key
-SNAPSHOT_VERSION = 1
 KEEP_DAYS = 70  # snapshots kept per partition (a lagging partition may still need them)
 
 
 class Snapshot(
-    msgspec.Struct, kw_only=True, tag_field="v", tag=SNAPSHOT_VERSION,
-    rename={"partition": "p", "day": "d", "cross_ms": "x", "users": "u", "counts": "c"},
+    msgspec.Struct, kw_only=True, tag_field="k", tag="snapshot",
+    rename={"partition": "p", "first_day": "f", "day": "d", "closed_ms": "x", "users": "u",
+            "counts": "c"},
 ):
-    """One partition's population as of the end of `day` (UTC day number)."""
+    """One partition's population at the end of each day from `first_day` to `day` (UTC
+    day numbers: the partition had no event in between), windowed at `day`."""
 
     partition: int
+    first_day: int
     day: int
-    cross_ms: int  # event time of the partition's first event after `day`: when it closed
+    closed_ms: int  # event time of the partition's first event after `day`
     users: int  # users in the window (each counted once)
     counts: list[dict[int, int]]  # per measure (MEASURES order): bin key -> users
 
 
-_snapshot_encoder = msgspec.msgpack.Encoder()
-_snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
+class Opening(msgspec.Struct, kw_only=True, tag_field="k", tag="opening",
+              rename={"partition": "p", "at_ms": "t"}):
+    """A partition's first event: from the next day on, references wait for its snapshots."""
+
+    partition: int
+    at_ms: int
 
 
-def encode_snapshot(snapshot: Snapshot) -> bytes:
-    return _snapshot_encoder.encode(snapshot)
+Shared = Snapshot | Opening
+_encoder = msgspec.msgpack.Encoder()
+_decoder: msgspec.msgpack.Decoder[Shared] = msgspec.msgpack.Decoder(Shared)
 
 
-def decode_snapshot(raw: bytes) -> Snapshot:
-    return _snapshot_decoder.decode(raw)
+def encode_shared(item: Shared) -> bytes:
+    return _encoder.encode(item)
 
 
-def snapshot_key(partition: int, day: int) -> str:
-    return f"{partition}/{day}"
+def decode_shared(raw: bytes) -> Shared:
+    return _decoder.decode(raw)
+
+
+def shared_key(item: Shared) -> str:
+    """The record key on the sketches topic: one per partition and day (or opening)."""
+    if isinstance(item, Opening):
+        return f"{item.partition}/opening"
+    return f"{item.partition}/{item.day}"
 
 
 class PartitionPopulation:
@@ -112,7 +130,7 @@ class PartitionPopulation:
         """Recovery: file a stored user's entry again."""
         self._add(state.pop_day, state.pop_keys, 1)
 
-    def snapshot(self, partition: int, day: int, cross_ms: int) -> Snapshot:
+    def snapshot(self, partition: int, first_day: int, day: int, closed_ms: int) -> Snapshot:
         """The users last active in the `window_days` ending with `day`; older days go."""
         first = day + 1 - self.window_days
         for old in [d for d in self.days if d < first]:
@@ -123,8 +141,8 @@ class PartitionPopulation:
                 for i, counts in enumerate(bucket):
                     add_counts(merged[i], counts)
         users = sum(merged[0].values())
-        return Snapshot(partition=partition, day=day, cross_ms=cross_ms, users=users,
-                        counts=merged)
+        return Snapshot(partition=partition, first_day=first_day, day=day, closed_ms=closed_ms,
+                        users=users, counts=merged)
 
 
 class Reference:
@@ -157,62 +175,82 @@ EMPTY_REFERENCE = Reference(None, {}, [])
 
 
 class SnapshotExchange:
-    """Every partition's published snapshots, and the references built from them.
+    """Every partition's openings and snapshots, and the references built from them.
 
     In replay and tests everything is in-process; a worker feeds it from the sketches topic
-    (streams/population_exchange.py) and publishes its own partitions' snapshots there.
+    (streams/population_exchange.py) and publishes its own partitions' items there.
     """
 
     def __init__(self, collect_published: bool = False) -> None:
-        self.by_partition: dict[int, dict[int, Snapshot]] = {}
+        self.opened: dict[int, int] = {}  # partition -> event time of its first event
+        self.by_partition: dict[int, dict[int, Snapshot]] = {}  # partition -> day -> snapshot
+        self.closed: dict[int, int] = {}  # partition -> the latest day it closed
         self.collect_published = collect_published
-        self.published: list[Snapshot] = []  # own snapshots not yet sent (worker)
-        self.premature = 0  # adoptions that missed a snapshot which arrived later
+        self.published: list[Shared] = []  # own items not yet sent (worker)
+        self.forced = 0  # adoptions that could not wait for every partition
+        self.stalled: set[int] = set()  # not waited for until they publish again
         self.missing = 0  # snapshots a restored reference named but could not find
-        self._adoptions: dict[int, tuple[int, int, dict[int, int]]] = {}
         self._cache: dict[tuple[int, tuple[tuple[int, int], ...]], Reference] = {}
 
-    def publish(self, snapshot: Snapshot) -> None:
-        """A snapshot closed by one of this process's partitions."""
-        self.receive(snapshot)
+    def publish(self, item: Shared) -> None:
+        """An opening or snapshot of one of this process's partitions."""
+        self.receive(item)
         if self.collect_published:
-            self.published.append(snapshot)
+            self.published.append(item)
 
-    def receive(self, snapshot: Snapshot) -> bool:
-        """A snapshot from anywhere (the topic echoes our own): True when it is new."""
-        days = self.by_partition.setdefault(snapshot.partition, {})
-        if snapshot.day in days:
+    def receive(self, item: Shared) -> bool:
+        """An item from anywhere (the topic echoes our own): True when it is new."""
+        if isinstance(item, Opening):
+            known = self.opened.get(item.partition)
+            self.opened[item.partition] = item.at_ms if known is None else min(known, item.at_ms)
+            return known is None
+        self.stalled.discard(item.partition)
+        days = self.by_partition.setdefault(item.partition, {})
+        if item.day in days:
             return False
-        days[snapshot.day] = snapshot
+        days[item.day] = item
+        self.closed[item.partition] = max(self.closed.get(item.partition, -1), item.day)
         if len(days) > KEEP_DAYS:
             for old in sorted(days)[: len(days) - KEEP_DAYS]:
                 del days[old]
-        for day, at_ms, parts in self._adoptions.values():
-            used = parts.get(snapshot.partition, -1)
-            if used < snapshot.day < day and snapshot.cross_ms <= at_ms:
-                self.premature += 1
         return True
 
-    def drain_published(self) -> list[Snapshot]:
+    def drain_published(self) -> list[Shared]:
         out, self.published = self.published, []
         return out
 
-    def adopt(self, partition: int, day: int, at_ms: int) -> Reference:
-        """The reference partition `partition` adopts for `day` at event time `at_ms`."""
-        parts: dict[int, int] = {}
-        for q, days in self.by_partition.items():
-            best = -1
-            for d, snap in days.items():
-                if best < d < day and snap.cross_ms <= at_ms:
-                    best = d
-            if best >= 0:
-                parts[q] = best
-        return self.restore(partition, day, at_ms, parts)
+    def waiting_for(self, day: int) -> list[int]:
+        """The partitions a reference for `day` still waits for: opened before the day,
+        and not yet closed day - 1."""
+        start = day * MS_PER_DAY
+        return sorted(q for q, at in self.opened.items()
+                      if at < start and self.closed.get(q, -1) < day - 1
+                      and q not in self.stalled)
 
-    def restore(self, partition: int, day: int, at_ms: int, parts: dict[int, int]) -> Reference:
+    def adopt(self, partition: int, day: int, force: bool = False) -> Reference:
+        """The reference of `day`: each partition's snapshot covering day - 1 (else its
+        newest before), in partition order. `force`: without waiting for every partition
+        (counted in `forced`); the partitions not waited for are stalled: no reference
+        waits for them again until they publish a snapshot."""
+        if force:
+            late = self.waiting_for(day)
+            if late:
+                self.forced += 1
+                self.stalled.update(late)
+        parts: dict[int, int] = {}
+        last = day - 1
+        for q, days in self.by_partition.items():
+            covering = [d for d, snap in days.items() if snap.first_day <= last <= d]
+            earlier = [d for d in days if d < last]
+            if covering:
+                parts[q] = min(covering)
+            elif earlier:
+                parts[q] = max(earlier)
+        return self.restore(day, parts)
+
+    def restore(self, day: int, parts: dict[int, int]) -> Reference:
         """The reference made of exactly these snapshots (what `adopt` chose, or what a
         restarted partition's stored record says it had chosen)."""
-        self._adoptions[partition] = (day, at_ms, dict(parts))
         key = (day, tuple(sorted(parts.items())))
         found = self._cache.get(key)
         if found is not None:

@@ -35,6 +35,8 @@ from scoring.state_codec import StateCodec, StateVersionError, codec_for
 from sinks.kafka_outbox import KafkaOutbox
 from sinks.metrics import Metrics
 from streams.churn_shell import ChurnShell
+from streams.holding import acknowledge, keep_unacknowledged
+from streams.population_exchange import PopulationExchange
 from streams.processor import InputRecord, ScoringShell
 from streams.settings import WorkerSettings
 
@@ -211,6 +213,7 @@ class EngageWorker:
         self.store = TableStore(
             self.table, names.interactions, settings.partitions, codec_for(config)
         )
+        self.population = PopulationExchange(settings.broker, names, metrics.registry)
         self.shell = ScoringShell(
             config=config,
             engine=self.engine,
@@ -219,6 +222,7 @@ class EngageWorker:
             partitions=settings.partitions,
             metrics=metrics,
             idle_advance_ms=int(settings.idle_advance_s * 1000),
+            exchange=self.population.exchange,
         )
         self.outbox = KafkaOutbox(self._send, names.dlq, metrics)
         self.health = Health()
@@ -261,9 +265,13 @@ class EngageWorker:
         records = [r for r in records if TP(r.topic, r.partition) in assigned]
         if not records:
             return
+        await self.population.wait_caught_up()
         result = self.shell.handle_batch(records)
+        result.outbox.extend(self.population.outbox(self.shell.driver))  # closed days' sketches
+        keep_unacknowledged(result.held)  # waiting for other partitions' snapshots
         await self.outbox.deliver(result.outbox)
         self.shell.store_batch(result)
+        acknowledge(result.released)
         self.health.batch_done(records)
 
     def _register(self) -> None:
@@ -278,7 +286,7 @@ class EngageWorker:
                 records = [
                     InputRecord(
                         e.message.topic, e.message.partition, e.message.offset,
-                        e.message.key, e.message.value, _headers(e.message.headers),
+                        e.message.key, e.message.value, _headers(e.message.headers), e,
                     )
                     for e in events
                 ]
@@ -326,6 +334,7 @@ class EngageWorker:
 
         app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
         self.churn.register(self)
+        self.population.register(self)
         from streams.web import register_views
 
         register_views(self)

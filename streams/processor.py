@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -41,6 +41,7 @@ from scoring.records import Trigger, stamp
 from scoring.state import UserState
 from sinks.dead_letters import dead_letter_record
 from sinks.metrics import Metrics
+from streams.holding import DEFAULT_MAX_WAIT_MS, PartitionHolds
 from streams.topics import TopicNames
 
 log = logging.getLogger("engage.worker")
@@ -63,6 +64,7 @@ class InputRecord:
     key: bytes | None
     value: bytes | None
     headers: Headers = ()
+    handle: Any = None  # the runtime's own record (Faust's event), for acknowledging it
 
 
 @dataclass(slots=True)
@@ -124,6 +126,10 @@ class BatchResult:
     states: dict[str, UserState] = field(default_factory=dict)
     partitions: dict[int, PartitionState] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    # records whose partition waits for others' population snapshots (streams/holding.py):
+    # keep these unacknowledged; acknowledge those released (held in an earlier batch)
+    held: list[InputRecord] = field(default_factory=list)
+    released: list[InputRecord] = field(default_factory=list)
 
 
 def parse_source(headers: Headers) -> tuple[int, int] | None:
@@ -152,6 +158,7 @@ class ScoringShell:
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         idle_advance_ms: int = 60_000,
         exchange: SnapshotExchange | None = None,
+        max_reference_wait_ms: int = DEFAULT_MAX_WAIT_MS,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -163,6 +170,7 @@ class ScoringShell:
         self.idle_advance_ms = idle_advance_ms
         self.rules = EventRules.from_config(config)
         self.driver = Driver(engine, store.load, exchange)
+        self.holds = PartitionHolds(metrics.registry, max_reference_wait_ms)
         self.roles = {names.interactions: INPUT, names.rekeyed: REKEYED, names.ticks: TICKS}
         self.last_arrival_wall_ms: dict[int, int] = {}
         self.recent_triggers: dict[str, list[Trigger]] = {}
@@ -185,6 +193,7 @@ class ScoringShell:
         taken over afresh from the table when next seen."""
         for p in partitions:
             self.assigned.discard(p)
+            self.holds.forget(p)
             self.driver.forget(p)
             self.last_arrival_wall_ms.pop(p, None)
             with contextlib.suppress(KeyError):
@@ -207,6 +216,9 @@ class ScoringShell:
         self.metrics.batch_size.observe(len(records))
         for record in records:
             self._record(record, now_ms, staged, publish, result, touched)
+        self.holds.release(  # what waited for other partitions' snapshots, in order
+            lambda r: self._record(r, now_ms, staged, publish, result, touched), now_ms, result
+        )
         for partition in touched:
             watermark = self.driver.clock(partition).watermark_ms
             self.metrics.watermark.labels(str(partition)).set(watermark / 1000)
@@ -243,6 +255,8 @@ class ScoringShell:
             if record.offset <= self.driver.processed_offset(partition, role):
                 self._count(result, "any", "already_processed")  # stored before a restart
                 return
+            if self.holds.take(record, role == TICKS, now_ms):
+                return  # its partition waits for others' snapshots: kept, in order
             if role == TICKS:
                 self._tick(partition, now_ms, staged, publish, result)
             else:
@@ -253,7 +267,7 @@ class ScoringShell:
             self._dead_letter(
                 record, "processing_failed", f"{type(exc).__name__}: {exc}", result, now_ms
             )
-        if role is not None and partition in self.assigned:
+        if role is not None and partition in self.assigned and not self.holds.holds(partition):
             self.driver.mark_processed(partition, role, record.offset)
 
     def _count(self, result: BatchResult, event_type: str, outcome: str) -> None:
@@ -320,7 +334,11 @@ class ScoringShell:
                 f"re-keyed record for partition {partition} arrived on {record.partition}"
             )
         self.last_arrival_wall_ms[partition] = now_ms
-        outcome = self.driver.event(partition, event, staged, source, offset)
+        outcome = self.driver.event(partition, event, staged, source, offset,
+                                    force=self.holds.forcing)
+        if outcome.status == "held":
+            self.holds.hold(record, now_ms)
+            return
         self._count(result, event.type, outcome.status)
         if outcome.status == "late":
             watermark = self.driver.clock(partition).watermark_ms
@@ -370,7 +388,8 @@ class ScoringShell:
         newest = clock.max_event_ms
         if idle < self.idle_advance_ms or not newest:
             return
-        self.driver.advance(partition, newest + idle - self.idle_advance_ms)
+        if not self.driver.advance(partition, newest + idle - self.idle_advance_ms):
+            return  # the day it would enter waits for other partitions' snapshots
         self.last_arrival_wall_ms[partition] = now_ms - self.idle_advance_ms
         self._sweep(publish, result, staged, now_ms)
 

@@ -48,6 +48,10 @@ class TopicNames:
         return self._n("engagement.scores")
 
     @property
+    def sketches(self) -> str:
+        return self._n("engagement.sketches")
+
+    @property
     def dlq(self) -> str:
         return self._n("engagement.dlq")
 
@@ -100,6 +104,10 @@ def topic_specs(
         TopicSpec(names.rekeyed, partitions, {"retention.ms": week}),
         TopicSpec(names.ticks, partitions, {"retention.ms": str(3_600_000)}),
         TopicSpec(names.scores, partitions, dict(COMPACTED)),
+        # Every partition's population snapshots, keyed "<partition>/<day>", read whole by
+        # every worker (one partition); republished copies compacted away, old days deleted.
+        TopicSpec(names.sketches, 1, {**COMPACTED, "cleanup.policy": "compact,delete",
+                                      "retention.ms": str(35 * DAY_MS)}),
         TopicSpec(names.dlq, 1, {"retention.ms": str(14 * DAY_MS)}),
         TopicSpec(names.audit, partitions, {"retention.ms": str(30 * DAY_MS)}),
         TopicSpec(names.webhook_dlq, 1, {"retention.ms": str(14 * DAY_MS)}),

@@ -87,9 +87,10 @@ def test_scores_dead_letters_balance_and_replay_agreement(
         top = [row["engagement_score"] for row in board["top"]]
         assert len(top) == 3 and top == sorted(top, reverse=True)
         assert board["users_considered"] == len(expected_counted)
-        for user_id, state in sorted(replay.states.items()):
-            offline = msgspec.to_builtins(replay.engine.score_record(state, user_id, as_of))
+        for user_id in sorted(replay.states):
+            offline = msgspec.to_builtins(replay.score_record(user_id, as_of))
             live = worker.get_json(f"/users/{user_id}/?as_of={as_of_text}")
-            for key in ("engagement_score", "dimensions", "windows", "rfm", "streak",
+            for key in ("engagement_score", "calibration", "absolute_score", "percentiles",
+                        "reference", "dimensions", "windows", "rfm", "streak",
                         "events_counted", "days_since_last_event", "silence_ratio"):
                 assert live[key] == offline[key], (user_id, key)
