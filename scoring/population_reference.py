@@ -204,11 +204,11 @@ class SnapshotExchange:
             known = self.opened.get(item.partition)
             self.opened[item.partition] = item.at_ms if known is None else min(known, item.at_ms)
             return known is None
-        self.stalled.discard(item.partition)
         days = self.by_partition.setdefault(item.partition, {})
         if item.day in days:
             return False
         days[item.day] = item
+        self.stalled.discard(item.partition)  # it moves again: wait for it again
         self.closed[item.partition] = max(self.closed.get(item.partition, -1), item.day)
         if len(days) > KEEP_DAYS:
             for old in sorted(days)[: len(days) - KEEP_DAYS]:

@@ -223,6 +223,7 @@ class EngageWorker:
             metrics=metrics,
             idle_advance_ms=int(settings.idle_advance_s * 1000),
             exchange=self.population.exchange,
+            max_reference_wait_ms=int(settings.reference_wait_s * 1000),
         )
         self.outbox = KafkaOutbox(self._send, names.dlq, metrics)
         self.health = Health()

@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="an idle partition's watermark follows wall time after this long",
     )
     p.add_argument("--tick-seconds", type=float, default=5.0)
+    p.add_argument("--reference-wait-seconds", type=float, default=120.0,
+                   help="longest a partition waits for another's population snapshot")
     p.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
     p.add_argument(
         "--insecure-dev-key",
@@ -241,6 +243,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         app_id=args.app_id,
         idle_advance_s=args.idle_advance_seconds,
         tick_interval_s=args.tick_seconds,
+        reference_wait_s=args.reference_wait_seconds,
         log_level=args.log_level,
     )
     from streams.run import PortInUse

@@ -37,12 +37,13 @@ class PartitionHolds:
         self._still_waiting = False
         self._carried: set[int] = set()  # ids of records held across a batch boundary
         self._released: list[InputRecord] = []
+        self._last_held: InputRecord | None = None
         self.waiting = Gauge(
             "engage_records_waiting_for_reference",
             "Input records held while their partition waits for other partitions' "
             "population snapshots.", registry=registry,
         )
-        self.waits = Counter(
+        self.waits_started = Counter(
             "engage_reference_waits_total",
             "Times a partition began to wait for other partitions' snapshots.",
             registry=registry,
@@ -54,6 +55,7 @@ class PartitionHolds:
     def take(self, record: InputRecord, is_tick: bool, now_ms: int) -> bool:
         """True when `record` must wait behind its partition's held records (queued; a
         tick is dropped: the next one will do)."""
+        self._last_held = None
         if record is self._offered or not self.held.holds(record.partition):
             return False
         if not is_tick:
@@ -62,12 +64,17 @@ class PartitionHolds:
 
     def hold(self, record: InputRecord, now_ms: int) -> None:
         """The driver said `record` must wait: its partition holds from here on."""
+        self._last_held = record
         if record is self._offered:
             self._still_waiting = True
             return
         if not self.held.holds(record.partition):
-            self.waits.inc()
+            self.waits_started.inc()
         self.held.hold(record.partition, record, now_ms)
+
+    def waits(self, record: InputRecord) -> bool:
+        """True when `record` was just held (not applied: not to be marked processed)."""
+        return self._last_held is record
 
     def forget(self, partition: int) -> None:
         for record in self.held.drop(partition):

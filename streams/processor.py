@@ -267,7 +267,7 @@ class ScoringShell:
             self._dead_letter(
                 record, "processing_failed", f"{type(exc).__name__}: {exc}", result, now_ms
             )
-        if role is not None and partition in self.assigned and not self.holds.holds(partition):
+        if role is not None and partition in self.assigned and not self.holds.waits(record):
             self.driver.mark_processed(partition, role, record.offset)
 
     def _count(self, result: BatchResult, event_type: str, outcome: str) -> None:

@@ -38,7 +38,7 @@ class ReferralAskConfig(RuleConfig, frozen=True, forbid_unknown_fields=True, kw_
 @register
 class ReferralAsk(TriggerRule):
     trigger_type = "referral_ask"
-    code = 8
+    code = 10
     Config: ClassVar[type[RuleConfig]] = ReferralAskConfig
     priority = 65
     fires_on = "event with a rating"

@@ -155,5 +155,5 @@ def test_every_built_in_type_is_registered_with_a_fixed_code() -> None:
     assert {t: c for t, c in codes.items() if c < 100} == {
         "reengagement_nudge": 0, "vip_promotion": 1, "tier_change": 2, "milestone": 3,
         "streak": 4, "onboarding_stalled": 5, "ambassador_candidate": 6, "win_back": 7,
-        "referral_ask": 8,
+        "referral_ask": 10,
     }
