@@ -31,14 +31,18 @@ class LogBins:
         if not 0 < relative_accuracy < 1:
             raise ValueError("relative accuracy must be between 0 and 1")
         a = relative_accuracy
-        self.width = math.log2((1 + a) / (1 - a))
+        gamma = (1 + a) / (1 - a)
+        self.width = math.log2(gamma)
+        # DDSketch's estimate of a bin [g^k, g^(k+1)): 2 g^(k+1) / (g + 1), within `a` of all
+        self._offset = self.width + math.log2(2 / (gamma + 1))
 
     def key(self, log2_value: float) -> int:
         return math.floor(log2_value / self.width)
 
     def log2_of(self, key: int) -> float:
-        """The middle of the key's bin, as a base-2 logarithm."""
-        return (key + 0.5) * self.width
+        """The value a key's bin stands for (within the relative accuracy of every value in
+        it), as a base-2 logarithm."""
+        return key * self.width + self._offset
 
 
 def add_counts(into: dict[int, int], counts: Mapping[int, int]) -> None:
