@@ -14,6 +14,7 @@ import json
 import time
 
 from benchmarks.common import median, simulated_file
+from scoring.alignment import AlignedFeed
 from scoring.config import load_config
 from scoring.driver import Driver
 from scoring.engine import ScoringEngine
@@ -27,11 +28,11 @@ from streams.replay import open_lines, run_replay
 def engine_alone(events: list[tuple[int, Event]]) -> tuple[float, dict[str, UserState]]:
     engine = ScoringEngine(load_config())
     states: dict[str, UserState] = {}
-    driver = Driver(engine, states.get)
+    feed = AlignedFeed(Driver(engine, states.get), states, lambda _e, _o: None, lambda _o: None)
     started = time.perf_counter()
     for p, event in events:
-        driver.event(p, event, states)
-        driver.sweep_advanced(states)
+        feed.add(p, event)
+    feed.finish()
     return time.perf_counter() - started, states
 
 

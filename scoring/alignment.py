@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from scoring.driver import Driver
+    from scoring.engine import Outcome
+    from scoring.events import Event
+    from scoring.state import UserState
 
 T = TypeVar("T")
 
@@ -72,3 +78,52 @@ class HeldRecords(Generic[T]):
         if not self.since:
             return None
         return min(self.since, key=lambda p: (self.since[p], p))
+
+
+class AlignedFeed:
+    """Events offered to a driver in arrival order, with the partitions that wait held back:
+    what `engage replay` and the benchmarks run (the worker's shell does the same with its
+    records, streams/holding.py). `on_event` sees each applied event's outcome, `on_sweep`
+    each sweep that followed it."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        states: dict[str, UserState],
+        on_event: Callable[[Event, Outcome], None],
+        on_sweep: Callable[[Outcome], None],
+    ) -> None:
+        self.driver = driver
+        self.states = states
+        self.on_event = on_event
+        self.on_sweep = on_sweep
+        self.held: HeldRecords[Event] = HeldRecords()
+        self.waited = 0  # events that had to wait for another partition
+
+    def _offer(self, partition: int, event: Event, force: bool = False) -> bool:
+        outcome = self.driver.event(partition, event, self.states, force=force)
+        if outcome.status == "held":
+            return False
+        self.on_event(event, outcome)
+        for _partition, _user, swept in self.driver.sweep_advanced(self.states):
+            self.on_sweep(swept)
+        return True
+
+    def add(self, partition: int, event: Event) -> None:
+        held = self.held
+        if held.holds(partition) or not self._offer(partition, event):
+            held.hold(partition, event)
+            self.waited += 1
+        elif held:
+            held.release(self._offer)
+
+    def finish(self) -> None:
+        """The input ended: partitions still waiting for one that has no more events adopt
+        what they have (counted as forced), oldest event first."""
+        held = self.held
+        while held:
+            oldest = min(held.queues, key=lambda p: (held.queues[p][0].ts_ms, p))
+            self._offer(oldest, held.queues[oldest].popleft(), force=True)
+            if not held.queues[oldest]:
+                held.drop(oldest)
+            held.release(self._offer)

@@ -58,14 +58,26 @@ class Calibration:
         self.shares = dimensions.share
         self.top_shares = [lv.top_share for lv in config.tiers.levels]
 
-    def dimension_keys(self, dims: Sequence[float], ref_ms: int) -> list[int]:
-        """Each dimension's bin after normalising its decay: log2(x) + ref / half-life."""
+    def dimension_keys(
+        self, dims: Sequence[float], ref_ms: int, known: Sequence[int] = (),
+        changed: Sequence[int] | None = None,
+    ) -> list[int]:
+        """Each dimension's bin after normalising its decay: log2(x) + ref / half-life.
+
+        Decay leaves that value unchanged, so with the user's `known` keys only the
+        dimensions an event `changed` are computed again (None: all)."""
         if not dims:
             return [ZERO_KEY] * COMPOSITE
-        width, log2, floor = self.width, math.log2, math.floor
+        width, log2, floor, inverse = self.width, math.log2, math.floor, self.inverse_half_life
+        if changed is not None and len(known) >= COMPOSITE:
+            keys = list(known[:COMPOSITE])
+            for i in changed:
+                x = dims[i]
+                keys[i] = floor((log2(x) + ref_ms * inverse[i]) / width) if x > 0.0 else ZERO_KEY
+            return keys
         return [
             floor((log2(x) + ref_ms * inv) / width) if x > 0.0 else ZERO_KEY
-            for x, inv in zip(dims, self.inverse_half_life, strict=True)
+            for x, inv in zip(dims, inverse, strict=True)
         ]
 
     def place(self, keys: Sequence[int], reference: Reference) -> Placement:

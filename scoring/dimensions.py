@@ -39,6 +39,12 @@ class DimensionModel:
                 else None
             )
             self.contributions[etype] = (w, a)
+        # per event type: the dimensions it can change (the others only decay)
+        self.changes: dict[str, tuple[int, ...]] = {
+            etype: tuple(i for i in range(len(DIMENSIONS))
+                         if w[i] or (a is not None and a[i]))
+            for etype, (w, a) in self.contributions.items()
+        }
 
     def add(
         self, dims: list[float], ref_ms: int, event_type: str, ts_ms: int, amount: float

@@ -6,6 +6,8 @@ so the live stream and an offline replay give the same answer for the same event
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from scoring.calibration import NOT_PLACED, Calibration, Placement
 from scoring.config import EngageConfig
 from scoring.dimensions import DimensionModel
@@ -173,7 +175,9 @@ class ScoringEngine:
         if rating is not None and self.satisfaction.rates(etype, rating):
             self.satisfaction.add(state, rating, ts)
         now = state.last_ms
-        score, lines, placement, previous_tier = self._judge(state, now, shared)
+        score, lines, placement, previous_tier = self._judge(
+            state, now, shared, self.dimensions.changes[etype]
+        )
         triggers: list[Trigger] = []
         if self.triggers is not None:
             ctx = TriggerContext(
@@ -215,7 +219,7 @@ class ScoringEngine:
                 view = self.view(state, now)
             return view
 
-        score, lines, placement, previous_tier = self._judge(state, now, shared)
+        score, lines, placement, previous_tier = self._judge(state, now, shared, ())
         probability = self.predict_view(view_now()) if self.churn is not None else None
         triggers: list[Trigger] = []
         if self.triggers is not None:
@@ -254,16 +258,17 @@ class ScoringEngine:
     # -- standing in the population ----------------------------------------------------------
 
     def _judge(
-        self, state: UserState, now_ms: int, shared: PartitionShared
+        self, state: UserState, now_ms: int, shared: PartitionShared, changed: Sequence[int]
     ) -> tuple[float, list[float], Placement, int]:
         """Judge the user's tier at `now_ms`: returns the score judged, the tier lines it was
         judged against, the placement and the previous tier's rank. Files the user's entry
-        (with the tier now held) in the partition's population."""
+        (with the tier now held) in the partition's population. `changed`: the dimensions
+        the moment changed (the others only decayed, which leaves their placement)."""
         calibration = self.calibration
         keys: list[int] = []
         placement = NOT_PLACED
         if calibration.tracking:
-            keys = calibration.dimension_keys(state.dims, state.last_ms)
+            keys = calibration.dimension_keys(state.dims, state.last_ms, state.pop_keys, changed)
             placement = calibration.place(keys, shared.reference)
         score, lines = self._score_and_lines(state, now_ms, shared, placement)
         previous_tier = self.tiers.update(state, score, now_ms, lines)

@@ -53,12 +53,13 @@ def add_counts(into: dict[int, int], counts: Mapping[int, int]) -> None:
 class Ranked:
     """A frozen histogram, ready for mid-rank percentiles and quantiles (both O(log n))."""
 
-    __slots__ = ("cumulative", "keys", "total")
+    __slots__ = ("_memo", "cumulative", "keys", "total")
 
     def __init__(self, counts: Mapping[int, int]) -> None:
         self.keys = sorted(k for k, n in counts.items() if n > 0)
         self.cumulative = list(accumulate(counts[k] for k in self.keys))
         self.total = self.cumulative[-1] if self.cumulative else 0
+        self._memo: dict[int, float] = {}  # key -> percentile: most users ask again daily
 
     @classmethod
     def merged(cls, parts: Iterable[Mapping[int, int]]) -> Ranked:
@@ -71,13 +72,17 @@ class Ranked:
         """The mid-rank of `key`: (values below + half the values in its bin) / all, in
         [0, 1]; None for an empty histogram. Ties share the middle of their ranks, so a
         population's percentiles average 0.5 and the top 5 % of users sit above 0.95."""
+        known = self._memo.get(key)
+        if known is not None:
+            return known
         if not self.total:
             return None
         keys, cumulative = self.keys, self.cumulative
         i = bisect_left(keys, key)
         below = cumulative[i - 1] if i else 0
         same = cumulative[i] - below if i < len(keys) and keys[i] == key else 0
-        return (below + same / 2) / self.total
+        found = self._memo[key] = (below + same / 2) / self.total
+        return found
 
     def quantile_key(self, rank: float) -> int | None:
         """The key of the bin holding the value of rank `rank` (0..1), None when empty."""

@@ -119,11 +119,22 @@ class PartitionPopulation:
 
     def place(self, state: UserState, day: int, keys: list[int]) -> None:
         """Move the user's entry to (`day`, `keys`), recording it in the state."""
-        if day == state.pop_day and keys == state.pop_keys:
-            return
-        self._add(state.pop_day, state.pop_keys, -1)
-        self._add(day, keys, 1)
-        state.pop_day = day
+        old = state.pop_keys
+        if day == state.pop_day and len(keys) == len(old) and day in self.days:
+            bucket = self.days[day]
+            for i, (was, now) in enumerate(zip(old, keys, strict=True)):
+                if was != now:  # usually one or two measures move
+                    counts = bucket[i]
+                    left = counts.get(was, 0) - 1
+                    if left > 0:
+                        counts[was] = left
+                    else:
+                        counts.pop(was, None)
+                    counts[now] = counts.get(now, 0) + 1
+        else:
+            self._add(state.pop_day, old, -1)
+            self._add(day, keys, 1)
+            state.pop_day = day
         state.pop_keys = keys
 
     def restore(self, state: UserState) -> None:

@@ -37,6 +37,7 @@ class TierPolicy:
         ]
         self.margin = config.tiers.demotion_margin
         self.grace_ms = int(config.tiers.demotion_grace_days * 86_400_000)
+        self._floors: tuple[Sequence[float], list[float]] | None = None  # last lines, floors
 
     def rank(self, state: UserState) -> int:
         """The user's tier rank; a tier no longer configured counts as the lowest."""
@@ -86,10 +87,16 @@ class TierPolicy:
         above the tier's target line `100 * (1 - top_share)` (the tier is full and admits
         fewer newcomers) still demotes from the target line less the margin: raising the
         bar for newcomers must not push out members who hold their share."""
+        cached = self._floors
+        if cached is not None and cached[0] is lines:  # one set of lines serves a whole day
+            return cached[1]
         if lines is self.absolute_lines:
-            return [line - self.margin for line in lines]
-        return [min(line, target) - self.margin
-                for line, target in zip(lines, self.target_lines, strict=True)]
+            floors = [line - self.margin for line in lines]
+        else:
+            floors = [min(line, target) - self.margin
+                      for line, target in zip(lines, self.target_lines, strict=True)]
+        self._floors = (lines, floors)
+        return floors
 
     def next_due_ms(self, state: UserState) -> int | None:
         """When a pending demotion's grace period ends."""

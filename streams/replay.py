@@ -20,12 +20,12 @@ from typing import IO, Any, cast
 
 import msgspec
 
-from scoring.alignment import HeldRecords
+from scoring.alignment import AlignedFeed
 from scoring.churn.labels import ChurnLabels
 from scoring.churn.trainer import ChurnTrainer, Predictor
 from scoring.config import EngageConfig
 from scoring.driver import Driver
-from scoring.engine import ScoringEngine
+from scoring.engine import Outcome, ScoringEngine
 from scoring.events import Event, EventRules, InvalidEvent, decode_event
 from scoring.partition_state import PartitionShared
 from scoring.partitioning import partition_for_user
@@ -137,28 +137,22 @@ def run_replay(
         if loop is not None and examples:
             loop.learn(examples)
 
-    held: HeldRecords[Event] = HeldRecords()
-
-    def offer(partition: int, event: Event, force: bool = False) -> bool:
-        """Apply one event; False when its partition must wait for the others."""
+    def applied(event: Event, outcome: Outcome) -> None:
         nonlocal last_ts
-        outcome = driver.event(partition, event, states, force=force)
-        if outcome.status == "held":
-            return False
         outcomes[outcome.status] += 1
         if outcome.status == "late":
             dead["late"] += 1
-            return True
-        if event.ts_ms > last_ts:
-            last_ts = event.ts_ms
+            return
+        last_ts = max(last_ts, event.ts_ms)
         if outcome.triggers or outcome.examples:
             emit(outcome.triggers, outcome.examples)
-        for _partition, _user, swept in driver.sweep_advanced(states):
-            outcomes["sweeps"] += 1
-            if swept.triggers or swept.examples:
-                emit(swept.triggers, swept.examples)
-        return True
 
+    def swept(outcome: Outcome) -> None:
+        outcomes["sweeps"] += 1
+        if outcome.triggers or outcome.examples:
+            emit(outcome.triggers, outcome.examples)
+
+    feed = AlignedFeed(driver, states, applied, swept)
     try:
         with open_lines(input_path) as fh:
             now = wall()
@@ -176,20 +170,8 @@ def run_replay(
                 if as_of is not None and event.ts_ms > as_of:
                     outcomes["after_as_of"] += 1
                     continue
-                partition = partition_for_user(event.user_id, partitions)
-                if held.holds(partition) or not offer(partition, event):
-                    held.hold(partition, event)  # its reference waits for another partition
-                    outcomes["held"] += 1
-                elif held:
-                    held.release(offer)
-            # The input ended: partitions still waiting for one that has no more events
-            # adopt what they have (counted as forced).
-            while held:
-                oldest = min(held.queues, key=lambda p: (held.queues[p][0].ts_ms, p))
-                offer(oldest, held.queues[oldest].popleft(), force=True)
-                if not held.queues[oldest]:
-                    held.drop(oldest)
-                held.release(offer)
+                feed.add(partition_for_user(event.user_id, partitions), event)
+            feed.finish()
             if bar is not None:
                 bar.update(consumed)
     finally:
@@ -223,7 +205,7 @@ def run_replay(
         },
     }
     summary["population"] = {
-        "events_held": outcomes["held"],
+        "events_held": feed.waited,
         "forced_adoptions": driver.exchange.forced,
     }
     if loop is not None:

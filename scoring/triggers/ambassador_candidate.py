@@ -62,7 +62,7 @@ class AmbassadorCandidate(TriggerRule):
         assert isinstance(config, AmbassadorConfig)
         if not 0 < config.top_share < 1:
             raise ConfigError("triggers.ambassador_candidate.top_share", "must be between 0 and 1")
-        if not engage.scoring.population.enabled:
+        if config.enabled and not engage.scoring.population.enabled:
             raise ConfigError("triggers.ambassador_candidate.enabled",
                               "reads the population reference: scoring.population.enabled "
                               "must be true (or disable this rule)")
