@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--start", default=format_rfc3339_ms(DEFAULT_START_MS),
                       help="period start, RFC 3339 (default 2026-01-01T00:00:00Z)")
     size.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    size.add_argument("--featured", type=int, default=0, metavar="N",
+                      help="the first N users (u000000, ...) are core users active from the "
+                      "period's first minutes (a demo can name them)")
     size.add_argument("--mix", default=None, metavar="P=W,...",
                       help="persona mix, e.g. new=0.15,core=0.2,casual=0.35,lapsing=0.2,"
                            "returning=0.1")
@@ -108,6 +111,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--invalid-share must be in [0, 1), got {args.invalid_share}")
     if args.live and not args.speed > 0:
         raise UsageError(f"--speed must be > 0, got {args.speed}")
+    if not 0 <= getattr(args, "featured", 0) <= args.users:
+        raise UsageError(f"--featured must be between 0 and --users, got {args.featured}")
     if args.max_events is not None and args.max_events < 0:
         raise UsageError(f"--max-events must be >= 0, got {args.max_events}")
 
@@ -145,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     mix = _parse_mix(getattr(args, "mix", None))
     truth_path = args.truth or (default_truth_path(args.out) if args.out else DEFAULT_TOPIC_TRUTH)
 
-    sim = simulate(users=args.users, days=args.days, seed=args.seed, start_ms=start_ms, mix=mix)
+    sim = simulate(users=args.users, days=args.days, seed=args.seed, start_ms=start_ms, mix=mix,
+                   featured=getattr(args, "featured", 0))
     truths = sim.truths
     write_truth(truth_path, truths)
 

@@ -291,11 +291,19 @@ def _plan_new(p: _Planner, spec: PersonaSpec) -> tuple[int, bool]:
     return signup_ms, False
 
 
-def plan_user(seed: int, index: int, persona: str, start_ms: int, days: float) -> UserPlan:
-    """One user's full session plan, a pure function of (seed, index, persona, period)."""
+def plan_user(seed: int, index: int, persona: str, start_ms: int, days: float,
+              featured: bool = False) -> UserPlan:
+    """One user's full session plan, a pure function of (seed, index, persona, period).
+
+    A `featured` user (a core user) also opens the period: a session a few minutes after its
+    start, so a demo can name the user and find them at once."""
     rng = random.Random(f"engage-sim/{seed}/{index}")
     planner = _Planner(rng, start_ms, days)
     spec = SPECS[persona]
+    if featured:
+        planner.sessions.append(
+            planner.session_at(start_ms + (index + 1) * 2 * MS_PER_MINUTE, spec, 1.0)
+        )
     channel = rng.choices(CHANNELS, weights=(0.4, 0.33, 0.27))[0]
     signup_ms = start_ms - int(rng.uniform(14.0, 720.0) * MS_PER_DAY)
     churned = False
@@ -326,12 +334,15 @@ def plan_user(seed: int, index: int, persona: str, start_ms: int, days: float) -
 
 
 def plan_population(users: int, days: float, seed: int, start_ms: int,
-                    mix: dict[str, float] | None = None) -> list[UserPlan]:
-    """Every user's plan. Deterministic given the arguments."""
+                    mix: dict[str, float] | None = None, featured: int = 0) -> list[UserPlan]:
+    """Every user's plan. Deterministic given the arguments. The first `featured` users
+    (u000000, ...) are core users active from the period's first minutes."""
     if users < 0:
         raise ValueError("users must be >= 0")
     if days <= 0:
         raise ValueError("days must be > 0")
     weights = normalise_mix(mix)
     personas = assign_personas(users, weights, random.Random(f"engage-sim/{seed}/personas"))
-    return [plan_user(seed, i, persona, start_ms, days) for i, persona in enumerate(personas)]
+    personas = ["core" if i < featured else p for i, p in enumerate(personas)]
+    return [plan_user(seed, i, persona, start_ms, days, featured=i < featured)
+            for i, persona in enumerate(personas)]

@@ -168,15 +168,17 @@ class Simulation:
 
 def simulate(users: int = 1000, days: float = 60, seed: int = 7,
              start_ms: int = DEFAULT_START_MS,
-             mix: dict[str, float] | None = None) -> Simulation:
-    plans = plan_population(users, days, seed, start_ms, mix)
+             mix: dict[str, float] | None = None, featured: int = 0) -> Simulation:
+    plans = plan_population(users, days, seed, start_ms, mix, featured)
     return Simulation(plans=plans, seed=seed, start_ms=start_ms,
                       end_ms=start_ms + int(days * MS_PER_DAY))
 
 
 def generate(users: int = 1000, days: float = 60, seed: int = 7,
              start_ms: int = DEFAULT_START_MS, mix: dict[str, float] | None = None,
-             max_events: int | None = None) -> tuple[Iterator[Event], list[Truth]]:
+             max_events: int | None = None,
+             featured: int = 0) -> tuple[Iterator[Event], list[Truth]]:
     """Events (dicts, globally sorted by ts, streamed lazily) and per-user ground truth."""
-    sim = simulate(users=users, days=days, seed=seed, start_ms=start_ms, mix=mix)
+    sim = simulate(users=users, days=days, seed=seed, start_ms=start_ms, mix=mix,
+                   featured=featured)
     return sim.events(max_events), sim.truths

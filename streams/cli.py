@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="model name (for swap and shadow)")
     _broker_arg(p)
     p.add_argument("--timeout", type=float, default=15.0)
-    p.add_argument("--topic-prefix", default="", help="as given to the worker")
+    p.add_argument("--topic-prefix", default=None, help="as given to the worker (default "
+                   "$ENGAGE_TOPIC_PREFIX, else none, else a running demo's)")
     p.set_defaults(func=cmd_model)
 
     p = sub.add_parser("config", help="check a rules file and print the effective settings")
@@ -155,7 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     _broker_arg(p)
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--scores", action="store_true", help="also print every score update")
-    p.add_argument("--topic-prefix", default="", help="as given to the worker (demo: 'demo.')")
+    p.add_argument("--all", action="store_true", help="print every trigger, not the notable")
+    p.add_argument("--every", type=float, default=10.0, help="seconds between summary lines")
+    p.add_argument("--topic-prefix", default=None, help="as given to the worker (default "
+                   "$ENGAGE_TOPIC_PREFIX, else none, else a running demo's)")
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser(
@@ -308,10 +312,12 @@ def cmd_model(args: argparse.Namespace) -> int:
 
     if args.action in ("swap", "shadow") and not args.name:
         raise UsageError(f"engage model {args.action} needs a model NAME (see: engage model list)")
+    from streams.topic_prefix import resolve_prefix
     from streams.topics import TopicNames
 
-    names = TopicNames(prefix=args.topic_prefix)
-    return run_model_command(_broker(args), args.action, args.name, args.timeout, names)
+    prefix = resolve_prefix(_broker(args), args.topic_prefix, lambda n: n.churn_control)
+    return run_model_command(_broker(args), args.action, args.name, args.timeout,
+                             TopicNames(prefix=prefix))
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -338,15 +344,13 @@ def cmd_webhook(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    from streams.topic_prefix import resolve_prefix
     from streams.topics import TopicNames
     from streams.watch import watch
 
-    return watch(
-        _broker(args),
-        seconds=args.seconds,
-        show_scores=args.scores,
-        names=TopicNames(prefix=args.topic_prefix),
-    )
+    prefix = resolve_prefix(_broker(args), args.topic_prefix, lambda n: n.audit)
+    return watch(_broker(args), seconds=args.seconds, show_scores=args.scores,
+                 names=TopicNames(prefix=prefix), every_s=args.every, show_all=args.all)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

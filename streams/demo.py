@@ -69,20 +69,22 @@ def run_demo(
     )
     print(f"worker started (pid {worker.pid}); log {logs / 'worker.log'}", flush=True)
     print(f"metrics  http://127.0.0.1:{metrics_port}/metrics", flush=True)
-    print(f"lookup   http://127.0.0.1:{web_port}/users/<user_id>/   "
-          f"leaderboard http://127.0.0.1:{web_port}/leaderboard/", flush=True)
+    print(f"lookup   http://127.0.0.1:{web_port}/users/u000001/ (u000000 to u000002 are "
+          f"active from the first seconds)   leaderboard "
+          f"http://127.0.0.1:{web_port}/leaderboard/", flush=True)
     time.sleep(8)  # let the worker join its group before traffic starts
     # 60 simulated days ending now: paced live, event time never runs ahead of the clock
     start_ms = int(time.time() * 1000) - 60 * 86_400_000
     simulator = _start(
-        [*engage, "simulate", "--users", str(users), "--days", "60",
+        [*engage, "simulate", "--users", str(users), "--days", "60", "--featured", "3",
          "--topic", names.interactions, "--start", format_rfc3339_ms(start_ms),
          "--broker", broker, "--live", "--speed", str(speed), "--no-progress",
          "--invalid-share", "0.01"],
         logs / "simulator.log",
     )
     print(f"simulator started (pid {simulator.pid}): {users} users, {speed:.0f}x real time; "
-          "triggers follow (Ctrl-C stops)\n", flush=True)
+          "a summary every 10 s and the notable triggers follow (Ctrl-C stops; "
+          "`engage watch --all` in another terminal shows every trigger)\n", flush=True)
     try:
         watch(broker, seconds=seconds, names=names)
     finally:
