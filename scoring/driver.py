@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from scoring.due_index import DueIndex, PartitionClock
 from scoring.engine import Outcome, ScoringEngine
 from scoring.events import Event
+from scoring.extensions import Routed
 from scoring.partition_state import PartitionShared, PartitionState
 from scoring.state import UserState
 
@@ -118,6 +119,33 @@ class Driver:
             self._advanced.add(partition)
         if outcome.status == "scored":
             self._reschedule(partition, user_id, outcome.state, clock.watermark_ms)
+        return outcome
+
+    def receive(
+        self,
+        partition: int,
+        message: Routed,
+        staged: dict[str, UserState],
+        source: int | None = None,
+        position: int | None = None,
+    ) -> Outcome:
+        """A message for one of the partition's users, applied once: its state records the
+        position (`source`, `position`) of the last message applied from each source."""
+        user_id = message.to
+        state = staged.get(user_id)
+        if state is None:
+            state = self.load(user_id)
+        if state is not None and source is not None and position is not None:
+            applied = state.routed_from.get(source)
+            if applied is not None and position <= applied:
+                return Outcome("already_applied", state)
+        clock = self.clock(partition)
+        outcome = self.engine.receive(state, message, clock.shared, clock.watermark_ms)
+        assert outcome.state is not None
+        if source is not None and position is not None:
+            outcome.state.routed_from[source] = position
+        staged[user_id] = outcome.state
+        self._reschedule(partition, user_id, outcome.state, self.clock(partition).watermark_ms)
         return outcome
 
     def _reschedule(self, partition: int, user_id: str, state: UserState, after_ms: int) -> None:

@@ -6,23 +6,32 @@ so the live stream and an offline replay give the same answer for the same event
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from scoring.config import EngageConfig
 from scoring.dimensions import DimensionModel
 from scoring.events import Event
+from scoring.extensions import Extension, Moment, Routed, builtin_extensions
 from scoring.features import UserView, score_record
 from scoring.hooks import ChurnHooks, TriggerContext, TriggerHooks
 from scoring.partition_state import PartitionShared
-from scoring.records import ChurnExample, ScoreRecord, Trigger
-from scoring.state import UserState, id_hash, type_code
+from scoring.points_state import balance
+from scoring.records import ChurnExample, ReferralsRecord, ScoreRecord, Trigger
+from scoring.state import UserState, id_hash, name_hash, type_code
 from scoring.tiers import TierPolicy
 from scoring.timeutil import MS_PER_DAY, MS_PER_MINUTE, format_rfc3339_ms
 from scoring.windows import add_count, mark_active
 
 
 class Outcome:
-    """What one event or sweep did. `status`: scored, duplicate, capped, late or swept."""
+    """What one event, sweep or message did. `status`: scored, duplicate, capped, late,
+    swept or received. `routed`: messages for other users; `counters`: metric increments
+    (name, labels, amount) for the shell."""
 
-    __slots__ = ("churn_probability", "examples", "publish_ms", "state", "status", "triggers")
+    __slots__ = (
+        "churn_probability", "counters", "examples", "publish_ms", "routed", "state",
+        "status", "triggers",
+    )
 
     def __init__(
         self,
@@ -39,6 +48,14 @@ class Outcome:
         self.triggers = triggers or []
         self.examples = examples or []
         self.churn_probability = churn_probability
+        self.routed: list[Routed] = []
+        self.counters: list[tuple[str, tuple[str, ...], float]] = []
+
+    def took(self, moment: Moment) -> Outcome:
+        """Carry what extensions made of the moment."""
+        self.routed = moment.routed
+        self.counters = moment.counters
+        return self
 
 
 def _pairs_from(pairs: list[int], at: int, floor: int) -> list[int]:
@@ -58,10 +75,12 @@ class ScoringEngine:
         config: EngageConfig,
         churn: ChurnHooks | None = None,
         triggers: TriggerHooks | None = None,
+        extensions: Sequence[Extension] | None = None,
     ) -> None:
         self.config = config
         self.churn = churn
         self.triggers = triggers
+        self.extensions = list(extensions if extensions is not None else builtin_extensions(config))
         s = config.scoring
         self.lateness_ms = int(s.lateness_seconds * 1000)
         self.burst_cap = s.burst_cap_per_minute
@@ -70,6 +89,10 @@ class ScoringEngine:
         self.refresh_for_ms = int(s.refresh_for_days * MS_PER_DAY)
         # population state for callers that drive the engine without partitions (tests)
         self.unpartitioned = PartitionShared()
+        self.badge_names = {
+            name_hash(b.name): b.name
+            for b in getattr(config.triggers.rule("milestone"), "badges", ())
+        }
         self.dimensions = DimensionModel(config)
         self.tiers = TierPolicy(config)
         self.type_names = {type_code(t): t for t in config.event_types}
@@ -151,21 +174,68 @@ class ScoringEngine:
         now = state.last_ms
         score = self.dimensions.composite(state.dims)
         previous_tier = self.tiers.update(state, score, now)
+        shared = shared if shared is not None else self.unpartitioned
+        moment = Moment(user_id, state, ts, shared, event=event, new_active_day=new_day)
+        for extension in self.extensions:
+            extension.on_event(moment)
         triggers: list[Trigger] = []
         if self.triggers is not None:
             ctx = TriggerContext(
                 user_id=user_id, now_ms=now, event=event, state=state,
                 view=lambda: self.view(state, now), previous_tier=previous_tier,
-                tier=self.tiers.rank(state), tier_names=self.tiers.names,
-                shared=shared if shared is not None else self.unpartitioned,
+                tier=self.tiers.rank(state), tier_names=self.tiers.names, shared=shared,
                 # predicted only if a rule or an admitted trigger asks for it
                 churn_probability=lambda: self.predict_view(ctx.view),
                 was_churned=was_churned,
                 gap_before_ms=0 if first else max(0, ts - previous_last),
-                new_active_day=new_day,
+                new_active_day=new_day, signals=moment.signals,
             )
             triggers = self.triggers.evaluate(ctx)
-        return Outcome("scored", state, now, triggers, examples)
+            self._after_admission(moment, triggers)
+        return Outcome("scored", state, now, triggers, examples).took(moment)
+
+    def _after_admission(self, moment: Moment, triggers: list[Trigger]) -> None:
+        """Extensions that follow what was emitted (points earned, experiments entered)."""
+        if triggers:
+            for extension in self.extensions:
+                extension.on_triggers(moment, triggers)
+
+    # -- messages from other users ------------------------------------------------------------
+
+    def receive(
+        self,
+        state: UserState | None,
+        message: Routed,
+        shared: PartitionShared | None = None,
+        watermark_ms: int = 0,
+    ) -> Outcome:
+        """A message another user's moment sent to `message.to` (a referral step...);
+        `watermark_ms`: the recipient partition's, which may be past the message's time."""
+        state = state if state is not None else UserState()
+        shared = shared if shared is not None else self.unpartitioned
+        now = max(message.at_ms, state.last_ms)
+        moment = Moment(message.to, state, message.at_ms, shared, message=message,
+                        watermark_ms=watermark_ms)
+        for extension in self.extensions:
+            extension.on_message(moment)
+        triggers: list[Trigger] = []
+        if self.triggers is not None and moment.signals:
+            ctx = self._quiet_context(message.to, state, now, shared, moment)
+            triggers = self.triggers.evaluate(ctx)
+            self._after_admission(moment, triggers)
+        return Outcome("received", state, None, triggers).took(moment)
+
+    def _quiet_context(
+        self, user_id: str, state: UserState, now: int, shared: PartitionShared, moment: Moment
+    ) -> TriggerContext:
+        """A moment without an event or a sweep: only signals are judged."""
+        rank = self.tiers.rank(state)
+        return TriggerContext(
+            user_id=user_id, now_ms=now, event=None, state=state,
+            view=lambda: self.view(state, now), previous_tier=rank, tier=rank,
+            tier_names=self.tiers.names, shared=shared,
+            churn_probability=lambda: None, signals=moment.signals, signals_only=True,
+        )
 
     # -- time passing -----------------------------------------------------------------------
 
@@ -195,18 +265,22 @@ class ScoringEngine:
         score = dims.composite(dims.at(state.dims, state.last_ms, now))
         previous_tier = self.tiers.update(state, score, now)
         probability = self.predict_view(view_now()) if self.churn is not None else None
+        shared = shared if shared is not None else self.unpartitioned
+        moment = Moment(user_id, state, now, shared)
+        for extension in self.extensions:
+            extension.on_sweep(moment)
         triggers: list[Trigger] = []
         if self.triggers is not None:
             ctx = TriggerContext(
                 user_id=user_id, now_ms=now, event=None, state=state, view=view_now,
                 previous_tier=previous_tier, tier=self.tiers.rank(state),
-                tier_names=self.tiers.names,
-                shared=shared if shared is not None else self.unpartitioned,
-                churn_probability=lambda: probability,
+                tier_names=self.tiers.names, shared=shared,
+                churn_probability=lambda: probability, signals=moment.signals,
             )
             triggers = self.triggers.evaluate(ctx)
+            self._after_admission(moment, triggers)
         state.last_sweep_ms = now
-        return Outcome("swept", state, now, triggers, examples, probability)
+        return Outcome("swept", state, now, triggers, examples, probability).took(moment)
 
     def next_due_ms(self, state: UserState) -> int | None:
         """The earliest watermark at which `sweep` has something to do for this user."""
@@ -227,6 +301,10 @@ class ScoringEngine:
             trigger_due = self.triggers.next_due_ms(state)
             if trigger_due is not None:
                 due.append(trigger_due)
+        for extension in self.extensions:
+            extension_due = extension.next_due_ms(state)
+            if extension_due is not None:
+                due.append(extension_due)
         return min(due) if due else None
 
     # -- reading ----------------------------------------------------------------------------
@@ -248,8 +326,16 @@ class ScoringEngine:
         view = self.view(state, as_of_ms)
         if churn_probability is None:
             churn_probability = self.predict_view(view)
-        return score_record(
+        record = score_record(
             view, user_id, self.tiers.name(state), churn_probability, self.type_names,
             format_rfc3339_ms(view.now_ms), format_rfc3339_ms(state.last_ms),
             self.churn.model_tag() if self.churn is not None else None,
         )
+        record.badges = [self.badge_names[h] for h in state.triggers.badges
+                         if h in self.badge_names]
+        r = state.referral
+        record.referrals = ReferralsRecord(invited=r.sent, credited=r.credited,
+                                           withheld=r.flagged)
+        if self.config.points.enabled:
+            record.points = balance(state.points, view.now_ms)
+        return record

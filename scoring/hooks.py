@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from scoring.churn.state import ChurnState
     from scoring.events import Event
+    from scoring.extensions import Signal
     from scoring.features import UserView
     from scoring.partition_state import PartitionShared
     from scoring.records import ChurnExample, Trigger
@@ -79,6 +80,8 @@ class TriggerContext:
         "now_ms",
         "previous_tier",
         "shared",
+        "signals",
+        "signals_only",
         "state",
         "tier",
         "tier_names",
@@ -102,6 +105,8 @@ class TriggerContext:
         was_churned: bool = False,
         gap_before_ms: int = 0,
         new_active_day: bool = False,
+        signals: list[Signal] | None = None,
+        signals_only: bool = False,
     ) -> None:
         self.user_id = user_id
         self.now_ms = now_ms  # the event's time, or the watermark on a sweep
@@ -118,6 +123,8 @@ class TriggerContext:
         self.was_churned = was_churned  # labelled churned before this event
         self.gap_before_ms = gap_before_ms  # silence that this event ended (0 for a first event)
         self.new_active_day = new_active_day
+        self.signals = signals or []  # what extensions decided at this moment (referrals...)
+        self.signals_only = signals_only  # a message: only `on_signals` rules are asked
 
     @property
     def view(self) -> UserView:

@@ -58,6 +58,12 @@ class StreakRecord(msgspec.Struct, kw_only=True):
     longest: int
 
 
+class ReferralsRecord(msgspec.Struct, kw_only=True):
+    invited: int  # invites sent
+    credited: int  # invitees credited (referral_converted)
+    withheld: int  # conversions withheld as suspicious (referral_flagged)
+
+
 class ScoreRecord(msgspec.Struct, kw_only=True):
     """engagement-score/v1: a user's scores at `as_of` (event time)."""
 
@@ -79,6 +85,9 @@ class ScoreRecord(msgspec.Struct, kw_only=True):
     events_counted: int
     events_capped: int
     churn_model: str | None = None
+    badges: list[str] = msgspec.field(default_factory=list)  # earned milestone badges
+    referrals: ReferralsRecord | None = None
+    points: int | None = None  # the ledger's balance (None: the ledger is off)
 
 
 class ChurnExample(msgspec.Struct, kw_only=True):

@@ -22,6 +22,8 @@ import zlib
 import msgspec
 
 from scoring.churn.state import ChurnState
+from scoring.points_state import PointsState
+from scoring.referral_state import ReferralState
 from scoring.triggers.state import TriggerState
 
 STATE_VERSION = 2
@@ -39,7 +41,8 @@ class UserState(
         "day_amounts": "da", "lifetime": "lt", "events": "n", "monetary": "m",
         "recent_ids": "ri", "burst": "b", "capped": "cp", "tier": "t",
         "below_since_ms": "bs", "last_sweep_ms": "sw", "input_offset": "o",
-        "rekeyed_from": "rk", "churn": "c", "triggers": "tr",
+        "rekeyed_from": "rk", "routed_from": "ro", "churn": "c", "triggers": "tr",
+        "referral": "rf", "points": "pt",
     },
 ):
     first_ms: int = 0  # first counted event (event time, epoch ms)
@@ -63,8 +66,11 @@ class UserState(
     last_sweep_ms: int = 0
     input_offset: int = -1  # last applied offset of the user's own input partition
     rekeyed_from: dict[int, int] = msgspec.field(default_factory=dict)  # source part -> offset
+    routed_from: dict[int, int] = msgspec.field(default_factory=dict)  # source -> position
     churn: ChurnState = msgspec.field(default_factory=ChurnState)
     triggers: TriggerState = msgspec.field(default_factory=TriggerState)
+    referral: ReferralState = msgspec.field(default_factory=ReferralState)
+    points: PointsState = msgspec.field(default_factory=PointsState)
 
 
 # Contract v1's types have fixed one-byte codes; types added by configuration get a code

@@ -103,6 +103,39 @@ class Metrics:
         self.ready = Gauge(
             "engage_ready", "1 when /readyz answers ready (see docs/operations.md).", registry=r,
         )
+        self.referral_invites = Counter(
+            "engage_referral_invites_total", "Referral invites sent to an invitee.", registry=r,
+        )
+        self.referral_conversions = Counter(
+            "engage_referral_conversions_total",
+            "Referral conversions credited after the review period.", registry=r,
+        )
+        self.referral_flags = Counter(
+            "engage_referral_flags_total",
+            "Referrals withheld as suspicious, by reason (self_referral, ring, farm, burst).",
+            ["reason"], registry=r,
+        )
+        self.points = Counter(
+            "engage_points_total", "Points earned or spent, by kind.", ["kind"], registry=r,
+        )
+        self.points_redemptions = Counter(
+            "engage_points_redemptions_total",
+            "Redemptions, by outcome (spent; refused: more than the balance).",
+            ["outcome"], registry=r,
+        )
+        self._by_name: dict[str, Counter] = {
+            c._name + "_total": c for c in (
+                self.referral_invites, self.referral_conversions, self.referral_flags,
+                self.points, self.points_redemptions,
+            )
+        }
+
+    def count(self, name: str, labels: tuple[str, ...], amount: float = 1.0) -> None:
+        """An increment asked for by the scoring core (engine extensions), by metric name."""
+        counter = self._by_name.get(name)
+        if counter is None:
+            raise KeyError(f"the core asked for an unknown metric {name!r}")
+        (counter.labels(*labels) if labels else counter).inc(amount)
 
     def count_suppressed(self, trigger_type: str, reason: str) -> None:
         self.triggers_suppressed.labels(trigger_type, reason).inc()

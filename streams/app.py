@@ -225,7 +225,7 @@ class EngageWorker:
         self.held: set[int] = set()  # input partitions this worker owns
         self._topics: dict[str, faust.TopicT] = {}
         self.input_channel = app.topic(
-            names.interactions, names.rekeyed, names.ticks,
+            names.interactions, names.rekeyed, names.ticks, names.routed,
             key_serializer="raw", value_serializer="raw",
             partitions=settings.partitions, internal=False,
         )
@@ -308,7 +308,9 @@ class EngageWorker:
             self.metrics.users_tracked.set(self.store.user_count())
             self.metrics.ready.set(1 if self.readiness()[0] else 0)
 
-        names_in = {self.names.interactions, self.names.rekeyed, self.names.ticks}
+        names_in = {
+            self.names.interactions, self.names.rekeyed, self.names.ticks, self.names.routed,
+        }
 
         async def on_assigned(sender: Any, assigned: set[TP] | None = None, **_: Any) -> None:
             """The new assignment (Faust revokes everything first, then reassigns, and

@@ -36,6 +36,7 @@ from scoring.engine import Outcome, ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
 from scoring.partition_state import PartitionState
 from scoring.partitioning import partition_for_user
+from scoring.extensions import Routed
 from scoring.records import Trigger, stamp
 from scoring.state import UserState
 from sinks.dead_letters import dead_letter_record
@@ -49,7 +50,11 @@ RECENT_TRIGGERS = 10
 SOURCE_HEADER = "engage-source"  # on re-keyed records: "<partition>:<offset>" they came from
 
 # The roles of the scoring agent's input topics, as recorded in each partition's offsets.
-INPUT, REKEYED, TICKS = "input", "rekeyed", "ticks"
+INPUT, REKEYED, TICKS, ROUTED = "input", "rekeyed", "ticks", "routed"
+ROLE_CODES = {INPUT: 0, REKEYED: 1, TICKS: 2, ROUTED: 3}
+ROUTED_HEADER = "engage-routed-from"  # "<role code>:<partition>:<offset>:<seq>" of its moment
+SEQ_LIMIT = 1 << 16  # messages one record may cause (positions: offset * SEQ_LIMIT + seq)
+_decode_routed = msgspec.json.Decoder(Routed).decode
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -161,7 +166,12 @@ class ScoringShell:
         self.idle_advance_ms = idle_advance_ms
         self.rules = EventRules.from_config(config)
         self.driver = Driver(engine, store.load)
-        self.roles = {names.interactions: INPUT, names.rekeyed: REKEYED, names.ticks: TICKS}
+        self.roles = {
+            names.interactions: INPUT, names.rekeyed: REKEYED, names.ticks: TICKS,
+            names.routed: ROUTED,
+        }
+        self._moment: tuple[int, int, int] = (0, 0, 0)  # role code, partition, offset
+        self._seq = 0  # messages sent by the current record
         self.last_arrival_wall_ms: dict[int, int] = {}
         self.recent_triggers: dict[str, list[Trigger]] = {}
         self.assigned: set[int] = set()
@@ -241,8 +251,11 @@ class ScoringShell:
             if record.offset <= self.driver.processed_offset(partition, role):
                 self._count(result, "any", "already_processed")  # stored before a restart
                 return
+            self._moment, self._seq = (ROLE_CODES[role], partition, record.offset), 0
             if role == TICKS:
                 self._tick(partition, now_ms, staged, publish, result)
+            elif role == ROUTED:
+                self._routed(record, now_ms, staged, publish, result)
             else:
                 self._event(record, role, now_ms, staged, publish, result)
         except Exception as exc:  # a poison record must never stop the worker
@@ -350,6 +363,28 @@ class ScoringShell:
             self.metrics.sweeps.inc()
             self._emit(user_id, outcome, publish, result, now_ms)
 
+    def _routed(
+        self,
+        record: InputRecord,
+        now_ms: int,
+        staged: dict[str, UserState],
+        publish: dict[str, Outcome],
+        result: BatchResult,
+    ) -> None:
+        """A message from another user's moment (a referral step...), applied once."""
+        message = _decode_routed(record.value or b"")
+        if partition_for_user(message.to, self.partitions) != record.partition:
+            raise ValueError(f"routed message for {message.to!r} on the wrong partition")
+        source = position = None
+        for name, value in record.headers:
+            if name == ROUTED_HEADER:
+                role, part, offset, seq = (int(x) for x in value.split(b":"))
+                source, position = role * 4096 + part, offset * SEQ_LIMIT + seq
+        outcome = self.driver.receive(record.partition, message, staged, source, position)
+        self._count(result, message.kind, outcome.status)
+        if outcome.status != "already_applied":
+            self._emit(message.to, outcome, publish, result, now_ms)
+
     def _tick(
         self,
         partition: int,
@@ -382,7 +417,8 @@ class ScoringShell:
     ) -> None:
         if outcome.publish_ms is not None:
             publish[user_id] = outcome
-        elif user_id not in publish and outcome.state is not None:
+        elif (user_id not in publish and outcome.state is not None
+              and outcome.status in ("duplicate", "capped")):
             # duplicates and capped events still answer with the user's current score
             publish[user_id] = Outcome(outcome.status, outcome.state, outcome.state.last_ms)
         key = user_id.encode()
@@ -400,6 +436,16 @@ class ScoringShell:
         for example in outcome.examples:
             self.metrics.churn_examples.labels(str(example.label)).inc()
             result.outbox.append(OutRecord(self.names.churn_examples, key, _json_encode(example)))
+        role, partition, offset = self._moment
+        for message in outcome.routed:
+            origin = b"%d:%d:%d:%d" % (role, partition, offset, self._seq)
+            self._seq += 1
+            result.outbox.append(OutRecord(
+                self.names.routed, message.to.encode(), _json_encode(message),
+                partition_for_user(message.to, self.partitions), [(ROUTED_HEADER, origin)],
+            ))
+        for name, labels, amount in outcome.counters:
+            self.metrics.count(name, labels, amount)
 
     def _score_record(self, user_id: str, outcome: Outcome, result: BatchResult) -> None:
         assert outcome.state is not None and outcome.publish_ms is not None

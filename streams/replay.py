@@ -27,6 +27,7 @@ from scoring.driver import Driver
 from scoring.engine import ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
 from scoring.partitioning import partition_for_user
+from scoring.extensions import Routed
 from scoring.records import ChurnExample, Trigger, stamp
 from scoring.state import UserState
 from scoring.state_codec import encode_state
@@ -116,6 +117,17 @@ def run_replay(
     started = time.perf_counter()
     bar = _progress(Path(input_path).stat().st_size, progress)
 
+    def deliver(routed: list[Routed]) -> None:
+        """Messages to other users, delivered at once (the worker sends them through
+        engagement.routed to the recipient's partition)."""
+        queue = list(routed)
+        while queue:
+            message = queue.pop(0)
+            got = driver.receive(partition_for_user(message.to, partitions), message, states)
+            outcomes["messages"] += 1
+            emit(got.triggers, got.examples)
+            queue += got.routed
+
     def emit(outcome_triggers: list[Trigger], examples: list[ChurnExample]) -> None:
         for t in outcome_triggers:
             trigger_counts[f"{t.type}/{t.variant}"] += 1
@@ -153,10 +165,12 @@ def run_replay(
                     last_ts = event.ts_ms
                 if outcome.triggers or outcome.examples:
                     emit(outcome.triggers, outcome.examples)
+                deliver(outcome.routed)
                 for _partition, _user, swept in driver.sweep_advanced(states):
                     outcomes["sweeps"] += 1
                     if swept.triggers or swept.examples:
                         emit(swept.triggers, swept.examples)
+                    deliver(swept.routed)
             if bar is not None:
                 bar.update(consumed)
     finally:

@@ -40,6 +40,10 @@ class TopicNames:
         return self._n("engagement.rekeyed")
 
     @property
+    def routed(self) -> str:
+        return self._n("engagement.routed")
+
+    @property
     def ticks(self) -> str:
         return self._n("engagement.ticks")
 
@@ -99,6 +103,7 @@ def topic_specs(
         TopicSpec(names.interactions, partitions, {"retention.ms": week}),
         TopicSpec(names.rekeyed, partitions, {"retention.ms": week}),
         TopicSpec(names.ticks, partitions, {"retention.ms": str(3_600_000)}),
+        TopicSpec(names.routed, partitions, {"retention.ms": week}),
         TopicSpec(names.scores, partitions, dict(COMPACTED)),
         TopicSpec(names.dlq, 1, {"retention.ms": str(14 * DAY_MS)}),
         TopicSpec(names.audit, partitions, {"retention.ms": str(30 * DAY_MS)}),
@@ -146,7 +151,7 @@ def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent worker won
                 admin.create_topics(missing, timeout_ms=30_000)
         counts = _partition_counts(admin)
-        copartitioned = (names.interactions, names.rekeyed, names.ticks)
+        copartitioned = (names.interactions, names.rekeyed, names.ticks, names.routed)
         wrong = {n: counts.get(n) for n in copartitioned if counts.get(n) != partitions}
         if wrong:
             raise TopologyError(

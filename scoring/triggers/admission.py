@@ -52,6 +52,7 @@ class TriggerRules:
         self.by_type = {r.trigger_type: r for r in self.rules}
         self.event_rules = [r for r in self.rules if _overrides(r, "on_event")]
         self.sweep_rules = [r for r in self.rules if _overrides(r, "on_sweep")]
+        self.signal_rules = [r for r in self.rules if _overrides(r, "on_signals")]
         self.due_rules = [r for r in self.rules if _overrides(r, "next_due_ms")]
 
     def evaluate(self, ctx: TriggerContext) -> list[Trigger]:
@@ -61,9 +62,12 @@ class TriggerRules:
         if ctx.event is not None:
             for rule in self.event_rules:
                 rule.on_event(ctx, candidates)
-        else:
+        elif not ctx.signals_only:
             for rule in self.sweep_rules:
                 rule.on_sweep(ctx, candidates)
+        if ctx.signals:
+            for rule in self.signal_rules:
+                rule.on_signals(ctx, candidates)
         return [t for c in candidates if (t := self._admit(ctx, c)) is not None]
 
     def _admit(self, ctx: TriggerContext, c: Candidate) -> Trigger | None:

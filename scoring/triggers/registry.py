@@ -17,7 +17,8 @@ from scoring.triggers.rule import TriggerRule
 ENTRY_POINT_GROUP = "engage.triggers"
 BUILTIN_MODULES = (
     "reengagement_nudge", "vip_promotion", "tier_change", "milestone", "streak",
-    "onboarding_stalled", "ambassador_candidate", "win_back",
+    "onboarding_stalled", "ambassador_candidate", "win_back", "referral_converted",
+    "referral_flagged",
 )
 
 _RULES: dict[str, type[TriggerRule]] = {}

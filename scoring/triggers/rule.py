@@ -111,6 +111,10 @@ class TriggerRule:
     def on_sweep(self, ctx: TriggerContext, out: list[Candidate]) -> None:
         """A sweep of a silent user at the watermark (`ctx.now_ms`)."""
 
+    def on_signals(self, ctx: TriggerContext, out: list[Candidate]) -> None:
+        """What engine extensions decided at this moment (`ctx.signals`: a referral credited,
+        a fraud flag...), at an event, a sweep or a message."""
+
     def next_due_ms(self, state: UserState) -> int | None:
         """When this rule needs the user swept (None: it does not)."""
         return None
