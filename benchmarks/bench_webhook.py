@@ -33,7 +33,7 @@ from typing import Any
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from benchmarks.common import median
+from benchmarks.common import broker_or_local, median
 from sinks.webhook_consumer import WebhookSettings, run_webhook_sink
 from tests.integration.worker_process import produce
 from tests.webhook_receiver import Reply, serve
@@ -119,13 +119,7 @@ def main() -> None:
     parser.add_argument("--baseline-rev", default=BASELINE_REV)
     parser.add_argument("--broker", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     args = parser.parse_args()
-    broker = args.broker
-    if broker is None:
-        from deploy.local_kafka import default_broker, up
-
-        local = default_broker()
-        up(local)
-        broker = local.bootstrap
+    broker = broker_or_local(args.broker)
     old = baseline_module(args.baseline_rev)
     latency_s = args.latency_ms / 1000
 

@@ -26,7 +26,7 @@ from sinks.webhook import (
 from sinks.webhook_delivery import RetryPolicy, WebhookDelivery
 from sinks.webhook_metrics import WebhookMetrics
 from sinks.webhook_signing import Signer
-from tests.webhook_receiver import Received, serve
+from tests.webhook_receiver import Policy, Received, serve
 
 SECRET = b"sink-secret"
 TOPIC = "triggers.milestone"
@@ -97,14 +97,20 @@ def test_offset_tracker_moves_over_the_finished_prefix_only() -> None:
         tracker.add(15)
 
 
-async def test_commit_waits_for_the_slowest_earlier_record() -> None:
+def held(*trigger_ids: str) -> tuple[threading.Event, Policy]:
+    """A policy that answers 200, holding `trigger_ids` (all when none) until the event is set."""
     release = threading.Event()
 
     def policy(_n: int, req: Received) -> int:
-        if id_of(req) == "slow":
+        if not trigger_ids or id_of(req) in trigger_ids:
             release.wait(timeout=10)
         return 200
 
+    return release, policy
+
+
+async def test_commit_waits_for_the_slowest_earlier_record() -> None:
+    release, policy = held("slow")
     dead = DeadLetters()
     with serve(policy) as server:
         sink, delivery = make_sink(server.url, dead)
@@ -240,12 +246,7 @@ def test_read_trigger() -> None:
 
 
 async def test_release_cancels_deliveries_of_revoked_partitions() -> None:
-    release = threading.Event()
-
-    def policy(_n: int, _req: Received) -> int:
-        release.wait(timeout=10)
-        return 200
-
+    release, policy = held()
     dead = DeadLetters()
     with serve(policy) as server:
         sink, delivery = make_sink(server.url, dead)
