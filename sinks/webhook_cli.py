@@ -38,6 +38,7 @@ DEFAULT_BROKER = "127.0.0.1:9092"
 DEFAULT_METRICS_PORT = 9465
 SECRET_ENV = "ENGAGE_WEBHOOK_SECRET"
 SECRET_FILE_ENV = "ENGAGE_WEBHOOK_SECRET_FILE"
+LOG_LEVELS = ("debug", "info", "warn", "error")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -130,7 +131,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"($ENGAGE_WEBHOOK_METRICS_PORT, default {DEFAULT_METRICS_PORT})")
     add("--metrics-addr", default=_env("ENGAGE_WEBHOOK_METRICS_ADDR", "127.0.0.1"),
         help="address /metrics binds to ($ENGAGE_WEBHOOK_METRICS_ADDR, default 127.0.0.1)")
-    add("--log-level", choices=["debug", "info", "warning", "error"],
+    add("--log-level", type=str.lower, choices=LOG_LEVELS,
         default=_env("ENGAGE_LOG_LEVEL", "info"), help="($ENGAGE_LOG_LEVEL, default info)")
 
 
@@ -178,6 +179,8 @@ def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
     """Checked settings, or `_Misuse` saying what is wrong."""
     if not args.url:
         raise _Misuse("a webhook URL is required (--url or $ENGAGE_WEBHOOK_URL)")
+    if args.log_level not in LOG_LEVELS:  # argparse checks choices of flags, not of defaults
+        raise _Misuse(f"$ENGAGE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
     types = tuple(t.strip() for t in (args.types or "").split(",") if t.strip())
     try:
         validate_url(args.url)

@@ -17,7 +17,7 @@ ENV = [
     "ENGAGE_WEBHOOK_SECRET", "ENGAGE_WEBHOOK_SECRET_FILE", "ENGAGE_WEBHOOK_TYPES",
     "ENGAGE_WEBHOOK_CONCURRENCY", "ENGAGE_WEBHOOK_STANDARD_WEBHOOKS",
     "ENGAGE_WEBHOOK_DELIVER_EXPIRED", "ENGAGE_WEBHOOK_METRICS_PORT",
-    "ENGAGE_WEBHOOK_METRICS_ADDR", "ENGAGE_WEBHOOK_MAX_ATTEMPTS",
+    "ENGAGE_WEBHOOK_METRICS_ADDR", "ENGAGE_WEBHOOK_MAX_ATTEMPTS", "ENGAGE_LOG_LEVEL",
 ]
 
 
@@ -123,6 +123,12 @@ def test_bad_environment_values_are_usage_errors(
     monkeypatch.setenv("ENGAGE_WEBHOOK_STANDARD_WEBHOOKS", "maybe")
     assert run(parse("--url", URL, "--secret", "x")) == 2
     assert "ENGAGE_WEBHOOK_STANDARD_WEBHOOKS must be true or false" in capsys.readouterr().err
+    monkeypatch.setenv("ENGAGE_WEBHOOK_STANDARD_WEBHOOKS", "on")
+    monkeypatch.setenv("ENGAGE_LOG_LEVEL", "loud")
+    assert run(parse("--url", URL, "--secret", "x")) == 2
+    assert "$ENGAGE_LOG_LEVEL must be one of debug, info, warn, error" in capsys.readouterr().err
+    monkeypatch.setenv("ENGAGE_LOG_LEVEL", "WARN")
+    assert parse().log_level == "warn"
     monkeypatch.setenv("ENGAGE_WEBHOOK_MAX_ATTEMPTS", "many")
     with pytest.raises(SystemExit) as exited:
         parse("--url", URL)
