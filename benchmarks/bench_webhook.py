@@ -1,21 +1,22 @@
 """Webhook throughput against a local endpoint that takes 50 ms per request, old sink vs new.
 
 The baseline is the sink as it was before the rewrite (urllib, a new connection per POST, one
-delivery at a time), read from git at `--baseline-rev` into a temporary module; the current
-sink is `sinks.webhook_consumer` (pooled httpx, `--concurrency` deliveries per partition). Each
-run consumes its own topic of triggers through the real broker with its own consumer group, to
-the last offset. The endpoint runs in its own process; the rate counts requests between the
-first and the last one it received. Medians per side and their ratio are printed.
+delivery at a time), run in a subprocess from the tree at `--baseline-rev`, extracted to a
+temporary folder; the current sink is `sinks.webhook_consumer` (httpx on a shared pool,
+`--concurrency` deliveries per partition). Each run consumes its own topic of triggers through
+the real broker with its own consumer group, to the last offset. The endpoint runs in its own
+process; the rate counts requests between the first and the last one it received. Medians per
+side and their ratio are printed.
 
     python -m benchmarks.bench_webhook [--triggers 3000] [--baseline-triggers 300]
         [--partitions 4] [--concurrency 8] [--latency-ms 50] [--runs 2] [--broker HOST:PORT]
+        [--baseline-rev REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -27,7 +28,6 @@ import uuid
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from kafka import KafkaAdminClient
@@ -43,19 +43,22 @@ BASELINE_REV = "76cbbba"  # main before the rewrite: sinks/webhook.py with urlli
 SECRET = b"bench-secret"
 
 
-def baseline_module(rev: str) -> ModuleType:
-    """The old sinks/webhook.py at `rev`, imported from a temporary copy (never committed)."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:sinks/webhook.py"], cwd=ROOT, capture_output=True, check=True,
-    ).stdout
-    path = Path(tempfile.mkdtemp(prefix="bench-webhook-")) / "baseline_webhook.py"
-    path.write_bytes(source)
-    spec = importlib.util.spec_from_file_location("baseline_webhook", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def baseline_tree(rev: str) -> Path:
+    """The source tree at `rev`, extracted to a temporary folder (never committed)."""
+    root = Path(tempfile.mkdtemp(prefix="bench-webhook-base-"))
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    return root
+
+
+# The old sink, run from its own tree: sinks.webhook.run_webhook_sink as it was at the baseline.
+OLD_SINK = """
+import sys
+from sinks.webhook import run_webhook_sink
+broker, url, prefix, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+run_webhook_sink(broker, url, b"bench-secret", ["milestone"], topic_prefix=prefix,
+                 group_id=prefix + "old", stop_after=n, idle_timeout_s=120)
+"""
 
 
 def fresh_triggers(broker: str, n: int, partitions: int) -> str:
@@ -120,14 +123,15 @@ def main() -> None:
     parser.add_argument("--broker", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     args = parser.parse_args()
     broker = broker_or_local(args.broker)
-    old = baseline_module(args.baseline_rev)
+    base = baseline_tree(args.baseline_rev)
     latency_s = args.latency_ms / 1000
 
     def run_old(url: str) -> None:
         prefix = fresh_triggers(broker, args.baseline_triggers, args.partitions)
-        old.run_webhook_sink(broker, url, SECRET, ["milestone"], topic_prefix=prefix,
-                             group_id=f"{prefix}old", stop_after=args.baseline_triggers,
-                             idle_timeout_s=120)
+        subprocess.run(
+            [sys.executable, "-c", OLD_SINK, broker, url, prefix, str(args.baseline_triggers)],
+            cwd=base, env={**os.environ, "PYTHONPATH": str(base)}, check=True, timeout=900,
+        )
 
     def run_new(url: str) -> None:
         prefix = fresh_triggers(broker, args.triggers, args.partitions)

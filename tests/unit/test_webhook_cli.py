@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sinks.webhook_cli import add_arguments, run, settings_from_args
 from sinks.webhook_consumer import trigger_topics
+from streams.webhook_cli import add_arguments, run, settings_from_args
 
 URL = "http://127.0.0.1:1/hook"
 ENV = [
@@ -96,7 +96,7 @@ def test_environment_gives_every_default(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert settings_from_args(parse("--no-deliver-expired")).deliver_expired is False
 
 
-def test_secret_sources_are_exclusive_and_checked(
+def test_secret_sources_are_checked_and_flags_win(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     secret_file = tmp_path / "secret"
@@ -105,16 +105,17 @@ def test_secret_sources_are_exclusive_and_checked(
         b"file-secret")
     assert run(parse("--url", URL, "--secret", "a", "--secret-file", str(secret_file))) == 2
     assert "not both" in capsys.readouterr().err
-    assert run(parse("--url", URL, "--secret-file", str(tmp_path / "missing"))) == 2
-    assert "cannot read the secret file" in capsys.readouterr().err
+    missing = tmp_path / "missing"
+    assert run(parse("--url", URL, "--secret-file", str(missing))) == 2
+    assert f"ENGAGE_WEBHOOK_SECRET_FILE={missing}: No such file" in capsys.readouterr().err
     (tmp_path / "empty").write_text("\n")
     assert run(parse("--url", URL, "--secret-file", str(tmp_path / "empty"))) == 2
     assert "is empty" in capsys.readouterr().err
-    monkeypatch.setenv("ENGAGE_WEBHOOK_SECRET", "env-secret")
-    assert settings_from_args(parse("--url", URL)).secret == b"env-secret"
     monkeypatch.setenv("ENGAGE_WEBHOOK_SECRET_FILE", str(secret_file))
-    assert run(parse("--url", URL)) == 2
-    assert "not both" in capsys.readouterr().err
+    assert settings_from_args(parse("--url", URL)).secret == b"file-secret"
+    monkeypatch.setenv("ENGAGE_WEBHOOK_SECRET", "env-secret")  # the variable, as for any secret
+    assert settings_from_args(parse("--url", URL)).secret == b"env-secret"
+    assert settings_from_args(parse("--url", URL, "--secret", "flag")).secret == b"flag"
 
 
 def test_bad_environment_values_are_usage_errors(

@@ -1,8 +1,9 @@
 """`engage webhook`: the thin runtime around the webhook sink, with its flags and /metrics.
 
 Every flag has an environment variable (named in its help); a flag wins over its variable.
-The secret comes from --secret, --secret-file, $ENGAGE_WEBHOOK_SECRET or
-$ENGAGE_WEBHOOK_SECRET_FILE (prefer a file or the variable: flags show in `ps`).
+The secret comes from --secret or --secret-file, else $ENGAGE_WEBHOOK_SECRET or the file named
+by $ENGAGE_WEBHOOK_SECRET_FILE, read as every secret is (streams/secrets.py). Prefer a file or
+the variable: flags show in `ps`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from aiokafka.errors import KafkaError
 
@@ -33,11 +33,11 @@ from sinks.webhook_consumer import (
 )
 from sinks.webhook_delivery import RetryPolicy, validate_url
 from sinks.webhook_metrics import WebhookMetrics
+from streams.secrets import SecretError, read_secret
+from streams.settings import DEFAULT_BROKER, env_broker
 
-DEFAULT_BROKER = "127.0.0.1:9092"
 DEFAULT_METRICS_PORT = 9465
 SECRET_ENV = "ENGAGE_WEBHOOK_SECRET"
-SECRET_FILE_ENV = "ENGAGE_WEBHOOK_SECRET_FILE"
 LOG_LEVELS = ("debug", "info", "warn", "error")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -85,13 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the `webhook` command; defaults come from the environment."""
     parser.set_defaults(webhook_parser=parser)
     add = parser.add_argument
-    add("--broker", default=_env("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BROKER),
+    add("--broker", default=env_broker(),
         help=f"Kafka bootstrap servers ($KAFKA_BOOTSTRAP_SERVERS, default {DEFAULT_BROKER})")
     add("--url", default=_env("ENGAGE_WEBHOOK_URL"),
         help="webhook endpoint, http or https ($ENGAGE_WEBHOOK_URL; required)")
     add("--secret", default=None, help=f"HMAC signing secret (${SECRET_ENV})")
     add("--secret-file", default=None,
-        help=f"file holding the secret, trailing newline ignored (${SECRET_FILE_ENV})")
+        help=f"file holding the secret, whitespace around it ignored (${SECRET_ENV}_FILE)")
     add("--types", default=_env("ENGAGE_WEBHOOK_TYPES", ""),
         help="comma-separated trigger types ($ENGAGE_WEBHOOK_TYPES; default all: "
         + ",".join(trigger_types()) + ")")
@@ -146,33 +146,19 @@ def _flag(value: bool | None, env_name: str) -> bool:
     raise _Misuse(f"${env_name} must be true or false, not {text!r}")
 
 
-def _read_secret_file(path: str, origin: str) -> bytes:
-    try:
-        secret = Path(path).read_bytes().rstrip(b"\r\n")
-    except OSError as exc:
-        raise _Misuse(f"cannot read the secret file {path!r} ({origin}): {exc.strerror}") from None
-    if not secret:
-        raise _Misuse(f"the secret file {path!r} ({origin}) is empty")
-    return secret
-
-
 def _secret(args: argparse.Namespace) -> bytes:
-    """The secret from a flag, else from the environment; exactly one source at each level."""
+    """The secret from --secret or --secret-file, else $ENGAGE_WEBHOOK_SECRET(_FILE)."""
     if args.secret and args.secret_file:
         raise _Misuse("give --secret or --secret-file, not both")
-    if args.secret:
-        return str(args.secret).encode()
-    if args.secret_file:
-        return _read_secret_file(args.secret_file, "--secret-file")
-    text, path = os.environ.get(SECRET_ENV, ""), os.environ.get(SECRET_FILE_ENV, "")
-    if text and path:
-        raise _Misuse(f"set ${SECRET_ENV} or ${SECRET_FILE_ENV}, not both")
-    if text:
-        return text.encode()
-    if path:
-        return _read_secret_file(path, f"${SECRET_FILE_ENV}")
-    raise _Misuse(f"a secret is required (--secret, --secret-file, ${SECRET_ENV} "
-                  f"or ${SECRET_FILE_ENV})")
+    flags = {SECRET_ENV: args.secret or "", f"{SECRET_ENV}_FILE": args.secret_file or ""}
+    try:
+        secret = read_secret(SECRET_ENV, flags) or read_secret(SECRET_ENV)
+    except SecretError as exc:
+        raise _Misuse(str(exc)) from None
+    if not secret:
+        raise _Misuse(f"a secret is required (--secret, --secret-file, ${SECRET_ENV} "
+                      f"or ${SECRET_ENV}_FILE)")
+    return secret.encode()
 
 
 def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
