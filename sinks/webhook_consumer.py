@@ -23,30 +23,17 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from scoring.triggers.registry import trigger_types  # the registry owns the list
 from sinks.webhook import Partition, SinkStats, TriggerRecord, WebhookSink
 from sinks.webhook_delivery import RetryPolicy, WebhookDelivery
 from sinks.webhook_metrics import WebhookMetrics
 from sinks.webhook_signing import Signer
+from sinks.webhook_topics import DEFAULT_DLQ_TOPIC, DEFAULT_GROUP_ID, trigger_topics
 
 log = logging.getLogger("engage.webhook")
-
-DEFAULT_DLQ_TOPIC = "triggers.webhook.dlq"
-DEFAULT_GROUP_ID = "engage-webhook"
 
 
 class TopicMissing(RuntimeError):
     """A topic the sink needs does not exist (topics are never auto-created)."""
-
-
-def trigger_topics(types: Iterable[str] | None, topic_prefix: str = "") -> list[str]:
-    """`<prefix>triggers.<type>` for each chosen type (all when `types` is None or empty)."""
-    known = trigger_types()
-    chosen = list(types) if types else list(known)
-    unknown = sorted(set(chosen) - set(known))
-    if unknown:
-        raise ValueError(f"unknown trigger types: {', '.join(unknown)}")
-    return [f"{topic_prefix}triggers.{t}" for t in chosen]
 
 
 @dataclass(frozen=True)

@@ -16,25 +16,17 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-
-from aiokafka.errors import KafkaError
+from typing import TYPE_CHECKING
 
 from scoring.triggers.registry import trigger_types
 from sinks.argtypes import positive_int
-from sinks.webhook import SinkFailed
-from sinks.webhook_consumer import (
-    DEFAULT_DLQ_TOPIC,
-    DEFAULT_GROUP_ID,
-    RunReport,
-    TopicMissing,
-    WebhookSettings,
-    run_webhook_sink,
-    trigger_topics,
-)
-from sinks.webhook_delivery import RetryPolicy, validate_url
-from sinks.webhook_metrics import WebhookMetrics
+from sinks.webhook_topics import DEFAULT_DLQ_TOPIC, DEFAULT_GROUP_ID, trigger_topics
 from streams.secrets import SecretError, read_secret
 from streams.settings import DEFAULT_BROKER, env_broker
+
+if TYPE_CHECKING:  # the runtime (aiokafka, httpx, aiohttp) loads only when the command runs
+    from sinks.webhook_consumer import RunReport, WebhookSettings
+    from sinks.webhook_metrics import WebhookMetrics
 
 DEFAULT_METRICS_PORT = 9465
 SECRET_ENV = "ENGAGE_WEBHOOK_SECRET"
@@ -163,6 +155,9 @@ def _secret(args: argparse.Namespace) -> bytes:
 
 def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
     """Checked settings, or `_Misuse` saying what is wrong."""
+    from sinks.webhook_consumer import WebhookSettings
+    from sinks.webhook_delivery import RetryPolicy, validate_url
+
     if not args.url:
         raise _Misuse("a webhook URL is required (--url or $ENGAGE_WEBHOOK_URL)")
     if args.log_level not in LOG_LEVELS:  # argparse checks choices of flags, not of defaults
@@ -204,6 +199,8 @@ def _usage_error(args: argparse.Namespace, message: str) -> int:
 
 async def _serve(settings: WebhookSettings, metrics: WebhookMetrics) -> RunReport:
     """Run until SIGINT or SIGTERM, then drain and commit."""
+    from sinks.webhook_consumer import run_webhook_sink
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -221,6 +218,12 @@ async def _serve(settings: WebhookSettings, metrics: WebhookMetrics) -> RunRepor
 
 def run(args: argparse.Namespace) -> int:
     """Run the sink until Ctrl-C or SIGTERM: 0 on a clean stop, 2 on misuse, 1 on failure."""
+    from aiokafka.errors import KafkaError
+
+    from sinks.webhook import SinkFailed
+    from sinks.webhook_consumer import TopicMissing
+    from sinks.webhook_metrics import WebhookMetrics
+
     try:
         settings = settings_from_args(args)
     except _Misuse as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sinks.webhook_consumer import trigger_topics
+from sinks.webhook_topics import trigger_topics
 from streams.webhook_cli import add_arguments, run, settings_from_args
 
 URL = "http://127.0.0.1:1/hook"
