@@ -28,7 +28,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from benchmarks.common import median
+from benchmarks.common import broker_or_local, median
 from simulator import generate
 from streams.topics import TopicNames, ensure_topics
 from tests.integration.worker_process import free_port, produce
@@ -102,13 +102,7 @@ def main() -> None:
     parser.add_argument("--baseline-root", type=Path, default=None,
                         help="also run the worker of this source tree (e.g. the last release)")
     args = parser.parse_args()
-    broker = args.broker
-    if broker is None:
-        from deploy.local_kafka import default_broker, up
-
-        local = default_broker()
-        up(local)
-        broker = local.bootstrap
+    broker = broker_or_local(args.broker)
     names = TopicNames(prefix=f"bench{uuid.uuid4().hex[:6]}.")
     ensure_topics(broker, names, args.partitions)
     stream, _ = generate(users=max(100, args.events // 150), days=30, seed=4,

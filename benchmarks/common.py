@@ -26,6 +26,17 @@ def simulated_file(users: int, days: float, seed: int) -> tuple[Path, list[Truth
     return path, truth
 
 
+def broker_or_local(named: str | None) -> str:
+    """The broker named (flag or $KAFKA_BOOTSTRAP_SERVERS), else the local one, started."""
+    if named:
+        return named
+    from deploy.local_kafka import default_broker, up
+
+    local = default_broker()
+    up(local)
+    return local.bootstrap
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

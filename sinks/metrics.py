@@ -79,10 +79,6 @@ class Metrics:
             "Model artifacts refused (unsigned, tampered, wrong key, malformed).",
             ["reason"], registry=r,
         )
-        self.webhook_deliveries = Counter(
-            "engage_webhook_deliveries_total", "Webhook deliveries by outcome.",
-            ["outcome"], registry=r,
-        )
 
         self.internal_errors = Counter(
             "engage_internal_errors_total",

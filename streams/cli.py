@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("webhook", help="deliver trigger topics to an HTTP endpoint (signed)")
-    from sinks.webhook import add_arguments as webhook_arguments
+    from streams.webhook_cli import add_arguments as webhook_arguments
 
     webhook_arguments(p)
     p.set_defaults(func=cmd_webhook)
@@ -329,7 +329,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
-    from sinks.webhook import run as webhook_run
+    from streams.webhook_cli import run as webhook_run
 
     return webhook_run(args)
 

@@ -34,9 +34,9 @@ from scoring.config import EngageConfig
 from scoring.driver import DIRECT, Driver
 from scoring.engine import Outcome, ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
+from scoring.extensions import Routed
 from scoring.partition_state import PartitionState
 from scoring.partitioning import partition_for_user
-from scoring.extensions import Routed
 from scoring.records import Trigger, stamp
 from scoring.state import UserState
 from sinks.dead_letters import dead_letter_record

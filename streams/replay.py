@@ -26,8 +26,8 @@ from scoring.config import EngageConfig
 from scoring.driver import Driver
 from scoring.engine import ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
-from scoring.partitioning import partition_for_user
 from scoring.extensions import Routed
+from scoring.partitioning import partition_for_user
 from scoring.records import ChurnExample, Trigger, stamp
 from scoring.state import UserState
 from scoring.state_codec import encode_state
