@@ -23,11 +23,13 @@ from scoring.state import UserState
 from scoring.state_codec import encode_state
 from streams.replay import open_lines, run_replay
 
+PARTITIONS = 4
+
 
 def engine_alone(events: list[tuple[int, Event]]) -> tuple[float, dict[str, UserState]]:
     engine = ScoringEngine(load_config())
     states: dict[str, UserState] = {}
-    driver = Driver(engine, states.get)
+    driver = Driver(engine, states.get, PARTITIONS)
     started = time.perf_counter()
     for p, event in events:
         driver.event(p, event, states)
@@ -47,7 +49,7 @@ def main() -> None:
     now = int(time.time() * 1000)
     with open_lines(path) as fh:
         events = [decode_event(line, now_ms=now, rules=rules) for line in fh]
-    placed = [(partition_for_user(e.user_id, 4), e) for e in events]
+    placed = [(partition_for_user(e.user_id, PARTITIONS), e) for e in events]
     n = len(events)
     alone, states = [], {}
     for _ in range(args.runs):

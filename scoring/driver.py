@@ -41,10 +41,14 @@ def record_position(state: UserState, source: int, offset: int) -> None:
 
 class Driver:
     def __init__(
-        self, engine: ScoringEngine, load: Callable[[str], UserState | None]
+        self,
+        engine: ScoringEngine,
+        load: Callable[[str], UserState | None],
+        partitions: int = 1,
     ) -> None:
         self.engine = engine
         self.load = load
+        self.partitions = partitions
         self.clocks: dict[int, PartitionClock] = {}
         self.indexes: dict[int, DueIndex] = {}
         self._advanced: set[int] = set()  # partitions whose watermark moved since the last sweep
@@ -52,7 +56,9 @@ class Driver:
     def clock(self, partition: int) -> PartitionClock:
         clock = self.clocks.get(partition)
         if clock is None:
-            clock = self.clocks[partition] = PartitionClock(self.engine.lateness_ms)
+            clock = self.clocks[partition] = PartitionClock(
+                self.engine.lateness_ms, PartitionShared(None, partition, self.partitions)
+            )
         return clock
 
     def index(self, partition: int) -> DueIndex:
@@ -73,7 +79,9 @@ class Driver:
         The stored clock was saved after the users' states of its batch, so it is never ahead
         of them: records replayed after a crash see the clock they saw the first time.
         """
-        self.clocks[partition] = PartitionClock(self.engine.lateness_ms, PartitionShared(stored))
+        self.clocks[partition] = PartitionClock(
+            self.engine.lateness_ms, PartitionShared(stored, partition, self.partitions)
+        )
         self._advanced.discard(partition)
         index = self.indexes[partition] = DueIndex()
         for user_id, state in users:

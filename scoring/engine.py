@@ -16,7 +16,7 @@ from scoring.features import UserView, score_record
 from scoring.hooks import ChurnHooks, TriggerContext, TriggerHooks
 from scoring.partition_state import PartitionShared
 from scoring.points_state import balance
-from scoring.records import ChurnExample, ReferralsRecord, ScoreRecord, Trigger
+from scoring.records import ChurnExample, ReferralsRecord, ScoreRecord, Suppression, Trigger
 from scoring.state import UserState, id_hash, name_hash, type_code
 from scoring.tiers import TierPolicy
 from scoring.timeutil import MS_PER_DAY, MS_PER_MINUTE, format_rfc3339_ms
@@ -30,7 +30,7 @@ class Outcome:
 
     __slots__ = (
         "churn_probability", "counters", "examples", "publish_ms", "routed", "state",
-        "status", "triggers",
+        "status", "suppressed", "triggers",
     )
 
     def __init__(
@@ -50,11 +50,13 @@ class Outcome:
         self.churn_probability = churn_probability
         self.routed: list[Routed] = []
         self.counters: list[tuple[str, tuple[str, ...], float]] = []
+        self.suppressed: list[Suppression] = []
 
     def took(self, moment: Moment) -> Outcome:
         """Carry what extensions made of the moment."""
         self.routed = moment.routed
         self.counters = moment.counters
+        self.suppressed = moment.suppressed
         return self
 
 
@@ -191,11 +193,14 @@ class ScoringEngine:
                 new_active_day=new_day, signals=moment.signals,
             )
             triggers = self.triggers.evaluate(ctx)
-            self._after_admission(moment, triggers)
+            self._after_admission(moment, triggers, ctx)
         return Outcome("scored", state, now, triggers, examples).took(moment)
 
-    def _after_admission(self, moment: Moment, triggers: list[Trigger]) -> None:
+    def _after_admission(
+        self, moment: Moment, triggers: list[Trigger], ctx: TriggerContext
+    ) -> None:
         """Extensions that follow what was emitted (points earned, experiments entered)."""
+        moment.suppressed = ctx.suppressed
         if triggers:
             for extension in self.extensions:
                 extension.on_triggers(moment, triggers)
@@ -222,7 +227,7 @@ class ScoringEngine:
         if self.triggers is not None and moment.signals:
             ctx = self._quiet_context(message.to, state, now, shared, moment)
             triggers = self.triggers.evaluate(ctx)
-            self._after_admission(moment, triggers)
+            self._after_admission(moment, triggers, ctx)
         return Outcome("received", state, None, triggers).took(moment)
 
     def _quiet_context(
@@ -278,7 +283,7 @@ class ScoringEngine:
                 churn_probability=lambda: probability, signals=moment.signals,
             )
             triggers = self.triggers.evaluate(ctx)
-            self._after_admission(moment, triggers)
+            self._after_admission(moment, triggers, ctx)
         state.last_sweep_ms = now
         return Outcome("swept", state, now, triggers, examples, probability).took(moment)
 

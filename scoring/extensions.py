@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from scoring.config import EngageConfig
     from scoring.events import Event
     from scoring.partition_state import PartitionShared
-    from scoring.records import Trigger
+    from scoring.records import Suppression, Trigger
     from scoring.state import UserState
 
 
@@ -59,7 +59,7 @@ class Moment:
 
     __slots__ = (
         "counters", "event", "message", "new_active_day", "now_ms", "routed", "shared",
-        "signals", "state", "user_id", "watermark_ms",
+        "signals", "state", "suppressed", "user_id", "watermark_ms",
     )
 
     def __init__(
@@ -85,6 +85,7 @@ class Moment:
         self.routed: list[Routed] = []
         self.signals: list[Signal] = []
         self.counters: list[tuple[str, tuple[str, ...], float]] = []
+        self.suppressed: list[Suppression] = []  # triggers a budget held back
 
     def send(self, to: str, kind: str, **body: Any) -> None:
         self.routed.append(Routed(to=to, kind=kind, at_ms=self.now_ms, sender=self.user_id,

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from scoring.extensions import Signal
     from scoring.features import UserView
     from scoring.partition_state import PartitionShared
-    from scoring.records import ChurnExample, Trigger
+    from scoring.records import ChurnExample, Suppression, Trigger
     from scoring.state import UserState
     from scoring.triggers.state import TriggerState
 
@@ -82,6 +82,7 @@ class TriggerContext:
         "shared",
         "signals",
         "signals_only",
+        "suppressed",
         "state",
         "tier",
         "tier_names",
@@ -125,6 +126,7 @@ class TriggerContext:
         self.new_active_day = new_active_day
         self.signals = signals or []  # what extensions decided at this moment (referrals...)
         self.signals_only = signals_only  # a message: only `on_signals` rules are asked
+        self.suppressed: list[Suppression] = []  # what budgets held back (for triggers.audit)
 
     @property
     def view(self) -> UserView:

@@ -81,18 +81,23 @@ class PartitionState(
     omit_defaults=True,
     tag_field="v",
     tag=PARTITION_STATE_VERSION,
-    rename={"max_event_ms": "e", "offsets": "o", "sketches": "s"},
+    rename={"max_event_ms": "e", "offsets": "o", "sketches": "s", "budget": "b"},
 ):
     max_event_ms: int | None = None  # newest event time applied on the partition
     offsets: dict[str, int] = msgspec.field(default_factory=dict)  # input topic role -> offset
     sketches: dict[str, SketchState] = msgspec.field(default_factory=dict)
+    budget: dict[int, list[int]] = msgspec.field(default_factory=dict)  # code -> [day, used]
 
 
 class PartitionShared:
     """The live form of a PartitionState: sketches as DDSketch objects, saved when changed."""
 
-    def __init__(self, stored: PartitionState | None = None) -> None:
+    def __init__(
+        self, stored: PartitionState | None = None, partition: int = 0, partitions: int = 1
+    ) -> None:
         self.stored = stored if stored is not None else PartitionState()
+        self.partition = partition  # which of `partitions` this is (budget shares)
+        self.partitions = partitions
         self._sketches: dict[str, PopulationSketch] = {}
         self._dirty: set[str] = set()
 
@@ -103,6 +108,21 @@ class PartitionShared:
             sketch = self._sketches[name] = PopulationSketch(self.stored.sketches.get(name))
         self._dirty.add(name)
         return sketch
+
+    def budget_share(self, budget: int) -> int:
+        """This partition's part of a cluster-wide budget: an even split, the remainder to
+        the first partitions, so the parts add up to exactly `budget`."""
+        base, extra = divmod(budget, self.partitions)
+        return base + (1 if self.partition < extra else 0)
+
+    def spend(self, code: int, day: int, budget: int) -> bool:
+        """Take one from the type's share of today's budget; False when it is spent."""
+        day_used = self.stored.budget.get(code)
+        used = day_used[1] if day_used is not None and day_used[0] == day else 0
+        if used >= self.budget_share(budget):
+            return False
+        self.stored.budget[code] = [day, used + 1]
+        return True
 
     def snapshot(self) -> PartitionState:
         """The state to store now (sketches touched since the last snapshot re-encoded)."""

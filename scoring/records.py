@@ -36,6 +36,21 @@ class Trigger(msgspec.Struct, kw_only=True):
     details: dict[str, Any]
 
 
+class Suppression(msgspec.Struct, kw_only=True):
+    """trigger-suppressed/v1, on triggers.audit: a trigger a rule wanted that a reward
+    budget held back (its would-be id, so analyses can join it)."""
+
+    schema: str = "trigger-suppressed/v1"
+    trigger_id: str
+    type: str
+    user_id: str
+    episode: str
+    reason: str  # budget
+    event_time: str
+    detail: str
+    suppressed_at: str = ""  # wall clock when sent (stamped by the shell)
+
+
 class Windows(msgspec.Struct, kw_only=True):
     events_7d: int
     events_28d: int

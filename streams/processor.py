@@ -39,6 +39,7 @@ from scoring.partition_state import PartitionState
 from scoring.partitioning import partition_for_user
 from scoring.records import Trigger, stamp
 from scoring.state import UserState
+from scoring.timeutil import format_rfc3339_ms
 from sinks.dead_letters import dead_letter_record
 from sinks.metrics import Metrics
 from streams.topics import TopicNames
@@ -165,7 +166,7 @@ class ScoringShell:
         self.wall_clock_ms = wall_clock_ms
         self.idle_advance_ms = idle_advance_ms
         self.rules = EventRules.from_config(config)
-        self.driver = Driver(engine, store.load)
+        self.driver = Driver(engine, store.load, partitions)
         self.roles = {
             names.interactions: INPUT, names.rekeyed: REKEYED, names.ticks: TICKS,
             names.routed: ROUTED,
@@ -436,6 +437,9 @@ class ScoringShell:
         for example in outcome.examples:
             self.metrics.churn_examples.labels(str(example.label)).inc()
             result.outbox.append(OutRecord(self.names.churn_examples, key, _json_encode(example)))
+        for held in outcome.suppressed:
+            held.suppressed_at = format_rfc3339_ms(now_ms)
+            result.outbox.append(OutRecord(self.names.audit, key, _json_encode(held)))
         role, partition, offset = self._moment
         for message in outcome.routed:
             origin = b"%d:%d:%d:%d" % (role, partition, offset, self._seq)

@@ -28,7 +28,7 @@ from scoring.engine import ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
 from scoring.extensions import Routed
 from scoring.partitioning import partition_for_user
-from scoring.records import ChurnExample, Trigger, stamp
+from scoring.records import ChurnExample, Suppression, Trigger, stamp
 from scoring.state import UserState
 from scoring.state_codec import encode_state
 from scoring.timeutil import format_rfc3339_ms
@@ -107,7 +107,7 @@ def run_replay(
     rules = EventRules.from_config(config)
     wall = now_ms or (lambda: int(time.time() * 1000))
     states: dict[str, UserState] = {}
-    driver = Driver(engine, states.get)
+    driver = Driver(engine, states.get, partitions)
     outcomes: Counter[str] = Counter()
     dead: Counter[str] = Counter()
     trigger_counts: Counter[str] = Counter()
@@ -125,10 +125,16 @@ def run_replay(
             message = queue.pop(0)
             got = driver.receive(partition_for_user(message.to, partitions), message, states)
             outcomes["messages"] += 1
-            emit(got.triggers, got.examples)
+            emit(got.triggers, got.examples, got.suppressed)
             queue += got.routed
 
-    def emit(outcome_triggers: list[Trigger], examples: list[ChurnExample]) -> None:
+    def emit(
+        outcome_triggers: list[Trigger],
+        examples: list[ChurnExample],
+        suppressed: list[Suppression] | None = None,
+    ) -> None:
+        for held in suppressed or ():
+            trigger_counts[f"{held.type}/suppressed_{held.reason}"] += 1
         for t in outcome_triggers:
             trigger_counts[f"{t.type}/{t.variant}"] += 1
             if trig_out is not None:
@@ -163,13 +169,13 @@ def run_replay(
                     continue
                 if event.ts_ms > last_ts:
                     last_ts = event.ts_ms
-                if outcome.triggers or outcome.examples:
-                    emit(outcome.triggers, outcome.examples)
+                if outcome.triggers or outcome.examples or outcome.suppressed:
+                    emit(outcome.triggers, outcome.examples, outcome.suppressed)
                 deliver(outcome.routed)
                 for _partition, _user, swept in driver.sweep_advanced(states):
                     outcomes["sweeps"] += 1
-                    if swept.triggers or swept.examples:
-                        emit(swept.triggers, swept.examples)
+                    if swept.triggers or swept.examples or swept.suppressed:
+                        emit(swept.triggers, swept.examples, swept.suppressed)
                     deliver(swept.routed)
             if bar is not None:
                 bar.update(consumed)

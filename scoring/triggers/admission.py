@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from scoring.config import EngageConfig
 from scoring.hooks import TriggerContext
-from scoring.records import Trigger, TriggerReason
+from scoring.records import Suppression, Trigger, TriggerReason
 from scoring.state import UserState
 from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms
 from scoring.triggers.rule import Candidate, TriggerRule, cooldown_ends_ms, rounded
@@ -89,12 +89,23 @@ class TriggerRules:
         if ts.day_count >= self.c.daily_cap:
             self.on_suppressed(c.type, "daily_cap")
             return None
+        control = in_holdout(self.c.holdout_salt, c.type, ctx.user_id, rc.holdout_share)
+        if rc.daily_budget and not control and not ctx.shared.spend(code, day, rc.daily_budget):
+            # the holdout is never given the incentive, so it spends nothing
+            self.on_suppressed(c.type, "budget")
+            ctx.suppressed.append(Suppression(
+                trigger_id=trigger_id(ctx.user_id, c.type, c.episode), type=c.type,
+                user_id=ctx.user_id, episode=c.episode, reason="budget",
+                event_time=format_rfc3339_ms(now),
+                detail=f"triggers.{c.type}.daily_budget={rc.daily_budget} spent for UTC day "
+                f"{day} (this partition's share: {ctx.shared.budget_share(rc.daily_budget)})",
+            ))
+            return None
         ts.day_count += 1
         ts.last_fired_ms[code] = now
         ts.episodes[code] = episode
         if c.on_admit is not None:
             c.on_admit(ts)
-        control = in_holdout(self.c.holdout_salt, c.type, ctx.user_id, rc.holdout_share)
         return Trigger(
             trigger_id=trigger_id(ctx.user_id, c.type, c.episode),
             type=c.type,
