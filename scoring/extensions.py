@@ -121,7 +121,7 @@ class Extension:
         return None
 
 
-BUILTIN_MODULES = ("scoring.referrals", "scoring.points")
+BUILTIN_MODULES = ("scoring.referrals", "scoring.points", "scoring.leaderboards")
 
 
 def builtin_extensions(config: EngageConfig) -> list[Extension]:

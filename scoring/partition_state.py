@@ -81,12 +81,15 @@ class PartitionState(
     omit_defaults=True,
     tag_field="v",
     tag=PARTITION_STATE_VERSION,
-    rename={"max_event_ms": "e", "offsets": "o", "sketches": "s", "budget": "b"},
+    rename={"max_event_ms": "e", "offsets": "o", "sketches": "s", "budget": "b",
+            "boards": "lb"},
 ):
     max_event_ms: int | None = None  # newest event time applied on the partition
     offsets: dict[str, int] = msgspec.field(default_factory=dict)  # input topic role -> offset
     sketches: dict[str, SketchState] = msgspec.field(default_factory=dict)
     budget: dict[int, list[int]] = msgspec.field(default_factory=dict)  # code -> [day, used]
+    # "<period>:<period id>:<measure>" -> [[value, user_id], ...] best first (leaderboards)
+    boards: dict[str, list[list[float | str]]] = msgspec.field(default_factory=dict)
 
 
 class PartitionShared:
@@ -98,6 +101,7 @@ class PartitionShared:
         self.stored = stored if stored is not None else PartitionState()
         self.partition = partition  # which of `partitions` this is (budget shares)
         self.partitions = partitions
+        self.boards_changed = False  # a leaderboard moved since the shell last published
         self._sketches: dict[str, PopulationSketch] = {}
         self._dirty: set[str] = set()
 
@@ -108,6 +112,32 @@ class PartitionShared:
             sketch = self._sketches[name] = PopulationSketch(self.stored.sketches.get(name))
         self._dirty.add(name)
         return sketch
+
+    def rank(self, key: str, user_id: str, value: float, size: int) -> None:
+        """Place `user_id` with `value` on the board `key` (its top `size`), dropping boards
+        of the same kind and measure from earlier periods."""
+        boards = self.stored.boards
+        board = boards.get(key)
+        if board is None:
+            kind, pid, measure = key.split(":", 2)
+            for old in [k for k in boards
+                        if k.startswith(kind + ":") and k.endswith(":" + measure)
+                        and int(k.split(":", 2)[1]) < int(pid)]:
+                del boards[old]
+            board = boards[key] = []
+        # values only grow within a period: one at or under a full board's last was never on it
+        if len(board) >= size and value <= float(board[-1][0]):
+            return
+        for i, (_, user) in enumerate(board):
+            if user == user_id:
+                del board[i]
+                break
+        at = len(board)
+        while at and (-float(board[at - 1][0]), str(board[at - 1][1])) > (-value, user_id):
+            at -= 1
+        board.insert(at, [value, user_id])
+        del board[size:]
+        self.boards_changed = True
 
     def budget_share(self, budget: int) -> int:
         """This partition's part of a cluster-wide budget: an even split, the remainder to

@@ -22,6 +22,7 @@ import zlib
 import msgspec
 
 from scoring.churn.state import ChurnState
+from scoring.period_points import PeriodPoints
 from scoring.points_state import PointsState
 from scoring.referral_state import ReferralState
 from scoring.triggers.state import TriggerState
@@ -42,7 +43,7 @@ class UserState(
         "recent_ids": "ri", "burst": "b", "capped": "cp", "tier": "t",
         "below_since_ms": "bs", "last_sweep_ms": "sw", "input_offset": "o",
         "rekeyed_from": "rk", "routed_from": "ro", "churn": "c", "triggers": "tr",
-        "referral": "rf", "points": "pt",
+        "referral": "rf", "points": "pt", "periods": "pp",
     },
 ):
     first_ms: int = 0  # first counted event (event time, epoch ms)
@@ -71,6 +72,7 @@ class UserState(
     triggers: TriggerState = msgspec.field(default_factory=TriggerState)
     referral: ReferralState = msgspec.field(default_factory=ReferralState)
     points: PointsState = msgspec.field(default_factory=PointsState)
+    periods: PeriodPoints = msgspec.field(default_factory=PeriodPoints)
 
 
 # Contract v1's types have fixed one-byte codes; types added by configuration get a code

@@ -35,7 +35,8 @@ from scoring.state_codec import StateCodec, StateVersionError, codec_for
 from sinks.kafka_outbox import KafkaOutbox
 from sinks.metrics import Metrics
 from streams.churn_shell import ChurnShell
-from streams.processor import InputRecord, ScoringShell
+from streams.leaderboard_reader import LeaderboardReader
+from streams.processor import InputRecord, OutRecord, ScoringShell
 from streams.settings import WorkerSettings
 
 log = logging.getLogger("engage.worker")
@@ -96,6 +97,38 @@ class TableStore:
     def save(self, user_id: str, partition: int, state: UserState) -> None:
         with _on_partition(self.topic, partition):
             self.table[user_id.encode()] = self.codec.encode(state)
+
+    # -- writes whose changelog records the worker sends and awaits itself -------------------
+    # Faust sends a table's changelog records without waiting, and commits input offsets
+    # even when one of them failed (the broker went away): the next owner would then rebuild
+    # a state older than the offsets say. The worker instead sends them through its outbox,
+    # waits for every acknowledgement, and only then updates the local store.
+
+    def changelog_records(
+        self, states: dict[str, UserState], partitions: dict[int, PartitionState]
+    ) -> tuple[list[OutRecord], list[OutRecord]]:
+        """(users' records, then partitions' records): sent in that order, each acked."""
+        topic = self.table.changelog_topic.get_topic_name()
+        users = [
+            OutRecord(topic, user_id.encode(), self.codec.encode(state),
+                      partition_for_user(user_id, self.partitions))
+            for user_id, state in states.items()
+        ]
+        parts = [
+            OutRecord(topic, partition_key(p).encode(), encode_partition_state(state), p)
+            for p, state in partitions.items()
+        ]
+        return users, parts
+
+    def apply_local(self, records: list[OutRecord], held: set[int]) -> None:
+        """Put changelog records already acknowledged into this worker's store (those of
+        partitions it still holds: a partition given up meanwhile is its new owner's)."""
+        store = self.table.data
+        for record in records:
+            assert record.partition is not None and record.key is not None
+            if record.partition in held:
+                with _on_partition(self.topic, record.partition):
+                    store[record.key] = record.value
 
     def load_partition(self, partition: int) -> PartitionState | None:
         with _on_partition(self.topic, partition):
@@ -221,8 +254,10 @@ class EngageWorker:
             idle_advance_ms=int(settings.idle_advance_s * 1000),
         )
         self.outbox = KafkaOutbox(self._send, names.dlq, metrics)
+        self.leaderboards = LeaderboardReader(settings.broker, names.leaderboards)
         self.health = Health()
         self.held: set[int] = set()  # input partitions this worker owns
+        self.settled_generation = -1  # the group generation whose table recovery is over
         self._topics: dict[str, faust.TopicT] = {}
         self.input_channel = app.topic(
             names.interactions, names.rekeyed, names.ticks, names.routed,
@@ -255,16 +290,44 @@ class EngageWorker:
     async def process(self, records: list[InputRecord]) -> None:
         """One batch: score, deliver every output, then store the states that say so.
 
-        Records of partitions given up in a rebalance while they waited in the batch are
-        left to their new owner (their offsets are not committed here)."""
-        assigned = self.app.consumer.assignment()
-        records = [r for r in records if TP(r.topic, r.partition) in assigned]
-        if not records:
-            return
-        result = self.shell.handle_batch(records)
-        await self.outbox.deliver(result.outbox)
-        self.shell.store_batch(result)
-        self.health.batch_done(records)
+        A rebalance can come while the outputs are delivered, and Faust then rebuilds the
+        table from the changelog under the batch. So a batch is stored only if no rebalance
+        came in between; otherwise it is scored again, once the new assignment is settled,
+        from the rebuilt table (input positions keep what was stored from counting twice;
+        outputs sent twice carry the same ids). Records of partitions given up are left to
+        their new owner (their offsets are not committed here)."""
+        while True:
+            generation = await self._settled()
+            assigned = self.app.consumer.assignment()
+            mine = [r for r in records if TP(r.topic, r.partition) in assigned]
+            if not mine:
+                return
+            result = self.shell.handle_batch(mine)
+            await self.outbox.deliver(result.outbox)
+            if generation == self.app.consumer_generation_id and not self.app.rebalancing:
+                users, partitions = self.store.changelog_records(result.states,
+                                                                 result.partitions)
+                await self.outbox.deliver(users)  # states first: a partition record is never
+                await self.outbox.deliver(partitions)  # in the changelog before its users
+                self.store.apply_local(users + partitions, self.held)
+                self.health.batch_done(mine)
+                return
+            log.info("a rebalance came during a batch: scoring it again")
+            self.shell.forget_partitions(set(self.shell.assigned))
+
+    async def _settled(self) -> int:
+        """Wait until the current assignment's recovery is over; its generation."""
+        app = self.app
+        waited = 0.0
+        while app.rebalancing or self.settled_generation != app.consumer_generation_id:
+            if waited > 120 and not app.rebalancing and not app.in_recovery:
+                log.warning("no recovery signal for generation %s after %.0f s; going on",
+                            app.consumer_generation_id, waited)
+                self.settled_generation = app.consumer_generation_id
+                break
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        return int(app.consumer_generation_id)
 
     def _register(self) -> None:
         app, settings, shell = self.app, self.settings, self.shell
@@ -327,7 +390,18 @@ class EngageWorker:
             self.health.assigned = {tp for tp in assigned or () if tp.topic in names_in}
 
         app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+
+        async def on_settled(sender: Any, **_: Any) -> None:
+            """Faust finished recovering the table for this assignment."""
+            self.settled_generation = app.consumer_generation_id
+
+        app.on_rebalance_complete.connect(on_settled)  # type: ignore[arg-type]
         self.churn.register(self)
+
+        @app.task
+        async def follow_leaderboards() -> None:
+            await self.leaderboards.run()
+
         from streams.web import register_views
 
         register_views(self)

@@ -223,6 +223,14 @@ class ScoringShell:
             self._score_record(user_id, outcome, result)
         result.states = staged
         result.partitions = {p: self.driver.partition_state(p) for p in sorted(touched)}
+        for p in sorted(touched):
+            shared = self.driver.clock(p).shared
+            if shared.boards_changed:  # every worker merges every partition's boards
+                shared.boards_changed = False
+                board = {"partition": p, "boards": shared.stored.boards}
+                result.outbox.append(
+                    OutRecord(self.names.leaderboards, str(p).encode(), _json_encode(board))
+                )
         return result
 
     def store_batch(self, result: BatchResult) -> None:

@@ -71,6 +71,7 @@ class ReplayResult:
     churn: InProcessChurn | None
     as_of_ms: int
     summary: dict[str, Any] = field(default_factory=dict)
+    boards: dict[int, dict[str, list[list[float | str]]]] = field(default_factory=dict)
 
 
 def build_replay_engine(
@@ -210,7 +211,8 @@ def run_replay(
     }
     if loop is not None:
         summary["churn"] = loop.trainer.status()
-    return ReplayResult(states, engine, loop, as_of_ms, summary)
+    boards = {p: clock.shared.stored.boards for p, clock in driver.clocks.items()}
+    return ReplayResult(states, engine, loop, as_of_ms, summary, boards)
 
 
 def _lines(fh: IO[bytes]) -> Iterator[bytes]:

@@ -40,6 +40,10 @@ class TopicNames:
         return self._n("engagement.rekeyed")
 
     @property
+    def leaderboards(self) -> str:
+        return self._n("engagement.leaderboards")
+
+    @property
     def routed(self) -> str:
         return self._n("engagement.routed")
 
@@ -111,6 +115,8 @@ def topic_specs(
         # One partition: a single trainer sees every example, in order.
         TopicSpec(names.churn_examples, 1, {"retention.ms": week}),
         TopicSpec(names.churn_models, 1, dict(COMPACTED)),
+        # one record per input partition (its top users by period), read by every worker
+        TopicSpec(names.leaderboards, 1, dict(COMPACTED)),
         TopicSpec(names.churn_control, 1, {"retention.ms": week}),
         TopicSpec(names.churn_status, 1, dict(COMPACTED)),
     ]

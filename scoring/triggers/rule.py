@@ -39,7 +39,7 @@ class RuleConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     cooldown_days: float = 0.0
     holdout_share: float = 0.0
     expires_hours: float = 72.0
-    daily_budget: int = 0  # at most this many treatment triggers a UTC day, cluster-wide (0: no cap)
+    daily_budget: int = 0  # treatment triggers a UTC day, cluster-wide, at most (0: no limit)
 
 
 class Candidate:
