@@ -322,6 +322,7 @@ def run_webhook_sink(
     stop_event: threading.Event | None = None,
     auto_offset_reset: str = "earliest",
     poll_timeout_ms: int = 500,
+    kafka_client: Mapping[str, Any] | None = None,
 ) -> SinkStats:
     """Consume trigger topics and deliver each treatment trigger to `url`.
 
@@ -330,6 +331,7 @@ def run_webhook_sink(
     malformed (dead-lettered unread) or skipped_control.
     Ends after `stop_after` records (control ones included), after `idle_timeout_s` seconds
     without a record, or when `stop_event` is set; otherwise runs until interrupted.
+    `kafka_client`: security settings for both Kafka clients (streams.kafka_security).
     The DLQ topic (`topic_prefix + dlq_topic`) must exist: topics are never auto-created.
     """
     from kafka import KafkaConsumer, KafkaProducer
@@ -357,8 +359,11 @@ def run_webhook_sink(
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset=auto_offset_reset,
+        **(kafka_client or {}),
     )
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=0, **(kafka_client or {})
+    )
     log.info("webhook sink: %s -> %s (dead letters to %s)", ", ".join(topics), url, dlq)
 
     def handle(record: Any) -> None:
@@ -506,6 +511,7 @@ def run(args: argparse.Namespace) -> int:
             broker, args.url, secret, types or None, topic_prefix=args.topic_prefix,
             group_id=args.group_id, dlq_topic=args.dlq_topic, max_attempts=args.max_attempts,
             timeout_s=args.timeout, stop_event=stop,
+            kafka_client=getattr(args, "kafka_client", None),
         )
     except KeyboardInterrupt:
         return 0

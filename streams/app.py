@@ -98,19 +98,21 @@ class EngageWorker:
             store=settings.store_url,
             datadir=str(_ensure_dir(settings.data_dir / settings.app_id)),
             topic_partitions=settings.partitions,
-            topic_replication_factor=1,
+            topic_replication_factor=settings.topic_policy.replication_factor,
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
             web_enabled=True,
-            web_bind="127.0.0.1",
+            web_bind=settings.bind_address,
+            web_host=settings.web_host,  # other workers forward user lookups here
             web_port=settings.web_port,
             web_in_thread=False,
             producer_linger_ms=5,
             broker_commit_interval=1.0,
             broker_session_timeout=10.0,  # a crashed worker's partitions move on in 10 s
             broker_heartbeat_interval=3.0,
-            table_standby_replicas=0,
+            table_standby_replicas=settings.standby_replicas,
             logging_config=None,
+            **settings.security.faust_settings(),
         )
         app = self.app
         self.table: faust.Table[str, bytes] = faust.Table(
@@ -120,6 +122,7 @@ class EngageWorker:
             key_type=str,  # str and bytes give Faust's "raw" serializers both ways
             value_type=bytes,
             help="Per-user scoring state (msgpack UserState), changelog-backed.",
+            extra_topic_configs=settings.topic_policy.internal_topic_config(),
         )
         app.tables.add(self.table)
         self.churn = ChurnShell(config, metrics, settings)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.topics import TopicNames
+from streams.kafka_security import DEFAULT_BROKER, KafkaSecurity, resolve_connection
+from streams.topics import TopicNames, TopicPolicy
 
-DEFAULT_BROKER = "127.0.0.1:9092"
+__all__ = ["DEFAULT_BROKER", "WorkerSettings", "env_broker"]
 
 
 def env_broker() -> str:
@@ -34,6 +36,21 @@ class WorkerSettings:
     idle_advance_s: float = 60.0
     run_trainer: bool = True
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line, for log shippers
+    # Where the web views and /metrics listen. 127.0.0.1 keeps a laptop's worker private;
+    # the container image sets ENGAGE_BIND_ADDRESS=0.0.0.0 so probes and scrapes reach it.
+    bind_address: str = field(
+        default_factory=lambda: os.environ.get("ENGAGE_BIND_ADDRESS", "127.0.0.1")
+    )
+    # How other workers reach this one's web views (user lookups are forwarded to the
+    # partition's owner): a pod IP or DNS name; default the bind address, or the host name
+    # when bound to every interface.
+    advertised_host: str | None = field(
+        default_factory=lambda: os.environ.get("ENGAGE_ADVERTISED_HOST") or None
+    )
+    security: KafkaSecurity = field(default_factory=lambda: resolve_connection().security)
+    topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
+    standby_replicas: int = 0  # warm copies of each table partition on other workers
 
     @property
     def broker_url(self) -> str:
@@ -42,3 +59,12 @@ class WorkerSettings:
     @property
     def store_url(self) -> str:
         return "rocksdb://" if self.store == "rocksdb" else "memory://"
+
+    @property
+    def web_host(self) -> str:
+        """The host part of this worker's advertised URL (Faust's canonical_url)."""
+        if self.advertised_host:
+            return self.advertised_host
+        if self.bind_address in ("0.0.0.0", "::", ""):
+            return socket.gethostname()
+        return self.bind_address
