@@ -277,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.exit(
                 1,
                 f"engage {args.command}: cannot reach Kafka at {_broker(args)}: {exc}\n"
-                "(start the local broker with: engage broker up)\n",
+                "(start the local broker with: engage broker up; on a secured cluster check "
+                "the Kafka security settings: engage COMMAND --help)\n",
             )
         raise
     return 0

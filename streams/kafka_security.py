@@ -338,13 +338,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def connection_from_args(args: argparse.Namespace) -> KafkaConnection:
-    """The connection for a command parsed with `add_arguments` (and usually `--broker`)."""
+    """The connection for a command parsed with `add_arguments` (and usually `--broker`),
+    resolved once per command (a secret file may be a pipe that reads only once)."""
+    resolved = getattr(args, "_kafka_connection", None)
+    if isinstance(resolved, KafkaConnection):
+        return resolved
     flags = {name: getattr(args, f"kafka_{name}", None) for name in _ENV}
     flags["protocol"] = getattr(args, "kafka_security_protocol", None)
     for secret, flag in _FILE_FLAGS.items():
         path = getattr(args, f"kafka_{flag}", None)
         if path:
             flags[secret] = read_secret_file(path, f"--kafka-{flag.replace('_', '-')}")
-    return resolve_connection(
+    connection = resolve_connection(
         getattr(args, "broker", None), flags, getattr(args, "kafka_config", None)
     )
+    args._kafka_connection = connection
+    return connection

@@ -4,7 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.kafka_fixture import kafka_for_tests
+from deploy.local_kafka import LocalBroker
+from tests.kafka_fixture import kafka_for_tests, secure_kafka_for_tests
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +13,10 @@ def kafka_bootstrap() -> Iterator[str]:
     """A real Kafka broker for the whole test session."""
     with kafka_for_tests() as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[LocalBroker]:
+    """A real broker whose client listeners need SASL/SCRAM, TLS or both (started on demand)."""
+    with secure_kafka_for_tests() as broker:
+        yield broker

@@ -6,6 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deploy.local_kafka import LocalBroker
 
 TEST_BROKER_PORT = int(os.environ.get("ENGAGE_TEST_KAFKA_PORT", "19092"))
 
@@ -42,5 +46,29 @@ def kafka_for_tests() -> Iterator[str]:
     up(broker)
     try:
         yield broker.bootstrap
+    finally:
+        down(broker)
+
+
+TEST_SECURE_BROKER_PORT = int(
+    os.environ.get("ENGAGE_TEST_KAFKA_SASL_PORT", str(TEST_BROKER_PORT + 100))
+)
+
+
+@contextlib.contextmanager
+def secure_kafka_for_tests() -> Iterator[LocalBroker]:
+    """A second local broker with SASL_PLAINTEXT (port+2), SASL_SSL (port+3) and mutual-TLS
+    SSL (port+4) listeners: SCRAM-SHA-256/512 and PLAIN users, a local CA (see its fields)."""
+    from deploy.local_kafka import LocalBroker, default_broker, down, reset, up, with_security
+
+    port = TEST_SECURE_BROKER_PORT
+    broker = with_security(
+        LocalBroker(port=port, controller_port=port + 1, home=default_broker().home),
+        sasl=True, tls=True,
+    )
+    reset(broker)
+    up(broker)
+    try:
+        yield broker
     finally:
         down(broker)
