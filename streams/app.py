@@ -24,6 +24,7 @@ from scoring.state import UserState, decode_state, encode_state
 from sinks.metrics import Metrics
 from streams.churn_shell import ChurnShell
 from streams.processor import InputRecord, OutRecord, ScoringShell
+from streams.routing import UserPartitionRouter
 from streams.settings import WorkerSettings
 
 log = logging.getLogger("engage.worker")
@@ -104,6 +105,7 @@ class EngageWorker:
             web_enabled=True,
             web_bind=settings.bind_address,
             web_host=settings.web_host,  # other workers forward user lookups here
+            Router=UserPartitionRouter,  # ...to the owner of the user's partition
             web_port=settings.web_port,
             web_in_thread=False,
             producer_linger_ms=5,

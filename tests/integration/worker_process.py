@@ -40,6 +40,7 @@ class WorkerHandle:
     proc: subprocess.Popen[bytes]
     metrics_port: int
     web_port: int
+    host: str = "127.0.0.1"  # the worker's --bind-address
 
     def get_json(self, path: str, timeout_s: float = 30.0) -> Any:
         """GET from the worker's web server, retrying while it starts."""
@@ -47,7 +48,7 @@ class WorkerHandle:
         while True:
             try:
                 with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.web_port}{path}", timeout=5
+                    f"http://{self.host}:{self.web_port}{path}", timeout=5
                 ) as r:
                     return json.loads(r.read())
             except (OSError, urllib.error.URLError):
@@ -56,7 +57,7 @@ class WorkerHandle:
                 time.sleep(0.5)
 
     def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        url = f"http://{self.host}:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as r:
             return str(r.read().decode())
 
@@ -69,6 +70,8 @@ def running_worker(
     *extra: str,
     config: Path | None = None,
     log_name: str = "worker.log",
+    bind: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
 ) -> Iterator[WorkerHandle]:
     handle_ports = (free_port(), free_port())
     cmd = [
@@ -94,10 +97,13 @@ def running_worker(
         "1",
         "--log-level",
         "warn",
+        "--bind-address",
+        bind,
         *extra,
     ]
     if config is not None:
         cmd += ["--config", str(config)]
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log = (tmp_path / log_name).open("ab")
     proc = subprocess.Popen(
         cmd,
@@ -105,10 +111,10 @@ def running_worker(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     try:
-        yield WorkerHandle(proc, metrics_port=handle_ports[0], web_port=handle_ports[1])
+        yield WorkerHandle(proc, handle_ports[0], handle_ports[1], host=bind)
     finally:
         stop_worker(proc)
         log.close()

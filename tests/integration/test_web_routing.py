@@ -1,0 +1,62 @@
+"""Two workers on different addresses (127.0.0.2 and 127.0.0.3, both loopback): each listens on
+its own bind address and advertises it, so a user lookup sent to either worker is answered,
+forwarded by Faust to the worker that owns the user's partition when that is the other one."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator import generate
+from streams.topics import ensure_topics
+from tests.integration.worker_process import (
+    WorkerHandle,
+    produce,
+    read_until_counted,
+    running_worker,
+    unique_names,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+def lookups(worker: WorkerHandle, users: list[str]) -> dict[str, Any]:
+    return {u: worker.get_json(f"/users/{u}/").get("events_counted") for u in users}
+
+
+def test_user_lookups_route_between_workers_on_different_hosts(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    names = unique_names()
+    stream, _ = generate(users=24, days=5, seed=3)
+    events = list(stream)
+    counted = Counter(e["user_id"] for e in events)
+    users = sorted(counted)
+    ensure_topics(kafka_bootstrap, names, 2)
+    with (
+        running_worker(kafka_bootstrap, names, tmp_path / "a", bind="127.0.0.2") as a,
+        running_worker(kafka_bootstrap, names, tmp_path / "b", bind="127.0.0.3") as b,
+    ):
+        # Ticks reach every held partition each second: wait for one partition on each.
+        deadline = time.monotonic() + 60
+        while True:
+            held = [a.get_json("/healthz/")["partitions"], b.get_json("/healthz/")["partitions"]]
+            if sorted(held) == [[0], [1]] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert sorted(held) == [[0], [1]], held
+        produce(kafka_bootstrap, names.interactions,
+                [(e["user_id"].encode(), json.dumps(e).encode()) for e in events])
+        read_until_counted(kafka_bootstrap, names, dict(counted))
+        considered = [a.get_json("/leaderboard/?n=1")["users_considered"],
+                      b.get_json("/leaderboard/?n=1")["users_considered"]]
+        assert min(considered) > 0 and sum(considered) == len(users), considered
+        assert lookups(a, users) == dict(counted)
+        assert lookups(b, users) == dict(counted)
+        # The metrics listen on the bind address too, not on 127.0.0.1.
+        assert "engage_events_consumed_total" in a.metrics()
