@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import time
 from pathlib import Path
@@ -13,12 +14,18 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaProducer
 
 from deploy.local_kafka import LocalBroker
+from sinks.webhook import run_webhook_sink
 from streams.cli import main
 from streams.kafka_security import KafkaSecurity
-from tests.integration.worker_process import WorkerHandle, running_worker, unique_names
+from tests.integration.worker_process import (
+    WorkerHandle,
+    running_worker,
+    unique_names,
+    webhook_receiver,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -128,3 +135,19 @@ def test_worker_and_side_tools_through_sasl_scram_and_tls(
             worker, "engage_churn_model_version", 'model="forest",role="champion"', 1
         )
         assert version >= 1
+
+        # The webhook sink's consumer and dead-letter producer: SASL_SSL, SCRAM-SHA-512.
+        sink_security = KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", user, password,
+                                      ssl_cafile=str(broker.ca_file))
+        trigger = {"trigger_id": "t-secure", "type": "win_back", "user_id": "u1",
+                   "variant": "treatment"}
+        producer = KafkaProducer(bootstrap_servers=sasl_ssl, **sink_security.client_settings())
+        producer.send(names.trigger("win_back"), json.dumps(trigger).encode()).get(timeout=30)
+        producer.close()
+        with webhook_receiver() as url:
+            stats = run_webhook_sink(
+                sasl_ssl, url, "s3cret", ["win_back"], topic_prefix=names.prefix,
+                group_id=f"{names.prefix}webhook", stop_after=1, idle_timeout_s=60,
+                kafka_client=sink_security.client_settings(),
+            )
+        assert (stats.consumed, stats.delivered) == (1, 1)

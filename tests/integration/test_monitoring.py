@@ -15,13 +15,11 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,6 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from simulator import generate
 from sinks.metrics import Metrics
 from sinks.webhook import run_webhook_sink
 from streams.topics import ensure_topics
@@ -38,8 +35,10 @@ from tests.integration.worker_process import (
     produce,
     read_until_counted,
     running_worker,
+    simulated_records,
     stop_worker,
     unique_names,
+    webhook_receiver,
 )
 
 pytestmark = pytest.mark.kafka
@@ -76,30 +75,6 @@ def dashboard_queries() -> list[str]:
 def rule_expressions() -> list[str]:
     rules = yaml.safe_load((FILES / "engage-rules.yml").read_text())
     return [r["expr"] for g in rules["groups"] for r in g["rules"]]
-
-
-@contextmanager
-def webhook_receiver() -> Iterator[str]:
-    """An HTTP endpoint on loopback: 200 for every trigger except `t-fail`, which gets 500."""
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            failing = self.headers.get("X-Engage-Trigger-Id") == "t-fail"
-            self.send_response(500 if failing else 200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/engage"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def run_webhook_sink_once(bootstrap: str, url: str) -> str:
@@ -192,13 +167,7 @@ def test_dashboard_and_rules_name_real_metrics_and_prometheus_alerts_on_a_stoppe
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     names = unique_names()
-    stream, _ = generate(users=30, days=8, seed=21)
-    events = list(stream)
-    counted: dict[str, int] = {}
-    for e in events:
-        counted[e["user_id"]] = counted.get(e["user_id"], 0) + 1
-    records: list[tuple[bytes | None, bytes]] = [
-        (e["user_id"].encode(), json.dumps(e).encode()) for e in events]
+    records, counted = simulated_records(users=30, days=8, seed=21)
     records += [(b"u1", b"{not json"), (b"u1", b'{"event_id": "x", "user_id": "u1"}')]
     ensure_topics(kafka_bootstrap, names, 2)
     with running_worker(kafka_bootstrap, names, tmp_path, "--log-level", "info",

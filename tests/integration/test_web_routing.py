@@ -4,21 +4,19 @@ forwarded by Faust to the worker that owns the user's partition when that is the
 
 from __future__ import annotations
 
-import json
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from simulator import generate
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
     WorkerHandle,
     produce,
     read_until_counted,
     running_worker,
+    simulated_records,
     unique_names,
 )
 
@@ -33,9 +31,7 @@ def test_user_lookups_route_between_workers_on_different_hosts(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     names = unique_names()
-    stream, _ = generate(users=24, days=5, seed=3)
-    events = list(stream)
-    counted = Counter(e["user_id"] for e in events)
+    records, counted = simulated_records(users=24, days=5, seed=3)
     users = sorted(counted)
     ensure_topics(kafka_bootstrap, names, 2)
     with (
@@ -50,13 +46,12 @@ def test_user_lookups_route_between_workers_on_different_hosts(
                 break
             time.sleep(0.5)
         assert sorted(held) == [[0], [1]], held
-        produce(kafka_bootstrap, names.interactions,
-                [(e["user_id"].encode(), json.dumps(e).encode()) for e in events])
-        read_until_counted(kafka_bootstrap, names, dict(counted))
+        produce(kafka_bootstrap, names.interactions, records)
+        read_until_counted(kafka_bootstrap, names, counted)
         considered = [a.get_json("/leaderboard/?n=1")["users_considered"],
                       b.get_json("/leaderboard/?n=1")["users_considered"]]
         assert min(considered) > 0 and sum(considered) == len(users), considered
-        assert lookups(a, users) == dict(counted)
-        assert lookups(b, users) == dict(counted)
+        assert lookups(a, users) == counted
+        assert lookups(b, users) == counted
         # The metrics listen on the bind address too, not on 127.0.0.1.
         assert "engage_events_consumed_total" in a.metrics()

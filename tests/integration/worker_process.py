@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,30 @@ def running_worker(
         log.close()
 
 
+@contextmanager
+def webhook_receiver() -> Iterator[str]:
+    """An HTTP endpoint on loopback: 200 for every trigger except `t-fail`, which gets 500."""
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            failing = self.headers.get("X-Engage-Trigger-Id") == "t-fail"
+            self.send_response(500 if failing else 200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/engage"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def stop_worker(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -170,6 +196,21 @@ def read_topic(
     finally:
         consumer.close()
     return records
+
+
+def simulated_records(
+    users: int, days: float, seed: int
+) -> tuple[list[tuple[bytes | None, bytes]], dict[str, int]]:
+    """Simulated events keyed by user, ready to produce, and how many each user has."""
+    from simulator import generate
+
+    stream, _ = generate(users=users, days=days, seed=seed)
+    records: list[tuple[bytes | None, bytes]] = []
+    counted: dict[str, int] = {}
+    for e in stream:
+        records.append((e["user_id"].encode(), json.dumps(e).encode()))
+        counted[e["user_id"]] = counted.get(e["user_id"], 0) + 1
+    return records, counted
 
 
 def latest_by_user(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
