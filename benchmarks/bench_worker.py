@@ -7,6 +7,11 @@ examples) each read it from the beginning with their own consumer group. Rates c
 the first to the last event consumed; the median per side and their ratio are printed.
 
     python -m benchmarks.bench_worker [--events 100000] [--runs 2] [--broker HOST:PORT]
+                                      [--baseline-root DIR]
+
+`--baseline-root` also runs the worker of another source tree (e.g. a checkout of the
+previous release: `git worktree add /tmp/engage-base <rev>`) on the same topic, in the same
+run, so a change's cost is a ratio measured side by side.
 """
 
 from __future__ import annotations
@@ -45,11 +50,17 @@ def bare_rate(broker: str, topic: str, n: int) -> float:
     return float(r["count"] / (r["last_s"] - r["first_s"]))
 
 
-def worker_rate(broker: str, names: TopicNames, n: int, partitions: int) -> float:
+def worker_rate(
+    broker: str, names: TopicNames, n: int, partitions: int, root: Path = ROOT
+) -> float:
     metrics_port = free_port()
     app = f"bench-{uuid.uuid4().hex[:6]}"
+    # the key only matters to the churn topology; the bench measures scoring throughput
+    env = {**os.environ, "ENGAGE_MODEL_SIGNING_KEY": "bench-signing-key",
+           "PYTHONPATH": str(root)}
     with tempfile.TemporaryDirectory() as data:
-        proc = start_worker(broker, names.prefix, app, partitions, metrics_port, data)
+        proc = start_worker(broker, names.prefix, app, partitions, metrics_port, data,
+                            root=root, env=env)
         try:
             return scoring_rate([metrics_port], n)
         finally:
@@ -62,6 +73,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--broker", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    parser.add_argument("--baseline-root", type=Path, default=None,
+                        help="also run the worker of this source tree (e.g. the last release)")
     args = parser.parse_args()
     broker = benchmark_broker(args.broker)
     names = TopicNames(prefix=f"bench{uuid.uuid4().hex[:6]}.")
@@ -71,17 +84,29 @@ def main() -> None:
     records = [(e["user_id"].encode(), json.dumps(e).encode()) for e in stream]
     produce(broker, names.interactions, records)
     n = len(records)
-    bare, worker = [], []
+    bare, worker, baseline = [], [], []
     for _ in range(args.runs):
         bare.append(bare_rate(broker, names.interactions, n))
         worker.append(worker_rate(broker, names, n, args.partitions))
-    print(json.dumps({
+        if args.baseline_root is not None:
+            baseline.append(
+                worker_rate(broker, names, n, args.partitions, args.baseline_root.resolve())
+            )
+    report = {
         "events": n, "runs": args.runs, "partitions": args.partitions,
         "bare_faust_events_per_s": round(median(bare)),
         "worker_events_per_s": round(median(worker)),
         "worker_to_bare_ratio": round(median(worker) / median(bare), 3),
         "bare_runs": [round(x) for x in bare], "worker_runs": [round(x) for x in worker],
-    }, indent=2))
+    }
+    if baseline:
+        report.update({
+            "baseline_root": str(args.baseline_root),
+            "baseline_events_per_s": round(median(baseline)),
+            "baseline_to_bare_ratio": round(median(baseline) / median(bare), 3),
+            "baseline_runs": [round(x) for x in baseline],
+        })
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

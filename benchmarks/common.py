@@ -45,9 +45,11 @@ def benchmark_broker(named: str | None) -> str:
 
 
 def start_worker(
-    broker: str, prefix: str, app_id: str, partitions: int, metrics_port: int, data_dir: str
+    broker: str, prefix: str, app_id: str, partitions: int, metrics_port: int, data_dir: str,
+    root: Path = ROOT, env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """An `engage worker` child process, quiet, in its own process group."""
+    """An `engage worker` child process of the source tree `root`, quiet, in its own process
+    group. The signing key only matters to the churn topology, which benchmarks do not judge."""
     from tests.integration.worker_process import free_port
 
     return subprocess.Popen(
@@ -55,7 +57,8 @@ def start_worker(
          "--topic-prefix", prefix, "--app-id", app_id, "--partitions", str(partitions),
          "--metrics-port", str(metrics_port), "--web-port", str(free_port()),
          "--data-dir", data_dir, "--log-level", "error"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env or {**os.environ, "ENGAGE_MODEL_SIGNING_KEY": "bench-signing-key"},
     )
 
 

@@ -1,7 +1,13 @@
 """Drives the engine across partitions: per-partition watermarks, due indexes and sweeps.
 
 Shared by the Faust shell (streams/processor.py) and `engage replay`, so both decide
-lateness and run silent-user sweeps by the same rules.
+lateness and run silent-user sweeps by the same rules, at the same points of each
+partition's record sequence (after every event), whatever the batching.
+
+Input positions: an event may come with where it was read (`source`, `offset`). The user's
+state records the position of the last record applied to it; a record at or before that
+position was applied before a crash and is skipped (`already_applied`), whatever its event
+time. It still moves the partition's clock, exactly as it did the first time.
 """
 
 from __future__ import annotations
@@ -11,7 +17,25 @@ from collections.abc import Callable, Iterable
 from scoring.due_index import DueIndex, PartitionClock
 from scoring.engine import Outcome, ScoringEngine
 from scoring.events import Event
+from scoring.partition_state import PartitionShared, PartitionState
 from scoring.state import UserState
+
+DIRECT = -1  # `source` of a record read from the user's own input partition
+
+
+def already_applied(state: UserState, source: int, offset: int) -> bool:
+    """True when the record at (`source`, `offset`) was applied to this state before."""
+    if source == DIRECT:
+        return offset <= state.input_offset
+    applied = state.rekeyed_from.get(source)
+    return applied is not None and offset <= applied
+
+
+def record_position(state: UserState, source: int, offset: int) -> None:
+    if source == DIRECT:
+        state.input_offset = offset
+    else:
+        state.rekeyed_from[source] = offset
 
 
 class Driver:
@@ -36,22 +60,25 @@ class Driver:
             index = self.indexes[partition] = DueIndex()
         return index
 
-    def recover(self, partition: int, users: Iterable[tuple[str, UserState]]) -> None:
-        """Rebuild a newly assigned partition's due index from its recovered users.
+    def recover(
+        self,
+        partition: int,
+        users: Iterable[tuple[str, UserState]],
+        stored: PartitionState | None = None,
+    ) -> None:
+        """Take over a newly assigned partition: its stored clock and shared state, and a due
+        index rebuilt from its recovered users.
 
-        The clock is *not* set from the users' latest events: after a crash the records since
-        the last committed offset are replayed, and some of them may be older than states that
-        reached the changelog first. They must count (or dedupe), not turn `late`. The newest
-        recovered time is kept only so that an idle partition's ticks can move on from it.
+        The stored clock was saved after the users' states of its batch, so it is never ahead
+        of them: records replayed after a crash see the clock they saw the first time.
         """
-        clock, index = self.clock(partition), self.index(partition)
-        newest = clock.recovered_ms
+        self.clocks[partition] = PartitionClock(self.engine.lateness_ms, PartitionShared(stored))
+        self._advanced.discard(partition)
+        index = self.indexes[partition] = DueIndex()
         for user_id, state in users:
-            newest = max(newest, state.last_ms)
             due = self.engine.next_due_ms(state)
             if due is not None:
                 index.schedule(user_id, due)
-        clock.recovered_ms = newest
 
     def forget(self, partition: int) -> None:
         self._advanced.discard(partition)
@@ -62,7 +89,14 @@ class Driver:
         state = staged.get(user_id)
         return state if state is not None else self.load(user_id)
 
-    def event(self, partition: int, event: Event, staged: dict[str, UserState]) -> Outcome:
+    def event(
+        self,
+        partition: int,
+        event: Event,
+        staged: dict[str, UserState],
+        source: int = DIRECT,
+        offset: int | None = None,
+    ) -> Outcome:
         """Apply one event on its partition; staged holds the working states (mutated)."""
         clock = self.clocks.get(partition) or self.clock(partition)
         user_id = event.user_id
@@ -70,9 +104,14 @@ class Driver:
         if state is None:
             state = self.load(user_id)
         watermark = clock.watermark_ms
-        outcome = self.engine.apply(state, event, watermark)
+        if offset is not None and state is not None and already_applied(state, source, offset):
+            self._observe(partition, clock, event.ts_ms)
+            return Outcome("already_applied", state)
+        outcome = self.engine.apply(state, event, watermark, clock.shared)
         if outcome.status == "late" or outcome.state is None:
             return outcome
+        if offset is not None:
+            record_position(outcome.state, source, offset)
         clock.observe(event.ts_ms)
         staged[user_id] = outcome.state
         if clock.watermark_ms > watermark:
@@ -91,13 +130,27 @@ class Driver:
         else:
             index.schedule(user_id, after_ms + 1)
 
-    def advance(self, partition: int, to_event_ms: int) -> None:
-        """Move an idle partition's clock (ticks: wall-clock time standing in for events)."""
-        clock = self.clock(partition)
+    def _observe(self, partition: int, clock: PartitionClock, event_ms: int) -> None:
         watermark = clock.watermark_ms
-        clock.observe(to_event_ms)
+        clock.observe(event_ms)
         if clock.watermark_ms > watermark:
             self._advanced.add(partition)
+
+    def advance(self, partition: int, to_event_ms: int) -> None:
+        """Move an idle partition's clock (ticks: wall-clock time standing in for events)."""
+        self._observe(partition, self.clock(partition), to_event_ms)
+
+    def processed_offset(self, partition: int, role: str) -> int:
+        """The last offset of the partition's input topic `role` whose effects were all
+        stored (-1: none); records up to it are skipped whole after a restart."""
+        return self.clock(partition).shared.stored.offsets.get(role, -1)
+
+    def mark_processed(self, partition: int, role: str, offset: int) -> None:
+        self.clock(partition).shared.stored.offsets[role] = offset
+
+    def partition_state(self, partition: int) -> PartitionState:
+        """What to store for the partition now (its clock, offsets and sketches)."""
+        return self.clock(partition).shared.snapshot()
 
     def sweep_advanced(self, staged: dict[str, UserState]) -> list[tuple[int, str, Outcome]]:
         """Sweep every partition whose watermark moved since the last call: the worker calls
@@ -126,7 +179,7 @@ class Driver:
             state = self._state(user_id, staged)
             if state is None:
                 continue
-            outcome = self.engine.sweep(state, user_id, watermark)
+            outcome = self.engine.sweep(state, user_id, watermark, self.clock(partition).shared)
             staged[user_id] = state
             out.append((user_id, outcome))
             self._reschedule(partition, user_id, state, watermark)

@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import heapq
 
+from scoring.partition_state import PartitionShared
+
 
 class PartitionClock:
-    def __init__(self, lateness_ms: int) -> None:
+    """The partition's event-time clock, kept in its (persisted) PartitionState."""
+
+    def __init__(self, lateness_ms: int, shared: PartitionShared | None = None) -> None:
         self.lateness_ms = lateness_ms
-        self.max_event_ms: int | None = None
-        self.recovered_ms = 0  # newest event time among users recovered from the changelog
+        self.shared = shared if shared is not None else PartitionShared()
+        self._state = self.shared.stored
+
+    @property
+    def max_event_ms(self) -> int | None:
+        return self._state.max_event_ms
 
     def observe(self, event_ms: int) -> None:
-        if self.max_event_ms is None or event_ms > self.max_event_ms:
-            self.max_event_ms = event_ms
+        state = self._state
+        if state.max_event_ms is None or event_ms > state.max_event_ms:
+            state.max_event_ms = event_ms
 
     @property
     def watermark_ms(self) -> int:
-        return 0 if self.max_event_ms is None else self.max_event_ms - self.lateness_ms
+        newest = self._state.max_event_ms
+        return 0 if newest is None else newest - self.lateness_ms
 
 
 class DueIndex:

@@ -13,6 +13,7 @@ from scoring.dimensions import DimensionModel
 from scoring.events import Event
 from scoring.features import UserView, score_record
 from scoring.hooks import ChurnHooks, TriggerContext, TriggerHooks
+from scoring.partition_state import PartitionShared
 from scoring.state import UserState, id_hash, type_code
 from scoring.tiers import TierPolicy
 from scoring.timeutil import MS_PER_DAY, MS_PER_MINUTE, format_rfc3339_ms
@@ -68,6 +69,8 @@ class ScoringEngine:
         self.default_gap_days = s.default_gap_days
         self.refresh_ms = int(s.refresh_every_hours * 3_600_000)
         self.refresh_for_ms = int(s.refresh_for_days * MS_PER_DAY)
+        # population state for callers that drive the engine without partitions (tests)
+        self.unpartitioned = PartitionShared()
         self.dimensions = DimensionModel(config)
         self.tiers = TierPolicy(config)
         self.type_names = {type_code(t): t for t in config.event_types}
@@ -81,8 +84,15 @@ class ScoringEngine:
 
     # -- events ---------------------------------------------------------------------------
 
-    def apply(self, state: UserState | None, event: Event, watermark_ms: int) -> Outcome:
-        """Count one validated event against the user's state (mutated in place)."""
+    def apply(
+        self,
+        state: UserState | None,
+        event: Event,
+        watermark_ms: int,
+        shared: PartitionShared | None = None,
+    ) -> Outcome:
+        """Count one validated event against the user's state (mutated in place); `shared`
+        is the partition's population state that rules read and update."""
         ts = event.ts_ms
         if state is None:
             if ts < watermark_ms:
@@ -112,9 +122,9 @@ class ScoringEngine:
                 break
         else:
             burst += (minute, 1)
-        return self._count(state, event)
+        return self._count(state, event, shared)
 
-    def _count(self, state: UserState, event: Event) -> Outcome:
+    def _count(self, state: UserState, event: Event, shared: PartitionShared | None) -> Outcome:
         ts = event.ts_ms
         etype = event.type
         day = ts // MS_PER_DAY
@@ -147,7 +157,9 @@ class ScoringEngine:
             ctx = TriggerContext(
                 user_id=user_id, now_ms=now, event=event, state=state,
                 view=lambda: self.view(state, now), previous_tier=previous_tier,
-                tier_names=self.tiers.names, was_churned=was_churned,
+                tier=self.tiers.rank(state), tier_names=self.tiers.names,
+                shared=shared if shared is not None else self.unpartitioned,
+                was_churned=was_churned,
                 gap_before_ms=0 if first else max(0, ts - previous_last),
                 new_active_day=new_day,
             )
@@ -162,7 +174,13 @@ class ScoringEngine:
 
     # -- time passing -----------------------------------------------------------------------
 
-    def sweep(self, state: UserState, user_id: str, watermark_ms: int) -> Outcome:
+    def sweep(
+        self,
+        state: UserState,
+        user_id: str,
+        watermark_ms: int,
+        shared: PartitionShared | None = None,
+    ) -> Outcome:
         """The watermark moved past something due for this silent user."""
         now = max(watermark_ms, state.last_ms)
         examples: list[dict[str, Any]] = []
@@ -186,7 +204,9 @@ class ScoringEngine:
         if self.triggers is not None:
             ctx = TriggerContext(
                 user_id=user_id, now_ms=now, event=None, state=state, view=view_now,
-                previous_tier=previous_tier, tier_names=self.tiers.names,
+                previous_tier=previous_tier, tier=self.tiers.rank(state),
+                tier_names=self.tiers.names,
+                shared=shared if shared is not None else self.unpartitioned,
                 churn_probability=probability,
             )
             triggers = self.triggers.evaluate(ctx)
@@ -234,7 +254,7 @@ class ScoringEngine:
         if churn_probability is None:
             churn_probability = self.predict_view(view)
         record = score_record(
-            view, user_id, self.tiers.names[state.tier], churn_probability, self.type_names,
+            view, user_id, self.tiers.name(state), churn_probability, self.type_names,
             format_rfc3339_ms(view.now_ms), format_rfc3339_ms(state.last_ms),
         )
         record["churn_model"] = self.churn.model_tag() if self.churn is not None else None

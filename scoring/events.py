@@ -1,12 +1,20 @@
 """The interaction event contract v1: strict, fast decoding into an `Event`.
 
 Every rejection is an `InvalidEvent` with a stable `reason` code; the shell dead-letters it
-with the original bytes. Reason codes: oversized, malformed_json, not_an_object,
-missing_field, wrong_type, invalid_field, unknown_type, bad_timestamp, future_timestamp.
+with the original bytes. Reason codes: null_value, oversized, malformed_json, not_an_object,
+missing_field, duplicate_key, wrong_type, invalid_field, unknown_type, bad_timestamp,
+future_timestamp.
+
+Rules beyond the JSON Schema's types (docs/events.md): identifiers and `channel` hold no
+control characters (they end up in logs and HTTP paths); `properties.amount` is finite and
+not negative (money back is a `refund` event); a contract field given twice in one object is
+refused rather than silently taking the last value; nesting deeper than the decoder allows
+is malformed.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated
 
@@ -77,6 +85,38 @@ class EventRules(msgspec.Struct, frozen=True):
 
 _decoder = msgspec.json.Decoder(WireEvent)
 
+# The quoted names of the contract's fields: a cheap pre-check for duplicate keys (a name
+# seen twice in the bytes), confirmed by a full parse only then.
+_FIELD_NAMES = tuple(
+    f'"{name}"'.encode()
+    for name in (*WireEvent.__struct_fields__, *Properties.__struct_fields__)
+)
+
+
+def _duplicate_key(raw: bytes) -> str | None:
+    """A contract field that appears twice in one JSON object of `raw`, if any."""
+    if not any(raw.count(name) > 1 for name in _FIELD_NAMES):
+        return None
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen and not found:
+                found.append(key)
+            seen.add(key)
+        return dict(items)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None
+    return found[0] if found else None
+
+
+def _printable(*texts: str | None) -> bool:
+    return all(t is None or t.isprintable() for t in texts)
+
 
 def _reason_of(message: str) -> str:
     if message.startswith("Object missing required field"):
@@ -92,8 +132,10 @@ def _reason_of(message: str) -> str:
     return "invalid_field"
 
 
-def decode_event(raw: bytes, *, now_ms: int, rules: EventRules) -> Event:
+def decode_event(raw: bytes | None, *, now_ms: int, rules: EventRules) -> Event:
     """Validate one message value; raises InvalidEvent with a reason code."""
+    if raw is None:
+        raise InvalidEvent("null_value", "the record has no value (a tombstone), not an event")
     if len(raw) > rules.max_bytes:
         raise InvalidEvent(
             "oversized", f"{len(raw)} bytes exceeds events.max_bytes={rules.max_bytes}"
@@ -104,7 +146,16 @@ def decode_event(raw: bytes, *, now_ms: int, rules: EventRules) -> Event:
         message = str(exc)
         raise InvalidEvent(_reason_of(message), message) from None
     except msgspec.DecodeError as exc:
-        raise InvalidEvent("malformed_json", str(exc)) from None
+        raise InvalidEvent("malformed_json", str(exc) or "not JSON") from None
+    except RecursionError:
+        raise InvalidEvent("malformed_json", "JSON nested too deeply") from None
+    duplicate = _duplicate_key(raw)
+    if duplicate is not None:
+        raise InvalidEvent("duplicate_key", f"field {duplicate!r} appears twice in one object")
+    if not _printable(wire.event_id, wire.user_id, wire.type, wire.channel):
+        raise InvalidEvent(
+            "invalid_field", "event_id, user_id, type and channel must not hold control characters"
+        )
     if wire.type not in rules.known_types:
         raise InvalidEvent("unknown_type", f"event type {wire.type!r} is not configured")
     ts = wire.ts
@@ -124,5 +175,10 @@ def decode_event(raw: bytes, *, now_ms: int, rules: EventRules) -> Event:
     if props is not None and props.amount is not None:
         if props.amount != props.amount or abs(props.amount) > 1e12:
             raise InvalidEvent("invalid_field", "properties.amount must be a finite number")
+        if props.amount < 0:
+            raise InvalidEvent(
+                "invalid_field",
+                "properties.amount must not be negative (money back is a `refund` event)",
+            )
         amount = props.amount
     return Event(wire.event_id, wire.user_id, wire.type, ts_ms, amount, wire.channel, props)

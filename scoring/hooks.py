@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from scoring.churn.state import ChurnState
     from scoring.events import Event
     from scoring.features import UserView
+    from scoring.partition_state import PartitionShared
     from scoring.state import UserState
     from scoring.triggers.state import TriggerState
 
@@ -75,7 +76,9 @@ class TriggerContext:
         "new_active_day",
         "now_ms",
         "previous_tier",
+        "shared",
         "state",
+        "tier",
         "tier_names",
         "user_id",
         "was_churned",
@@ -90,7 +93,9 @@ class TriggerContext:
         state: UserState,
         view: Callable[[], UserView],
         previous_tier: int,
+        tier: int,
         tier_names: Sequence[str],
+        shared: PartitionShared,
         churn_probability: float | None = None,
         was_churned: bool = False,
         gap_before_ms: int = 0,
@@ -102,8 +107,10 @@ class TriggerContext:
         self.state = state
         self._view_fn = view
         self._view: UserView | None = None
-        self.previous_tier = previous_tier
+        self.previous_tier = previous_tier  # tier rank before this moment (0: the lowest)
+        self.tier = tier  # tier rank now
         self.tier_names = tier_names
+        self.shared = shared  # the partition's population state (sketches), persisted
         self.churn_probability = churn_probability
         self.was_churned = was_churned  # labelled churned before this event
         self.gap_before_ms = gap_before_ms  # silence that this event ended (0 for a first event)

@@ -25,7 +25,8 @@ from scoring.driver import Driver
 from scoring.engine import ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
 from scoring.partitioning import partition_for_user
-from scoring.state import UserState, encode_state
+from scoring.state import UserState
+from scoring.state_codec import encode_state
 from scoring.timeutil import format_rfc3339_ms
 from scoring.triggers.rules import TriggerRules
 

@@ -84,6 +84,26 @@ class Metrics:
             ["outcome"], registry=r,
         )
 
+        self.internal_errors = Counter(
+            "engage_internal_errors_total",
+            "Failures inside the worker that did not stop it, by where they happened.",
+            ["where"], registry=r,
+        )
+
+        self.output_stalled = Gauge(
+            "engage_output_stalled",
+            "1 while the worker retries outputs Kafka has not acknowledged (scoring waits).",
+            registry=r,
+        )
+        self.output_failures = Counter(
+            "engage_output_failures_total",
+            "Output records Kafka did not take: retried (transient) or permanent (dead-lettered).",
+            ["topic", "kind"], registry=r,
+        )
+        self.ready = Gauge(
+            "engage_ready", "1 when /readyz answers ready (see docs/operations.md).", registry=r,
+        )
+
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose /metrics over HTTP in a background thread."""
         start_http_server(port, addr=addr, registry=self.registry)

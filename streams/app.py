@@ -6,10 +6,13 @@ this module only adapts Faust's streams, table and producer to it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,12 +22,20 @@ from faust import streams as faust_streams
 from faust.types import TP
 
 from scoring.config import EngageConfig
+from scoring.partition_state import (
+    PartitionState,
+    decode_partition_state,
+    encode_partition_state,
+    is_partition_key,
+    partition_key,
+)
 from scoring.partitioning import partition_for_user
-from scoring.state import UserState, decode_state, encode_state
+from scoring.state import UserState
+from scoring.state_codec import StateCodec, StateVersionError, codec_for
+from sinks.kafka_outbox import KafkaOutbox
 from sinks.metrics import Metrics
 from streams.churn_shell import ChurnShell
-from streams.processor import InputRecord, OutRecord, ScoringShell
-from streams.routing import UserPartitionRouter
+from streams.processor import InputRecord, ScoringShell
 from streams.settings import WorkerSettings
 
 log = logging.getLogger("engage.worker")
@@ -63,25 +74,89 @@ def _on_partition(topic: str, partition: int) -> Iterator[None]:
 
 
 class TableStore:
-    """ScoringShell's StateStore over the Faust table (values: msgpack-encoded UserState)."""
+    """ScoringShell's StateStore over the Faust table: keys are raw UTF-8 user ids (so Faust
+    routes a lookup to the partition Kafka's partitioner gave the user), values msgpack.
 
-    def __init__(self, table: faust.Table[str, bytes], topic: str, partitions: int) -> None:
+    Each partition also keeps one record under a reserved key (scoring.partition_state).
+    """
+
+    def __init__(
+        self, table: faust.Table[bytes, bytes], topic: str, partitions: int, codec: StateCodec
+    ) -> None:
         self.table = table
         self.topic = topic
         self.partitions = partitions
+        self.codec = codec
 
     def load(self, user_id: str) -> UserState | None:
         with _on_partition(self.topic, partition_for_user(user_id, self.partitions)):
-            raw = self.table.get(user_id)
-        return decode_state(raw) if raw is not None else None
+            raw = self.table.get(user_id.encode())
+        return self.codec.decode(raw) if raw is not None else None
 
     def save(self, user_id: str, partition: int, state: UserState) -> None:
         with _on_partition(self.topic, partition):
-            self.table[user_id] = encode_state(state)
+            self.table[user_id.encode()] = self.codec.encode(state)
 
-    def items(self) -> Iterable[tuple[str, UserState]]:
-        for key, raw in list(self.table.items()):
-            yield key, decode_state(raw)
+    def load_partition(self, partition: int) -> PartitionState | None:
+        with _on_partition(self.topic, partition):
+            raw = self.table.get(partition_key(partition).encode())
+        return decode_partition_state(raw) if raw is not None else None
+
+    def save_partition(self, partition: int, state: PartitionState) -> None:
+        with _on_partition(self.topic, partition):
+            self.table[partition_key(partition).encode()] = encode_partition_state(state)
+
+    def _keys(self) -> list[bytes]:
+        return list(self.table.keys())
+
+    def users(self, partition: int) -> Iterable[tuple[str, UserState]]:
+        """The partition's users as stored (one scan, when a partition is taken over)."""
+        for key in self._keys():
+            user_id = key.decode()
+            if is_partition_key(user_id):
+                continue
+            if partition_for_user(user_id, self.partitions) != partition:
+                continue
+            try:
+                state = self.load(user_id)
+            except StateVersionError as exc:
+                log.error("user %r: %s", user_id, exc)
+                continue
+            if state is not None:
+                yield user_id, state
+
+    def all_users(self) -> Iterable[tuple[str, UserState]]:
+        for key in self._keys():
+            user_id = key.decode()
+            if not is_partition_key(user_id):
+                with contextlib.suppress(StateVersionError):
+                    state = self.load(user_id)
+                    if state is not None:
+                        yield user_id, state
+
+    def user_count(self) -> int:
+        return sum(1 for key in self._keys() if not key.startswith(b"\x00"))
+
+    def drop_local(self, partitions: set[int]) -> int:
+        """Forget, on this worker only, the keys of partitions it gave up (the changelog keeps
+        them for their new owner). Faust's RocksDB store closes those databases itself; its
+        memory store would keep them for good."""
+        store = self.table.data
+        data = getattr(store, "data", None)
+        if not isinstance(data, dict) or not partitions:
+            return 0
+        doomed = []
+        for key in list(data):
+            text = key.decode() if isinstance(key, bytes) else str(key)
+            if is_partition_key(text):
+                partition = int(text.rsplit("/", 1)[1])
+            else:
+                partition = partition_for_user(text, self.partitions)
+            if partition in partitions:
+                doomed.append(key)
+        for key in doomed:
+            del data[key]
+        return len(doomed)
 
 
 class EngageWorker:
@@ -103,9 +178,8 @@ class EngageWorker:
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
             web_enabled=True,
-            web_bind=settings.bind_address,
-            web_host=settings.web_host,  # other workers forward user lookups here
-            Router=UserPartitionRouter,  # ...to the owner of the user's partition
+            web_bind=settings.web_bind,
+            web_host=settings.web_host,  # what other workers call to reach this one's views
             web_port=settings.web_port,
             web_in_thread=False,
             producer_linger_ms=5,
@@ -113,17 +187,20 @@ class EngageWorker:
             broker_session_timeout=10.0,  # a crashed worker's partitions move on in 10 s
             broker_heartbeat_interval=3.0,
             table_standby_replicas=settings.standby_replicas,
+            # Shutdown must not wait for records a batch holds: their offsets are not
+            # committed, and the next owner applies them once (input positions).
+            stream_wait_empty=False,
             logging_config=None,
             **settings.security.faust_settings(),
         )
         app = self.app
-        self.table: faust.Table[str, bytes] = faust.Table(
+        self.table: faust.Table[bytes, bytes] = faust.Table(
             app=app,
             name="users",
             partitions=settings.partitions,
-            key_type=str,  # str and bytes give Faust's "raw" serializers both ways
+            key_type=bytes,  # bytes give Faust's raw serializers: keys are plain user ids
             value_type=bytes,
-            help="Per-user scoring state (msgpack UserState), changelog-backed.",
+            help="Per-user scoring state (msgpack UserState) and one record per partition.",
             extra_topic_configs=settings.topic_policy.internal_topic_config(),
         )
         app.tables.add(self.table)
@@ -133,15 +210,20 @@ class EngageWorker:
         self.engine = build_engine(
             config, churn=self.churn.hooks, metrics=metrics, clock_ms=_wall_ms
         )
+        self.store = TableStore(
+            self.table, names.interactions, settings.partitions, codec_for(config)
+        )
         self.shell = ScoringShell(
             config=config,
             engine=self.engine,
-            store=TableStore(self.table, names.interactions, settings.partitions),
+            store=self.store,
             names=names,
             partitions=settings.partitions,
             metrics=metrics,
             idle_advance_ms=int(settings.idle_advance_s * 1000),
         )
+        self.outbox = KafkaOutbox(self._send, names.dlq, metrics)
+        self.health = Health()
         self._topics: dict[str, faust.TopicT] = {}
         self.input_channel = app.topic(
             names.interactions, names.rekeyed, names.ticks,
@@ -158,13 +240,25 @@ class EngageWorker:
             )
         return topic
 
-    async def send_all(self, outbox: list[OutRecord]) -> None:
-        """Hand records straight to the producer (Faust's Topic.send adds codec and callback
-        work per record). Not awaited one by one: Faust flushes the producer before every
-        offset commit, so nothing is committed past a record that was not delivered."""
-        send = self.app.producer.send
-        for rec in outbox:
-            await send(rec.topic, rec.key, rec.value, rec.partition, None, None)
+    async def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+    ) -> Awaitable[Any]:
+        """Straight to the producer (Faust's Topic.send adds codec work per record)."""
+        return await self.app.producer.send(
+            topic, key, value, partition, None, list(headers) if headers else None
+        )
+
+    async def process(self, records: list[InputRecord]) -> None:
+        """One batch: score, deliver every output, then store the states that say so."""
+        result = self.shell.handle_batch(records)
+        await self.outbox.deliver(result.outbox)
+        self.shell.store_batch(result)
+        self.health.batch_done(records)
 
     def _register(self) -> None:
         app, settings, shell = self.app, self.settings, self.shell
@@ -178,12 +272,22 @@ class EngageWorker:
                 records = [
                     InputRecord(
                         e.message.topic, e.message.partition, e.message.offset,
-                        e.message.key, e.message.value,
+                        e.message.key, e.message.value, _headers(e.message.headers),
                     )
                     for e in events
                 ]
-                result = shell.handle_batch(records)
-                await self.send_all(result.outbox)
+                try:
+                    await self.process(records)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Never reached by bad input (the shell dead-letters it): a bug. The
+                    # batch's state was not stored, so its records are not acknowledged
+                    # as done either: stop here, and the next owner takes them again.
+                    log.exception("batch failed; the worker stops so the batch is retried")
+                    self.metrics.internal_errors.labels("batch").inc()
+                    self.health.fatal = "a batch failed (see the log)"
+                    os._exit(70)
 
         @app.timer(settings.tick_interval_s, on_leader=True)
         async def tick() -> None:
@@ -195,18 +299,97 @@ class EngageWorker:
 
         @app.timer(5.0)
         async def gauges() -> None:
-            self.metrics.users_tracked.set(len(self.table))
+            self.metrics.users_tracked.set(self.store.user_count())
+            self.metrics.ready.set(1 if self.readiness()[0] else 0)
 
-        async def on_assignment_change(sender: Any, tps: set[TP] | None = None, **_: Any) -> None:
-            names_in = {self.names.interactions, self.names.rekeyed, self.names.ticks}
-            shell.forget_partitions({tp.partition for tp in tps or () if tp.topic in names_in})
+        names_in = {self.names.interactions, self.names.rekeyed, self.names.ticks}
 
-        app.on_partitions_revoked.connect(on_assignment_change)  # type: ignore[arg-type]
-        app.on_partitions_assigned.connect(on_assignment_change)  # type: ignore[arg-type]
+        async def on_revoked(sender: Any, revoked: set[TP] | None = None, **_: Any) -> None:
+            gone = {tp.partition for tp in revoked or () if tp.topic in names_in}
+            shell.forget_partitions(gone)
+            dropped = self.store.drop_local(gone)
+            if dropped:
+                log.info("forgot %d keys of partitions %s given up", dropped, sorted(gone))
+
+        async def on_assigned(sender: Any, assigned: set[TP] | None = None, **_: Any) -> None:
+            # taken over afresh (stored clock, due index) on their first record
+            shell.forget_partitions({tp.partition for tp in assigned or () if tp.topic in names_in})
+            self.health.assigned = {
+                tp for tp in app.consumer.assignment() if tp.topic in names_in
+            }
+
+        app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
         self.churn.register(self)
         from streams.web import register_views
 
         register_views(self)
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready: tables recovered, partitions assigned, outputs flowing, no stalled input."""
+        app = self.app
+        recovery = getattr(app.tables, "recovery", None)
+        recovered = recovery is not None and bool(recovery.completed.is_set())
+        stalled_for = (
+            time.monotonic() - self.outbox.stalled_since
+            if self.outbox.stalled_since is not None else 0.0
+        )
+        behind = self.health.behind(app.consumer) if recovered else {}
+        idle_for = time.monotonic() - self.health.last_batch
+        stuck = bool(behind) and idle_for > self.settings.stall_after_s
+        checks = {
+            "tables_recovered": recovered,
+            "partitions_assigned": sorted(f"{tp.topic}[{tp.partition}]"
+                                          for tp in self.health.assigned),
+            "outputs_stalled_seconds": round(stalled_for, 1),
+            "last_output_error": self.outbox.last_error if stalled_for else None,
+            "seconds_since_last_batch": round(idle_for, 1),
+            "records_waiting": sum(behind.values()),
+            "fatal": self.health.fatal,
+        }
+        ready = (
+            recovered and bool(self.health.assigned) and not self.health.fatal
+            and stalled_for < self.settings.stall_after_s and not stuck
+        )
+        return ready, checks
+
+
+class Health:
+    """What /readyz judges: the last batch's time and how far each partition was read."""
+
+    def __init__(self) -> None:
+        self.last_batch = time.monotonic()
+        self.read_up_to: dict[TP, int] = {}
+        self.assigned: set[TP] = set()
+        self.fatal: str | None = None
+
+    def batch_done(self, records: list[InputRecord]) -> None:
+        self.last_batch = time.monotonic()
+        for r in records:
+            self.read_up_to[TP(r.topic, r.partition)] = r.offset
+
+    def behind(self, consumer: Any) -> dict[TP, int]:
+        """Records waiting on assigned partitions (the broker's end beyond what was done)."""
+        out: dict[TP, int] = {}
+        for tp in self.assigned:
+            try:
+                end = consumer.highwater(tp)
+            except Exception:
+                continue
+            if end is None:
+                continue
+            done = self.read_up_to.get(tp)
+            waiting = end - (done + 1 if done is not None else 0)
+            if waiting > 0:
+                out[tp] = waiting
+        return out
+
+
+def _headers(raw: Any) -> list[tuple[str, bytes]]:
+    if not raw:
+        return []
+    items = raw.items() if isinstance(raw, Mapping) else raw
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
 
 
 def _wall_ms() -> int:

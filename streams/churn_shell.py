@@ -38,10 +38,16 @@ class ChurnShell:
         self.config = config
         self.metrics = metrics
         self.settings = settings
-        self.key = config.churn.key_bytes()
+        self.key = settings.signing_key
         self.predictor = Predictor()
         self.hooks = ChurnLabels(config.churn, self.predictor.predict, self.predictor.tag)
-        self.trainer = ChurnTrainer(config.churn.model, config.churn.shadow)
+        self.trainer = ChurnTrainer(
+            config.churn.model, config.churn.shadow,
+            min_per_class=config.churn.min_examples_per_class,
+        )
+        # the trainer learns only once the newest published model (and what it had
+        # learned) is read back: it resumes from there, never learning an example twice
+        self.models_read = asyncio.Event()
         self._last_publish = time.monotonic()
         self._last_request: str | None = None
         self._last_error: str | None = None
@@ -62,11 +68,12 @@ class ChurnShell:
             self.metrics.model_version.labels("champion", name).set(version)
             log.info("churn model %s v%s in use", name, version)
         trainer = self.trainer
-        if trainer.champion.learned == 0 and version > trainer.version:
+        if not self.models_read.is_set() and version > trainer.version:
             # A (re)started trainer continues from the newest published champion.
             trainer.champion = ModelSlot(name, model)
             trainer.champion.learned = int(meta.get("learned", 0))
             trainer.version = version
+            trainer.restore(meta)
         return True
 
     async def _read_models(self, worker: EngageWorker) -> None:
@@ -77,14 +84,18 @@ class ChurnShell:
         )
         await consumer.start()
         try:
-            consumer.assign([TopicPartition(topic, 0)])
+            tp = TopicPartition(topic, 0)
+            consumer.assign([tp])
             await consumer.seek_to_beginning()
+            end = (await consumer.end_offsets([tp]))[tp]
             while True:
                 batches = await consumer.getmany(timeout_ms=1000)
                 for messages in batches.values():
                     for message in messages:
                         if message.value is not None:
                             self.accept_artifact(message.value)
+                if not self.models_read.is_set() and await consumer.position(tp) >= end:
+                    self.models_read.set()
         finally:
             await consumer.stop()
 
@@ -95,6 +106,8 @@ class ChurnShell:
         raw = t.status()
         out: dict[str, Any] = {
             "examples_by_label": raw["examples"],
+            "examples_skipped_as_learned": t.skipped,
+            "publishable": t.publishable,
             "available": [name for name, _ in list_models()],
             "request_id": self._last_request,
             "error": self._last_error,
@@ -111,9 +124,11 @@ class ChurnShell:
                 "learned": slot.learned,
                 "metrics": slot.metrics(),
             }
-            for metric, value in slot.metrics().items():
-                if metric != "validated":
-                    self.metrics.model_metric.labels(role, slot.name, metric).set(value)
+            metrics = slot.metrics()
+            if metrics["validated"]:  # undefined before the first label: not exported as 0
+                for metric, value in metrics.items():
+                    if metric != "validated":
+                        self.metrics.model_metric.labels(role, slot.name, metric).set(value)
         return out
 
     def control(self, command: dict[str, Any]) -> bool:
@@ -144,6 +159,7 @@ class ChurnShell:
         meta = {
             "name": t.champion.name, "version": version, "learned": t.champion.learned,
             "created_at": int(time.time() * 1000), "metrics": t.champion.metrics(),
+            **t.memory(),
         }
         return sign_artifact(t.champion.model, meta, self.key)
 
@@ -159,7 +175,7 @@ class ChurnShell:
             due = t.since_publish >= c.publish_every_examples or (
                 t.since_publish and time.monotonic() - self._last_publish >= c.publish_every_seconds
             )
-            if force or due:
+            if (force or due) and t.publishable:
                 await worker.topic(names.churn_models).send(key=b"champion", value=self.artifact())
                 self._last_publish = time.monotonic()
             await worker.topic(names.churn_status).send(
@@ -169,17 +185,23 @@ class ChurnShell:
         @app.agent(channel, name="churn-trainer", concurrency=1)
         async def train(stream: faust.StreamT[Any]) -> None:
             async for events in stream.take_events(500, 0.5):  # type: ignore[attr-defined]
-                changed = False
+                await self.models_read.wait()
                 learned = 0
                 for event in events:
-                    body = json.loads(event.message.value)
-                    if event.message.topic == names.churn_control:
-                        changed = self.control(body) or changed
-                        await publish(force=changed)
-                        changed = False
+                    message = event.message
+                    try:
+                        body = json.loads(message.value)
+                    except (TypeError, ValueError, RecursionError):
+                        log.error("unreadable record on %s@%d", message.topic, message.offset)
+                        continue
+                    if message.topic == names.churn_control:
+                        await publish(force=self.control(body))
                     else:
-                        self.trainer.learn(body)
-                        learned += 1
+                        try:
+                            learned += self.trainer.learn(body, message.offset)
+                        except (KeyError, TypeError, ValueError) as exc:
+                            log.error("bad churn example at offset %d: %r", message.offset, exc)
+                            self.metrics.internal_errors.labels("churn_example").inc()
                 if learned:
                     await publish()
 

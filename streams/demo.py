@@ -63,7 +63,8 @@ def run_demo(
     worker = _start(
         [*engage, "worker", "--broker", broker, "--metrics-port", str(metrics_port),
          "--web-port", str(web_port), "--idle-advance-seconds", "10", "--tick-seconds", "2",
-         "--topic-prefix", names.prefix, "--app-id", f"engage-demo-{run_id}"],
+         "--topic-prefix", names.prefix, "--app-id", f"engage-demo-{run_id}",
+         "--insecure-dev-key"],  # the demo is local: its models may be signed with the dev key
         logs / "worker.log",
     )
     print(f"worker started (pid {worker.pid}); log {logs / 'worker.log'}", flush=True)

@@ -170,11 +170,12 @@ def read_secret_file(path: str, what: str) -> str:
 
 def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     """`NAME`, else the contents of the file named by `NAME_FILE`, else None."""
-    env = os.environ if environ is None else environ
-    if env.get(name):
-        return env[name]
-    path = env.get(f"{name}_FILE")
-    return read_secret_file(path, name) if path else None
+    from streams.secrets import SecretError, read_secret
+
+    try:
+        return read_secret(name, environ)
+    except SecretError as exc:
+        raise KafkaSecurityError(str(exc)) from None
 
 
 def _bool(text: str, what: str) -> bool:

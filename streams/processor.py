@@ -2,31 +2,55 @@
 
 The Faust agent (streams/app.py) hands this a batch of raw records; it validates, routes,
 drives the pure engine through scoring.driver.Driver (per-partition watermarks, due-index
-sweeps) and returns what to write. Updates to one user within a batch are coalesced into
-one state write and one score record.
+sweeps after every event, input positions) and returns what to write, in two parts that the
+runtime writes in this order:
+
+1. `outbox`: every output record (scores, triggers, examples, dead letters, re-keyed events);
+2. after the outbox is delivered, `states` and then `partitions`: the users' states (each
+   recording the input position it reflects) and each partition's clock, processed offsets
+   and sketches.
+
+A crash anywhere between replays records whose outputs may have been sent (subscribers see
+the same deterministic ids again) but never applies a record twice to a state, and never
+records a state whose outputs were not sent. Updates to one user within a batch are
+coalesced into one state write and one score record.
+
+No record can stop the worker: whatever fails while decoding, validating, routing or scoring
+one record turns that record into a dead letter with the reason, and the batch goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 
 from scoring.config import EngageConfig
-from scoring.driver import Driver
+from scoring.driver import DIRECT, Driver
 from scoring.engine import Outcome, ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
+from scoring.partition_state import PartitionState
 from scoring.partitioning import partition_for_user
 from scoring.state import UserState
 from sinks.dead_letters import dead_letter_record
 from sinks.metrics import Metrics
 from streams.topics import TopicNames
 
+log = logging.getLogger("engage.worker")
+
 _json_encode = msgspec.json.encode
 RECENT_TRIGGERS = 10
+SOURCE_HEADER = "engage-source"  # on re-keyed records: "<partition>:<offset>" they came from
+
+# The roles of the scoring agent's input topics, as recorded in each partition's offsets.
+INPUT, REKEYED, TICKS = "input", "rekeyed", "ticks"
+
+Headers = Sequence[tuple[str, bytes]]
 
 
 @dataclass(slots=True)
@@ -36,6 +60,7 @@ class InputRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: Headers = ()
 
 
 @dataclass(slots=True)
@@ -44,40 +69,71 @@ class OutRecord:
     key: bytes | None
     value: bytes
     partition: int | None = None
+    headers: Headers | None = None
 
 
 class StateStore(Protocol):
-    """Per-user state keyed by user_id; the Faust table in production, a dict in tests."""
+    """Per-user state keyed by user_id, and one record per partition; the Faust table in
+    production, dicts in tests."""
 
     def load(self, user_id: str) -> UserState | None: ...
 
     def save(self, user_id: str, partition: int, state: UserState) -> None: ...
 
-    def items(self) -> Iterable[tuple[str, UserState]]: ...
+    def users(self, partition: int) -> Iterable[tuple[str, UserState]]: ...
+
+    def load_partition(self, partition: int) -> PartitionState | None: ...
+
+    def save_partition(self, partition: int, state: PartitionState) -> None: ...
 
 
 class DictStore:
-    """A StateStore in a dict: agent tests and benchmarks."""
+    """A StateStore in dicts: agent tests and benchmarks."""
 
-    def __init__(self) -> None:
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
         self.states: dict[str, UserState] = {}
-        self.saves = 0
+        self.partition_states: dict[int, PartitionState] = {}
 
     def load(self, user_id: str) -> UserState | None:
         return self.states.get(user_id)
 
     def save(self, user_id: str, partition: int, state: UserState) -> None:
         self.states[user_id] = state
-        self.saves += 1
 
-    def items(self) -> Iterable[tuple[str, UserState]]:
-        return list(self.states.items())
+    def users(self, partition: int) -> Iterable[tuple[str, UserState]]:
+        return [
+            (u, s) for u, s in self.states.items()
+            if partition_for_user(u, self.partitions) == partition
+        ]
+
+    def load_partition(self, partition: int) -> PartitionState | None:
+        return self.partition_states.get(partition)
+
+    def save_partition(self, partition: int, state: PartitionState) -> None:
+        self.partition_states[partition] = state
 
 
 @dataclass
 class BatchResult:
+    """What one batch produced: outputs first, then the state that says they were sent."""
+
     outbox: list[OutRecord] = field(default_factory=list)
+    states: dict[str, UserState] = field(default_factory=dict)
+    partitions: dict[int, PartitionState] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+
+
+def parse_source(headers: Headers) -> tuple[int, int] | None:
+    """The (partition, offset) a re-keyed record was first read at, from its header."""
+    for name, value in headers:
+        if name == SOURCE_HEADER:
+            partition, _, offset = value.partition(b":")
+            try:
+                return int(partition), int(offset)
+            except ValueError:
+                return None
+    return None
 
 
 class ScoringShell:
@@ -104,32 +160,38 @@ class ScoringShell:
         self.idle_advance_ms = idle_advance_ms
         self.rules = EventRules.from_config(config)
         self.driver = Driver(engine, store.load)
+        self.roles = {names.interactions: INPUT, names.rekeyed: REKEYED, names.ticks: TICKS}
         self.last_arrival_wall_ms: dict[int, int] = {}
         self.recent_triggers: dict[str, list[dict[str, Any]]] = {}
-        self._recovered: set[int] = set()
+        self.assigned: set[int] = set()
 
     # -- partitions -------------------------------------------------------------------------
 
     def _ensure_recovered(self, partition: int) -> None:
-        """After an assignment, rebuild the partition's due index from its users, once.
-
-        This is the only scan of users, made when a partition arrives, never per sweep.
-        """
-        if partition in self._recovered:
+        """On a partition's first record after an assignment: take over its stored clock and
+        offsets, and rebuild its due index from its users (the only scan of users)."""
+        if partition in self.assigned:
             return
-        self._recovered.add(partition)
-        users = (
-            (user_id, state)
-            for user_id, state in self.store.items()
-            if partition_for_user(user_id, self.partitions) == partition
+        self.assigned.add(partition)
+        self.driver.recover(
+            partition, self.store.users(partition), self.store.load_partition(partition)
         )
-        self.driver.recover(partition, users)
 
     def forget_partitions(self, partitions: Iterable[int]) -> None:
-        """On an assignment change: rebuild from the table when the partition is next seen."""
+        """On an assignment change: drop what this worker kept of the partitions; they are
+        taken over afresh from the table when next seen."""
         for p in partitions:
-            self._recovered.discard(p)
+            self.assigned.discard(p)
             self.driver.forget(p)
+            self.last_arrival_wall_ms.pop(p, None)
+            with contextlib.suppress(KeyError):
+                self.metrics.watermark.remove(str(p))
+        gone = [
+            u for u in self.recent_triggers
+            if partition_for_user(u, self.partitions) not in self.assigned
+        ]
+        for user_id in gone:
+            del self.recent_triggers[user_id]
 
     # -- batches ----------------------------------------------------------------------------
 
@@ -137,30 +199,59 @@ class ScoringShell:
         result = BatchResult()
         staged: dict[str, UserState] = {}
         publish: dict[str, Outcome] = {}
+        touched: set[int] = set()
         now_ms = self.wall_clock_ms()
         self.metrics.batch_size.observe(len(records))
         for record in records:
-            self._ensure_recovered(record.partition)
-            if record.topic == self.names.ticks:
-                self._tick(record.partition, now_ms)
-            else:
-                self._event(record, now_ms, staged, publish, result)
-        for _partition, user_id, outcome in self.driver.sweep_advanced(staged):
-            self.metrics.sweeps.inc()
-            self._emit(user_id, outcome, publish, result)
-        for partition, clock in self.driver.clocks.items():
-            self.metrics.watermark.labels(str(partition)).set(clock.watermark_ms / 1000)
-        for user_id, state in staged.items():
-            self.store.save(user_id, partition_for_user(user_id, self.partitions), state)
+            self._record(record, now_ms, staged, publish, result, touched)
+        for partition in touched:
+            watermark = self.driver.clock(partition).watermark_ms
+            self.metrics.watermark.labels(str(partition)).set(watermark / 1000)
         for user_id, outcome in publish.items():
-            assert outcome.state is not None and outcome.publish_ms is not None
-            score = self.engine.score_record(
-                outcome.state, user_id, outcome.publish_ms, outcome.churn_probability
-            )
-            result.outbox.append(
-                OutRecord(self.names.scores, user_id.encode(), _json_encode(score))
-            )
+            self._score_record(user_id, outcome, result)
+        result.states = staged
+        result.partitions = {p: self.driver.partition_state(p) for p in sorted(touched)}
         return result
+
+    def store_batch(self, result: BatchResult) -> None:
+        """Write a batch's states, then its partition records: only once its outbox was
+        delivered (the runtime's job), so a stored state never claims unsent outputs."""
+        for user_id, state in result.states.items():
+            self.store.save(user_id, partition_for_user(user_id, self.partitions), state)
+        for partition, clock in result.partitions.items():
+            self.store.save_partition(partition, clock)
+
+    def _record(
+        self,
+        record: InputRecord,
+        now_ms: int,
+        staged: dict[str, UserState],
+        publish: dict[str, Outcome],
+        result: BatchResult,
+        touched: set[int],
+    ) -> None:
+        partition = record.partition
+        role = self.roles.get(record.topic)
+        try:
+            if role is None:
+                raise ValueError(f"record from unexpected topic {record.topic!r}")
+            self._ensure_recovered(partition)
+            touched.add(partition)
+            if record.offset <= self.driver.processed_offset(partition, role):
+                self._count(result, "any", "already_processed")  # stored before a restart
+                return
+            if role == TICKS:
+                self._tick(partition, now_ms, staged, publish, result)
+            else:
+                self._event(record, role, now_ms, staged, publish, result)
+        except Exception as exc:  # a poison record must never stop the worker
+            log.exception("record %s[%d]@%d failed", record.topic, partition, record.offset)
+            self._count(result, "invalid", "dead_letter")
+            self._dead_letter(
+                record, "processing_failed", f"{type(exc).__name__}: {exc}", result, now_ms
+            )
+        if role is not None and partition in self.assigned:
+            self.driver.mark_processed(partition, role, record.offset)
 
     def _count(self, result: BatchResult, event_type: str, outcome: str) -> None:
         self.metrics.events_consumed.labels(event_type, outcome).inc()
@@ -190,6 +281,7 @@ class ScoringShell:
     def _event(
         self,
         record: InputRecord,
+        role: str,
         now_ms: int,
         staged: dict[str, UserState],
         publish: dict[str, Outcome],
@@ -197,24 +289,35 @@ class ScoringShell:
     ) -> None:
         """Validate, route and score one record."""
         try:
-            event = decode_event(record.value or b"", now_ms=now_ms, rules=self.rules)
+            event = decode_event(record.value, now_ms=now_ms, rules=self.rules)
         except InvalidEvent as exc:
             self._count(result, "invalid", "dead_letter")
             self._dead_letter(record, exc.reason, exc.detail, result, now_ms)
             return
         user_id = event.user_id
         partition = partition_for_user(user_id, self.partitions)
-        if record.topic != self.names.rekeyed and (
-            record.key != user_id.encode() or record.partition != partition
-        ):
-            # Keyed otherwise by its producer: send it on to the user's own partition.
+        source: int = DIRECT
+        offset: int | None = record.offset
+        if role == REKEYED:
+            # re-keyed by someone else (no header): only event_id dedupe applies
+            source, offset = parse_source(record.headers) or (DIRECT, None)
+        elif record.key != user_id.encode() or record.partition != partition:
+            # Keyed otherwise by its producer: send it on to the user's own partition, with
+            # where it came from, so a copy sent twice around a crash is applied once.
             self._count(result, event.type, "rekeyed")
             result.outbox.append(
-                OutRecord(self.names.rekeyed, user_id.encode(), record.value or b"", partition)
+                OutRecord(
+                    self.names.rekeyed, user_id.encode(), record.value or b"", partition,
+                    [(SOURCE_HEADER, b"%d:%d" % (record.partition, record.offset))],
+                )
             )
             return
+        if partition != record.partition:
+            raise ValueError(
+                f"re-keyed record for partition {partition} arrived on {record.partition}"
+            )
         self.last_arrival_wall_ms[partition] = now_ms
-        outcome = self.driver.event(partition, event, staged)
+        outcome = self.driver.event(partition, event, staged, source, offset)
         self._count(result, event.type, outcome.status)
         if outcome.status == "late":
             watermark = self.driver.clock(partition).watermark_ms
@@ -229,9 +332,27 @@ class ScoringShell:
             return
         if outcome.status == "scored":
             self.metrics.processing_lag.observe(max(0.0, (now_ms - event.ts_ms) / 1000))
-        self._emit(user_id, outcome, publish, result)
+        if outcome.status != "already_applied":
+            self._emit(user_id, outcome, publish, result)
+        self._sweep(publish, result, staged)
 
-    def _tick(self, partition: int, now_ms: int) -> None:
+    def _sweep(
+        self, publish: dict[str, Outcome], result: BatchResult, staged: dict[str, UserState]
+    ) -> None:
+        """Sweep right after the record that moved a watermark (as replay does), so what a
+        sweep sees never depends on where a batch happened to end."""
+        for _partition, user_id, outcome in self.driver.sweep_advanced(staged):
+            self.metrics.sweeps.inc()
+            self._emit(user_id, outcome, publish, result)
+
+    def _tick(
+        self,
+        partition: int,
+        now_ms: int,
+        staged: dict[str, UserState],
+        publish: dict[str, Outcome],
+        result: BatchResult,
+    ) -> None:
         """A tick: an idle partition's event time follows the wall clock after a timeout."""
         clock = self.driver.clock(partition)
         last = self.last_arrival_wall_ms.get(partition)
@@ -239,11 +360,12 @@ class ScoringShell:
             self.last_arrival_wall_ms[partition] = now_ms
             return
         idle = now_ms - last
-        newest = clock.max_event_ms if clock.max_event_ms is not None else clock.recovered_ms
+        newest = clock.max_event_ms
         if idle < self.idle_advance_ms or not newest:
             return
         self.driver.advance(partition, newest + idle - self.idle_advance_ms)
         self.last_arrival_wall_ms[partition] = now_ms - self.idle_advance_ms
+        self._sweep(publish, result, staged)
 
     def _emit(
         self, user_id: str, outcome: Outcome, publish: dict[str, Outcome], result: BatchResult
@@ -267,3 +389,15 @@ class ScoringShell:
         for example in outcome.examples:
             self.metrics.churn_examples.labels(str(example["label"])).inc()
             result.outbox.append(OutRecord(self.names.churn_examples, key, _json_encode(example)))
+
+    def _score_record(self, user_id: str, outcome: Outcome, result: BatchResult) -> None:
+        assert outcome.state is not None and outcome.publish_ms is not None
+        try:
+            score = self.engine.score_record(
+                outcome.state, user_id, outcome.publish_ms, outcome.churn_probability
+            )
+        except Exception:  # one user's record must not cost the batch its outputs
+            log.exception("score record for %r failed", user_id)
+            self.metrics.internal_errors.labels("score_record").inc()
+            return
+        result.outbox.append(OutRecord(self.names.scores, user_id.encode(), _json_encode(score)))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import threading
 
 from faust.worker import Worker
 
@@ -31,6 +33,38 @@ def _port_free(port: int, address: str = "127.0.0.1") -> bool:
     return True
 
 
+class BoundedShutdownWorker(Worker):
+    """Faust's worker, with a hard limit on how long a stop may take.
+
+    A graceful stop commits what is done and leaves the group; if anything holds it up
+    beyond `shutdown_timeout_s`, the process exits anyway. That is safe by design: state
+    records the input position it reflects, so the next owner applies what this worker had
+    not stored, once.
+    """
+
+    shutdown_timeout_s: float = 15.0
+
+    def _arm_watchdog(self, signal_name: str) -> None:
+        def expire() -> None:
+            log.error(
+                "%s: still stopping after %.0f s; exiting now", signal_name,
+                self.shutdown_timeout_s,
+            )
+            os._exit(143)
+
+        timer = threading.Timer(self.shutdown_timeout_s, expire)
+        timer.daemon = True
+        timer.start()
+
+    def _on_sigterm(self) -> None:
+        self._arm_watchdog("SIGTERM")
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        self._arm_watchdog("SIGINT")
+        super()._on_sigint()
+
+
 def run_worker(settings: WorkerSettings, config: EngageConfig) -> int:
     """Create topics, expose metrics, and run the worker until it is stopped."""
     from dataclasses import replace
@@ -43,7 +77,7 @@ def run_worker(settings: WorkerSettings, config: EngageConfig) -> int:
     )
     settings = replace(settings, partitions=partitions)
     metrics = Metrics()
-    bind = settings.bind_address
+    bind = settings.web_bind
     try:
         metrics.serve(settings.metrics_port, bind)
     except OSError as exc:
@@ -58,12 +92,13 @@ def run_worker(settings: WorkerSettings, config: EngageConfig) -> int:
         )
     worker = EngageWorker(settings, config, metrics)
     attach_monitoring(worker.app, metrics)
-    faust_worker = Worker(
+    faust_worker = BoundedShutdownWorker(
         worker.app,
         loglevel=settings.log_level,
         quiet=True,
         redirect_stdouts=False,
         logging_config=logging_config(settings.log_format, settings.log_level),
     )
+    faust_worker.shutdown_timeout_s = settings.shutdown_timeout_s
     faust_worker.execute_from_commandline()  # exits the process when the worker stops
     return 0

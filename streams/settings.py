@@ -25,6 +25,15 @@ class WorkerSettings:
         default_factory=lambda: int(os.environ.get("ENGAGE_METRICS_PORT", "9464"))
     )
     web_port: int = field(default_factory=lambda: int(os.environ.get("ENGAGE_WEB_PORT", "6066")))
+    # Where the web views and /metrics listen. 127.0.0.1 keeps a laptop's worker private;
+    # the container image sets ENGAGE_BIND_ADDRESS=0.0.0.0 so probes and scrapes reach it.
+    web_bind: str = field(
+        default_factory=lambda: os.environ.get("ENGAGE_BIND_ADDRESS", "127.0.0.1")
+    )
+    # How other workers reach this one's web views (user lookups are forwarded to the
+    # partition's owner): a pod IP or DNS name. Empty: the bind address, or the host name
+    # when bound to every interface.
+    web_host: str = field(default_factory=lambda: os.environ.get("ENGAGE_ADVERTISED_HOST", ""))
     app_id: str = "engage"
     partitions: int = 4
     store: str = "memory"  # or "rocksdb" (rocksdict)
@@ -34,20 +43,11 @@ class WorkerSettings:
     batch_within_s: float = 0.2
     tick_interval_s: float = 5.0
     idle_advance_s: float = 60.0
-    run_trainer: bool = True
+    shutdown_timeout_s: float = 15.0  # SIGTERM: the process exits within this, whatever holds
+    stall_after_s: float = 30.0  # /readyz: outputs failing or input waiting this long
+    signing_key: bytes = b""  # resolved by streams.secrets (never a flag)
     log_level: str = "info"
     log_format: str = "text"  # or "json": one JSON object per line, for log shippers
-    # Where the web views and /metrics listen. 127.0.0.1 keeps a laptop's worker private;
-    # the container image sets ENGAGE_BIND_ADDRESS=0.0.0.0 so probes and scrapes reach it.
-    bind_address: str = field(
-        default_factory=lambda: os.environ.get("ENGAGE_BIND_ADDRESS", "127.0.0.1")
-    )
-    # How other workers reach this one's web views (user lookups are forwarded to the
-    # partition's owner): a pod IP or DNS name; default the bind address, or the host name
-    # when bound to every interface.
-    advertised_host: str | None = field(
-        default_factory=lambda: os.environ.get("ENGAGE_ADVERTISED_HOST") or None
-    )
     security: KafkaSecurity = field(default_factory=lambda: resolve_connection().security)
     topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
     standby_replicas: int = 0  # warm copies of each table partition on other workers
@@ -60,11 +60,8 @@ class WorkerSettings:
     def store_url(self) -> str:
         return "rocksdb://" if self.store == "rocksdb" else "memory://"
 
-    @property
-    def web_host(self) -> str:
-        """The host part of this worker's advertised URL (Faust's canonical_url)."""
-        if self.advertised_host:
-            return self.advertised_host
-        if self.bind_address in ("0.0.0.0", "::", ""):
-            return socket.gethostname()
-        return self.bind_address
+    def __post_init__(self) -> None:
+        if not self.web_host:  # Faust's canonical_url must name an address others can reach
+            wildcard = self.web_bind in ("0.0.0.0", "::", "")
+            host = socket.gethostname() if wildcard else self.web_bind
+            object.__setattr__(self, "web_host", host)

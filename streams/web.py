@@ -1,8 +1,14 @@
-"""HTTP views on the worker: user lookup (routed to the partition's owner) and a leaderboard.
+"""HTTP views on the worker: user lookup (routed to the partition's owner), a leaderboard,
+and the health checks.
 
 `GET /users/{id}/[?as_of=T]` answers from the worker that owns the user's partition (Faust's
-table_route forwards the request there); scores are evaluated at the partition's current
-event time, or at `as_of` (RFC 3339 or epoch ms) when given.
+table_route forwards the request there: the table's keys are the raw user ids, so Faust
+hashes them as Kafka's partitioner placed the user); scores are evaluated at the
+partition's current event time, or at `as_of` (RFC 3339 or epoch ms) when given.
+
+`GET /healthz/`: the process answers (liveness). `GET /readyz/`: 200 when tables are
+recovered, partitions assigned, outputs flowing and no input stalled; 503 with the failing
+checks otherwise (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -20,22 +26,35 @@ if TYPE_CHECKING:
     from streams.app import EngageWorker
 
 
+MAX_AS_OF_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
 def parse_as_of(text: str | None) -> int | None:
+    """`as_of` as epoch ms; ValueError for anything that is not a time between 1970 and 9999."""
     if not text:
         return None
-    return int(text) if text.isdigit() else parse_rfc3339_ms(text)
+    if text.isdigit():
+        if len(text) > 15 or int(text) > MAX_AS_OF_MS:
+            raise ValueError("as_of is after the year 9999")
+        return int(text)
+    try:
+        return parse_rfc3339_ms(text)
+    except (OverflowError, OSError) as exc:
+        raise ValueError(str(exc)) from None
 
 
 def register_views(worker: EngageWorker) -> None:
     app, shell = worker.app, worker.shell
 
     def partition_now(user_id: str, last_ms: int) -> int:
-        clock: PartitionClock | None = shell.driver.clocks.get(
-            partition_for_user(user_id, shell.partitions)
-        )
-        if clock is None:
-            return last_ms
-        return max(clock.max_event_ms or 0, clock.recovered_ms, last_ms)
+        """The user's partition's event time (its clock, loaded or as stored)."""
+        partition = partition_for_user(user_id, shell.partitions)
+        clock: PartitionClock | None = shell.driver.clocks.get(partition)
+        newest = clock.max_event_ms if clock is not None else None
+        if newest is None:
+            stored = worker.store.load_partition(partition)
+            newest = stored.max_event_ms if stored is not None else None
+        return max(newest or 0, last_ms)
 
     def user_view(user_id: str, as_of: int | None) -> dict[str, Any] | None:
         state = shell.store.load(user_id)
@@ -67,7 +86,7 @@ def register_views(worker: EngageWorker) -> None:
         except ValueError:
             return web.json({"error": "n must be a whole number"}, status=400)
         rows = []
-        for user_id, state in shell.store.items():
+        for user_id, state in worker.store.all_users():
             when = partition_now(user_id, state.last_ms)
             view = worker.engine.view(state, when)
             rows.append((view.engagement_score, user_id, state))
@@ -75,7 +94,7 @@ def register_views(worker: EngageWorker) -> None:
         return web.json({
             "top": [
                 {"user_id": u, "engagement_score": round(s, 4),
-                 "tier": worker.engine.tiers.names[st.tier]}
+                 "tier": worker.engine.tiers.name(st)}
                 for s, u, st in top
             ],
             "users_considered": len(rows),
@@ -83,4 +102,13 @@ def register_views(worker: EngageWorker) -> None:
 
     @app.page("/healthz/")
     async def health(web: View, request: Request) -> Response:
-        return web.json({"status": "ok", "partitions": sorted(shell.driver.clocks)})
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz/")
+    async def ready(web: View, request: Request) -> Response:
+        is_ready, checks = worker.readiness()
+        worker.metrics.ready.set(1 if is_ready else 0)
+        return web.json(
+            {"status": "ready" if is_ready else "not_ready", "checks": checks},
+            status=200 if is_ready else 503,
+        )

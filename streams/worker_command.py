@@ -7,6 +7,7 @@ Every option also reads an `ENGAGE_*` variable (Kafka's bootstrap servers:
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from sinks.argtypes import positive_int
@@ -61,25 +62,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="log level")
     env_option(p, "--log-format", env="ENGAGE_LOG_FORMAT", default="text", choices=LOG_FORMATS,
                help="text, or json (one object per line)")
+    env_option(p, "--shutdown-timeout", env="ENGAGE_SHUTDOWN_TIMEOUT", default="15",
+               type=positive_float,
+               help="after SIGTERM the process exits within this many seconds, whatever holds it")
+    insecure = p.add_argument(
+        "--insecure-dev-key", action="store_true",
+        default=os.environ.get("ENGAGE_INSECURE_DEV_KEY", "") not in ("", "0", "false"),
+        help="accept model artifacts signed with the public development key (local trials "
+        "only; env ENGAGE_INSECURE_DEV_KEY). Production sets ENGAGE_MODEL_SIGNING_KEY "
+        "or ENGAGE_MODEL_SIGNING_KEY_FILE",
+    )
+    insecure.env = "ENGAGE_INSECURE_DEV_KEY"  # type: ignore[attr-defined]
 
 
 def run(args: argparse.Namespace) -> int:
     from streams.cli import UsageError, _load_config
     from streams.run import PortInUse, run_worker
+    from streams.secrets import SecretError, refuse_dev_key, signing_key
     from streams.settings import WorkerSettings
     from streams.topics import TopologyError
     from streams.topics_command import policy_from_args
 
     config = _load_config(args.config)
+    try:
+        key = signing_key(config)
+    except SecretError as exc:
+        raise UsageError(str(exc)) from None
+    refusal = refuse_dev_key(key)
+    if refusal and not args.insecure_dev_key:
+        raise UsageError(refusal)
     connection = kafka_security.connection_from_args(args)
     settings = WorkerSettings(
+        signing_key=key.key,
+        shutdown_timeout_s=args.shutdown_timeout,
         broker=connection.bootstrap,
         security=connection.security,
         config_path=args.config,
         metrics_port=args.metrics_port,
         web_port=args.web_port,
-        bind_address=args.bind_address,
-        advertised_host=args.advertised_host,
+        web_bind=args.bind_address,
+        web_host=args.advertised_host or "",
         partitions=args.partitions,
         store=args.store,
         data_dir=Path(args.data_dir),

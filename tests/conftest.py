@@ -5,14 +5,20 @@ from collections.abc import Iterator
 import pytest
 
 from deploy.local_kafka import LocalBroker
-from tests.kafka_fixture import kafka_for_tests, secure_kafka_for_tests
+from tests.kafka_fixture import BrokerUnderTest, kafka_for_tests, secure_kafka_for_tests
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def kafka() -> Iterator[BrokerUnderTest]:
     """A real Kafka broker for the whole test session."""
-    with kafka_for_tests() as bootstrap:
-        yield bootstrap
+    with kafka_for_tests() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka: BrokerUnderTest) -> str:
+    """The test broker's bootstrap address."""
+    return kafka.bootstrap
 
 
 @pytest.fixture(scope="session")

@@ -75,3 +75,32 @@ def test_replay_writes_snapshot_and_triggers(
     assert all(json.loads(line)["trigger_id"] for line in triggers.read_text().splitlines())
     summary = json.loads(capsys.readouterr().out)
     assert summary["users"] == 20
+
+
+def test_a_worker_refuses_the_public_development_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("ENGAGE_MODEL_SIGNING_KEY", "ENGAGE_MODEL_SIGNING_KEY_FILE",
+                 "ENGAGE_INSECURE_DEV_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    code, err = run(["worker", "--broker", "127.0.0.1:1"], capsys)
+    assert code == 2 and "refusing to start with the built-in development key" in err
+    monkeypatch.setenv("ENGAGE_MODEL_SIGNING_KEY_FILE", str(tmp_path / "missing"))
+    code, err = run(["worker", "--broker", "127.0.0.1:1"], capsys)
+    assert code == 2 and "ENGAGE_MODEL_SIGNING_KEY_FILE=" in err
+
+
+def test_secrets_come_from_the_environment_or_a_file(tmp_path: Path) -> None:
+    from scoring.config import load_config
+    from streams.secrets import read_secret, signing_key
+
+    key_file = tmp_path / "key"
+    key_file.write_text("  from-a-file\n")
+    assert read_secret("K", {"K_FILE": str(key_file)}) == "from-a-file"
+    assert read_secret("K", {"K": "direct", "K_FILE": str(key_file)}) == "direct"
+    assert read_secret("K", {}) is None
+    config = load_config(None)
+    assert signing_key(config, {}).is_dev
+    assert signing_key(config, {"ENGAGE_MODEL_SIGNING_KEY_FILE": str(key_file)}).key == (
+        b"from-a-file"
+    )

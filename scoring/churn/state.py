@@ -1,11 +1,20 @@
-"""Per-user churn bookkeeping kept inside UserState."""
+"""Per-user churn bookkeeping kept inside UserState (a versioned map, see scoring.state)."""
 
 from __future__ import annotations
 
 import msgspec
 
+CHURN_STATE_VERSION = 1
 
-class ChurnState(msgspec.Struct, array_like=True):
+
+class ChurnState(
+    msgspec.Struct,
+    kw_only=True,
+    omit_defaults=True,
+    tag_field="v",
+    tag=CHURN_STATE_VERSION,
+    rename={"obs": "o", "last_obs_day": "d", "churned_ms": "c", "examples": "n"},
+):
     """Open observation points and the user's churn status."""
 
     obs: list[int] = msgspec.field(default_factory=list)  # open observation times (ms)

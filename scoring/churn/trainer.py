@@ -3,10 +3,19 @@
 Every resolved example is first *predicted* by each model (scored into ROC AUC, log loss
 and Brier score), then *learned*: the metrics are honest out-of-sample figures. A recent
 example buffer warm-starts a newly swapped-in or shadow model so it is not cold on arrival.
+
+Each example is learned once, whatever restarts happen around it: the trainer remembers the
+examples-topic offset it learned through (published in every artifact, so a restarted
+trainer resumes from its model, not from a committed offset), and the ids of the latest
+`RECENT_IDS` examples, so a copy a scorer sent again after its own crash is recognised.
+No model is published before it has learned `min_per_class` examples of each label: a
+model that has seen one class only would answer 0 or 1 for everybody.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -71,6 +80,18 @@ class ModelSlot:
         }
 
 
+RECENT_IDS = 10_000
+
+
+def example_id(example: Mapping[str, Any]) -> int | None:
+    """A 64-bit id of an example: its user and observation time (None without them)."""
+    user, observed = example.get("user_id"), example.get("observed_at")
+    if user is None or observed is None:
+        return None
+    text = f"{user}|{observed}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
 def as_features(vector: Sequence[float]) -> dict[str, float]:
     return dict(zip(FEATURE_NAMES, vector, strict=True))
 
@@ -78,15 +99,71 @@ def as_features(vector: Sequence[float]) -> dict[str, float]:
 class ChurnTrainer:
     """Learns from resolved examples; swaps, shadows and promotes models on command."""
 
-    def __init__(self, champion: str = "logreg", shadow: str = "", buffer_size: int = 5000) -> None:
+    def __init__(
+        self,
+        champion: str = "logreg",
+        shadow: str = "",
+        buffer_size: int = 5000,
+        min_per_class: int = 0,
+    ) -> None:
         self.champion = ModelSlot(champion)
         self.shadow: ModelSlot | None = ModelSlot(shadow) if shadow else None
         self.buffer: deque[tuple[dict[str, float], bool]] = deque(maxlen=buffer_size)
         self.labels = {0: 0, 1: 0}
         self.version = 0
         self.since_publish = 0
+        self.min_per_class = min_per_class
+        self.learned_through = -1  # offset of the last example learned (examples topic)
+        self.recent: deque[int] = deque(maxlen=RECENT_IDS)
+        self._recent_set: set[int] = set()
+        self.skipped = 0  # examples recognised as already learned
 
-    def learn(self, example: Mapping[str, Any]) -> None:
+    def learn(self, example: Mapping[str, Any], offset: int | None = None) -> bool:
+        """Learn one resolved example, unless it was learned before; True when learned."""
+        if offset is not None:
+            if offset <= self.learned_through:
+                self.skipped += 1
+                return False
+            self.learned_through = offset
+        eid = example_id(example)
+        if eid is not None:
+            if eid in self._recent_set:
+                self.skipped += 1
+                return False
+            if len(self.recent) == self.recent.maxlen:
+                self._recent_set.discard(self.recent[0])
+            self.recent.append(eid)
+            self._recent_set.add(eid)
+        self._learn(example)
+        return True
+
+    @property
+    def publishable(self) -> bool:
+        """Both labels seen often enough for the model's probabilities to mean something."""
+        return min(self.labels.values()) >= self.min_per_class
+
+    def memory(self) -> dict[str, Any]:
+        """What an artifact carries so a restarted trainer learns nothing twice."""
+        ids = b"".join(i.to_bytes(8, "big") for i in self.recent)
+        return {
+            "learned_through": self.learned_through,
+            "recent_ids": base64.b64encode(ids).decode("ascii"),
+            "labels": [self.labels[0], self.labels[1]],
+        }
+
+    def restore(self, meta: Mapping[str, Any]) -> None:
+        self.learned_through = int(meta.get("learned_through", -1))
+        raw = base64.b64decode(str(meta.get("recent_ids", "")))
+        self.recent.clear()
+        self.recent.extend(
+            int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw) - 7, 8)
+        )
+        self._recent_set = set(self.recent)
+        labels = meta.get("labels")
+        if isinstance(labels, list) and len(labels) == 2:
+            self.labels = {0: int(labels[0]), 1: int(labels[1])}
+
+    def _learn(self, example: Mapping[str, Any]) -> None:
         x: dict[str, float] = {k: float(v) for k, v in example["features"].items()}
         y = bool(example["label"])
         self.labels[int(y)] += 1

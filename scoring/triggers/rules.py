@@ -14,11 +14,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from river import stats
-
 from scoring.config import DIMENSIONS, EngageConfig
 from scoring.hooks import TriggerContext
-from scoring.state import UserState, type_code
+from scoring.state import UserState, name_hash, type_code
 from scoring.timeutil import MS_PER_DAY, MS_PER_HOUR, format_rfc3339_ms
 from scoring.triggers.config import TRIGGER_TYPES
 from scoring.triggers.state import TriggerState
@@ -26,6 +24,7 @@ from scoring.windows import current_streak, typical_gap_days
 
 TYPE_INDEX = {t: i for i, t in enumerate(TRIGGER_TYPES)}
 ADVOCACY = DIMENSIONS.index("advocacy")
+ADVOCACY_SKETCH = "advocacy"  # the partition's sketch of advocacy on each new active day
 
 
 def trigger_id(user_id: str, trigger_type: str, episode: str) -> str:
@@ -64,9 +63,10 @@ class Candidate:
         self.on_admit = on_admit
 
 
-def _earn_badge(index: int) -> Callable[[TriggerState], None]:
+def _earn_badge(badge: int) -> Callable[[TriggerState], None]:
     def earn(ts: TriggerState) -> None:
-        ts.badges |= 1 << index
+        if badge not in ts.badges:
+            ts.badges.append(badge)
 
     return earn
 
@@ -100,15 +100,15 @@ class TriggerRules:
         self.tier_names = [lv.name for lv in config.tiers.levels]
         self.vip_tier = self.tier_names.index(self.c.vip_promotion.tier)
         self.badges_by_code: dict[int, list[tuple[int, int, str]]] = {}
-        for i, badge in enumerate(self.c.milestone.badges):
+        for badge in self.c.milestone.badges:
             self.badges_by_code.setdefault(type_code(badge.event_type), []).append(
-                (i, badge.count, badge.name)
+                (name_hash(badge.name), badge.count, badge.name)
             )
         self.onboarding_codes = {type_code(t) for t in self.c.onboarding_stalled.required_types}
         self.advocacy_types = {
             t for t, spec in config.event_types.items() if spec.weights.get("advocacy", 0) > 0
         }
-        self.advocacy_quantile = stats.Quantile(1.0 - self.c.ambassador_candidate.top_share)
+        self.advocacy_rank = 1.0 - self.c.ambassador_candidate.top_share
         self.streak_lengths = sorted(self.c.streak.lengths)
 
     # -- candidates -------------------------------------------------------------------------
@@ -119,13 +119,13 @@ class TriggerRules:
         ts = ctx.triggers
         code = type_code(event.type)
         self._tiers(ctx, out)
-        for index, count, name in self.badges_by_code.get(code, ()):
-            if not ts.badges >> index & 1 and state.lifetime.get(code, 0) >= count:
+        for badge, count, name in self.badges_by_code.get(code, ()):
+            if badge not in ts.badges and state.lifetime.get(code, 0) >= count:
                 # the badge is recorded when the trigger is admitted (see _admit), so one
                 # held back by the daily cap comes with the user's next event of this type
                 out.append(Candidate("milestone", name, f"milestone.{name}",
                                      {"event_type": event.type, "count": count},
-                                     {"badge": name}, on_admit=_earn_badge(index)))
+                                     {"badge": name}, on_admit=_earn_badge(badge)))
         if code in self.onboarding_codes:
             ts.onboarding_done = True
         if ctx.new_active_day and self.streak_lengths:
@@ -140,12 +140,12 @@ class TriggerRules:
                  "min_silence_days": wb.min_silence_days},
             ))
         if ctx.new_active_day:
-            self.advocacy_quantile.update(state.dims[ADVOCACY])
+            ctx.shared.sketch(ADVOCACY_SKETCH).add(state.dims[ADVOCACY])
         if event.type in self.advocacy_types:
             self._ambassador(ctx, out)
 
     def _tiers(self, ctx: TriggerContext, out: list[Candidate]) -> None:
-        new, old = ctx.state.tier, ctx.previous_tier
+        new, old = ctx.tier, ctx.previous_tier
         if new == old:
             return
         names = self.tier_names
@@ -182,7 +182,8 @@ class TriggerRules:
     def _ambassador(self, ctx: TriggerContext, out: list[Candidate]) -> None:
         rule = self.c.ambassador_candidate
         advocacy = ctx.state.dims[ADVOCACY]
-        cut = self.advocacy_quantile.get()
+        sketch = ctx.shared.sketch(ADVOCACY_SKETCH)
+        cut = sketch.quantile(self.advocacy_rank)
         if cut is None or advocacy < max(rule.min_advocacy, cut):
             return
         month = datetime.fromtimestamp(ctx.now_ms / 1000, tz=UTC).strftime("%Y-%m")
@@ -272,7 +273,7 @@ class TriggerRules:
             "expires_at": format_rfc3339_ms(now + int(rule.expires_hours * MS_PER_HOUR)),
             "reason": {"rule": c.rule, "features": c.features},
             "score": _r(view.engagement_score),
-            "tier": self.tier_names[ctx.state.tier],
+            "tier": self.tier_names[ctx.tier],
             "churn_probability": None if ctx.churn_probability is None
             else _r(ctx.churn_probability),
             "details": c.details,

@@ -223,7 +223,7 @@ def test_compose_prometheus_config_is_valid(tmp_path: Path) -> None:
     out = subprocess.run([tool("promtool"), "check", "config", str(path)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 8 rules found" in out.stdout
+    assert "SUCCESS: 11 rules found" in out.stdout
 
 
 def test_alert_rules_pass_promtool_checks_and_unit_tests() -> None:
@@ -279,8 +279,8 @@ def test_worker_variables_in_docs_are_real() -> None:
     text = (ROOT / "docs" / "operations.md").read_text()
     named = set(re.findall(r"`(ENGAGE_[A-Z_]+)`", text))
     known = worker_option_variables() | {
-        "ENGAGE_MODEL_SIGNING_KEY", "ENGAGE_KAFKA_SASL_PASSWORD_FILE",
-        "ENGAGE_KAFKA_SSL_KEY_PASSWORD_FILE", "ENGAGE_WEBHOOK_SECRET",
-        "ENGAGE_WEBHOOK_METRICS_PORT", "ENGAGE_KAFKA_PORT",
+        "ENGAGE_MODEL_SIGNING_KEY", "ENGAGE_MODEL_SIGNING_KEY_FILE",
+        "ENGAGE_KAFKA_SASL_PASSWORD_FILE", "ENGAGE_KAFKA_SSL_KEY_PASSWORD_FILE",
+        "ENGAGE_WEBHOOK_SECRET", "ENGAGE_WEBHOOK_METRICS_PORT",
     }
     assert named and named - known == set()

@@ -130,11 +130,14 @@ def test_worker_and_side_tools_through_sasl_scram_and_tls(
             monkeypatch.setenv(name, value)
         assert main(["model", "swap", "forest", "--timeout", "60"]) == 0
         assert "champion  forest" in capsys.readouterr().out
-        # The worker's model reader (aiokafka, SASL_SSL) loaded the version it published.
-        version = wait_for_metric(
-            worker, "engage_churn_model_version", 'model="forest",role="champion"', 1
-        )
-        assert version >= 1
+        # The worker's model reader (aiokafka, SASL_SSL) reads what lands on churn.models: an
+        # artifact nobody signed is read and refused.
+        producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{broker.mtls_port}",
+                                 **mtls.client_settings())
+        producer.send(names.churn_models, key=b"champion", value=b"unsigned").get(timeout=30)
+        producer.close()
+        refused = wait_for_metric(worker, "engage_churn_model_artifacts_rejected_total", "", 1)
+        assert refused == 1
 
         # The webhook sink's consumer and dead-letter producer: SASL_SSL, SCRAM-SHA-512.
         sink_security = KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", user, password,

@@ -124,3 +124,33 @@ def test_swap_while_events_flow(kafka_bootstrap: str, tmp_path: Path) -> None:
         assert status is not None and status["champion"]["name"] == "logreg"
         assert status["shadow"] is None
         assert main(["model", "list", *prefix]) == 0
+
+
+class _RunsCode:
+    """Unpickling this creates a file: proof that an artifact's code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_production_worker_refuses_an_artifact_signed_with_the_dev_key(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    from scoring.churn.artifacts import sign_artifact
+    from scoring.churn.config import DEV_SIGNING_KEY
+
+    names = unique_names()
+    marker = tmp_path / "forged-artifact-ran"
+    forged = sign_artifact(
+        _RunsCode(marker), {"name": "logreg", "version": 10**15}, DEV_SIGNING_KEY.encode()
+    )
+    ensure_topics(kafka_bootstrap, names, 2)
+    with running_worker(kafka_bootstrap, names, tmp_path) as worker:  # signs with its own key
+        produce(kafka_bootstrap, names.churn_models, [(b"champion", forged)])
+        wait_for(lambda: 'engage_churn_model_artifacts_rejected_total{reason="bad_signature"} 1.0'
+                 in worker.metrics())
+        assert 'engage_churn_model_version{' not in worker.metrics()  # nothing loaded
+    assert not marker.exists()

@@ -25,6 +25,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from streams.topics import TopicNames
 
 ROOT = Path(__file__).resolve().parents[2]
+# Workers under test sign and verify model artifacts with this key, not the public dev key.
+TEST_SIGNING_KEY = "integration-test-signing-key"
 
 
 def free_port() -> int:
@@ -58,10 +60,18 @@ class WorkerHandle:
                     raise
                 time.sleep(0.5)
 
-    def metrics(self) -> str:
+    def metrics(self, timeout_s: float = 30.0) -> str:
+        """The worker's /metrics text, retrying while it starts."""
         url = f"http://{self.host}:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return str(r.read().decode())
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    return str(r.read().decode())
+            except (OSError, urllib.error.URLError):
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise
+                time.sleep(0.5)
 
 
 @contextmanager
@@ -74,6 +84,7 @@ def running_worker(
     log_name: str = "worker.log",
     bind: str = "127.0.0.1",
     env: dict[str, str] | None = None,
+    partitions: int = 2,
 ) -> Iterator[WorkerHandle]:
     handle_ports = (free_port(), free_port())
     cmd = [
@@ -94,7 +105,7 @@ def running_worker(
         "--data-dir",
         str(tmp_path / "data"),
         "--partitions",
-        "2",
+        str(partitions),
         "--tick-seconds",
         "1",
         "--log-level",
@@ -113,7 +124,10 @@ def running_worker(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        env={
+            **os.environ, "PYTHONUNBUFFERED": "1", "ENGAGE_MODEL_SIGNING_KEY": TEST_SIGNING_KEY,
+            **(env or {}),
+        },
     )
     try:
         yield WorkerHandle(proc, handle_ports[0], handle_ports[1], host=bind)

@@ -27,7 +27,8 @@ from scoring.config import ConfigError, EngageConfig, config_from_dict, load_con
 from scoring.engine import ScoringEngine
 from scoring.events import Event
 from scoring.features import FEATURE_NAMES
-from scoring.state import UserState, encode_state
+from scoring.state import UserState
+from scoring.state_codec import encode_state
 from scoring.timeutil import format_rfc3339_ms
 from scoring.triggers.rules import TriggerRules
 

@@ -101,13 +101,15 @@ def test_every_worker_option_has_an_environment_variable() -> None:
     missing = [a.option_strings[0] for a in options
                if a.dest != "broker" and not getattr(a, "env", "").startswith("ENGAGE_")]
     assert missing == []
-    assert len(options) == 30
+    assert len(options) == 32
 
 
 ENV_CASES = [
     ("ENGAGE_METRICS_PORT", "9999", "metrics_port", 9999),
     ("ENGAGE_WEB_PORT", "7777", "web_port", 7777),
     ("ENGAGE_BIND_ADDRESS", "0.0.0.0", "bind_address", "0.0.0.0"),
+    ("ENGAGE_SHUTDOWN_TIMEOUT", "30", "shutdown_timeout", 30.0),
+    ("ENGAGE_INSECURE_DEV_KEY", "1", "insecure_dev_key", True),
     ("ENGAGE_ADVERTISED_HOST", "10.1.2.3", "advertised_host", "10.1.2.3"),
     ("ENGAGE_PARTITIONS", "12", "partitions", 12),
     ("ENGAGE_INPUT_TOPIC", "events", "input_topic", "events"),
@@ -164,10 +166,9 @@ def test_advertised_host_follows_the_bind_address_unless_set(
 ) -> None:
     import socket
 
-    assert WorkerSettings(bind_address="127.0.0.5").web_host == "127.0.0.5"
-    assert WorkerSettings(bind_address="0.0.0.0").web_host == socket.gethostname()
-    assert WorkerSettings(bind_address="0.0.0.0", advertised_host="10.0.0.7").web_host == (
-        "10.0.0.7"
-    )
+    monkeypatch.delenv("ENGAGE_ADVERTISED_HOST", raising=False)
+    assert WorkerSettings(web_bind="127.0.0.5").web_host == "127.0.0.5"
+    assert WorkerSettings(web_bind="0.0.0.0").web_host == socket.gethostname()
+    assert WorkerSettings(web_bind="0.0.0.0", web_host="10.0.0.7").web_host == "10.0.0.7"
     monkeypatch.delenv("ENGAGE_BIND_ADDRESS", raising=False)
-    assert WorkerSettings().bind_address == "127.0.0.1"  # safe on a laptop
+    assert WorkerSettings().web_bind == "127.0.0.1"  # safe on a laptop

@@ -63,7 +63,7 @@ def test_events_scores_and_triggers_validate(replayed: Replayed) -> None:
 
 def test_dead_letters_validate() -> None:
     config, metrics = load_config(), Metrics()
-    shell = ScoringShell(config, build_engine(config, churn=None, metrics=metrics), DictStore(),
+    shell = ScoringShell(config, build_engine(config, churn=None, metrics=metrics), DictStore(4),
                          TopicNames(), 2, metrics)
     bad = [b"{x", b"\xff\xfe", b"[]", b'{"event_id":"e","user_id":"u","type":"nope","ts":1}']
     result = shell.handle_batch([InputRecord("interactions", 0, i, None, v)

@@ -8,7 +8,8 @@ import pytest
 
 from scoring.config import config_from_dict, load_config
 from scoring.engine import ScoringEngine
-from scoring.state import UserState, decode_state, encode_state
+from scoring.state import UserState
+from scoring.state_codec import decode_state, encode_state
 from scoring.tiers import TierPolicy
 from tests.helpers import DAY, MINUTE, T0, ev
 
@@ -98,16 +99,16 @@ def test_tiers_promote_at_once_and_demote_after_grace_below_margin() -> None:
     policy = TierPolicy(CONFIG)  # bronze 0, silver 25, gold 50, vip 75; margin 5, grace 7d
     s = UserState()
     policy.update(s, 80.0, T0)
-    assert s.tier == 3
+    assert policy.rank(s) == 3
     policy.update(s, 72.0, T0 + DAY)  # under 75 but within the margin: holds, no clock
-    assert (s.tier, s.below_since_ms) == (3, 0)
+    assert (policy.rank(s), s.below_since_ms) == (3, 0)
     policy.update(s, 60.0, T0 + 2 * DAY)  # below 70: the grace period starts
-    assert (s.tier, s.below_since_ms) == (3, T0 + 2 * DAY)
+    assert (policy.rank(s), s.below_since_ms) == (3, T0 + 2 * DAY)
     policy.update(s, 60.0, T0 + 8 * DAY)  # 6 days: still vip
-    assert s.tier == 3
+    assert policy.rank(s) == 3
     assert policy.next_due_ms(s) == T0 + 9 * DAY
     policy.update(s, 60.0, T0 + 9 * DAY)  # 7 days below: demoted to gold (60 >= 50 - 5)
-    assert (s.tier, s.below_since_ms) == (2, 0)
+    assert (policy.rank(s), s.below_since_ms) == (2, 0)
 
 
 def test_recovering_within_the_grace_period_keeps_the_tier() -> None:
@@ -118,9 +119,9 @@ def test_recovering_within_the_grace_period_keeps_the_tier() -> None:
     policy.update(s, 48.0, T0 + 3 * DAY)  # back within the margin
     policy.update(s, 30.0, T0 + 4 * DAY)  # a new grace period starts here
     policy.update(s, 30.0, T0 + 10 * DAY)
-    assert s.tier == 2
+    assert policy.rank(s) == 2
     policy.update(s, 30.0, T0 + 11 * DAY)
-    assert s.tier == 1
+    assert policy.rank(s) == 1
 
 
 def test_duplicate_event_id_changes_nothing() -> None:

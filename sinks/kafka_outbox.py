@@ -1,0 +1,162 @@
+"""Delivering a batch's output records to Kafka before its state is stored.
+
+`KafkaOutbox.deliver` returns only when every record is acknowledged by the broker or, for a
+record Kafka will never take (too large, invalid), when a dead letter standing for it is.
+Transient failures (broker down, leader moving, timeouts) are retried with capped
+exponential backoff for as long as they last — outputs are never skipped, since the state
+stored after them says they were sent — while `stalled_since` and the metrics say so, for
+`/readyz` and alerts. Cancellation (shutdown) interrupts the wait at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from sinks.dead_letters import dead_letter_record
+from sinks.metrics import Metrics
+
+log = logging.getLogger("engage.outbox")
+
+# send(topic, key, value, partition, headers) -> a future resolved when the broker acks
+Send = Callable[
+    [str, bytes | None, bytes, int | None, Sequence[tuple[str, bytes]] | None],
+    Awaitable[Awaitable[Any]],
+]
+
+
+class OutputRecord(Protocol):
+    """What the outbox needs of a record (streams.processor.OutRecord has these fields)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int | None
+    headers: Sequence[tuple[str, bytes]] | None
+
+
+def _root(exc: BaseException) -> BaseException:
+    """Faust wraps the client's error in ProducerSendError; judge the client's own."""
+    return exc.__cause__ if exc.__cause__ is not None else exc
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """An error retrying cannot cure: a Kafka error not marked retriable (too large, invalid
+    topic, unauthorized...). Timeouts and connection trouble are transient."""
+    from aiokafka.errors import KafkaError, KafkaTimeoutError
+
+    root = _root(exc)
+    if isinstance(root, KafkaTimeoutError):
+        return False
+    return isinstance(root, KafkaError) and not getattr(root, "retriable", False)
+
+
+class _DeadOutput:
+    """A dead letter standing for an output Kafka refused."""
+
+    __slots__ = ("headers", "key", "partition", "topic", "value")
+
+    def __init__(self, dlq: str, record: Any, exc: BaseException) -> None:
+        self.topic = dlq
+        self.key = record.key
+        self.partition = None
+        self.headers = None
+        self.value = dead_letter_record(
+            reason="output_failed",
+            detail=f"{type(_root(exc)).__name__}: {_root(exc)}",
+            original=record.value,
+            topic=record.topic,
+            partition=None,
+            offset=None,
+            key=record.key,
+        )
+
+
+class KafkaOutbox:
+    def __init__(
+        self,
+        send: Send,
+        dlq_topic: str,
+        metrics: Metrics,
+        *,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.send = send
+        self.dlq_topic = dlq_topic
+        self.metrics = metrics
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.sleep = sleep
+        self.stalled_since: float | None = None  # monotonic time of the first failed round
+        self.last_error: str | None = None
+
+    async def deliver(self, records: Sequence[OutputRecord]) -> None:
+        pending: list[Any] = list(records)
+        attempt = 0
+        while pending:
+            retry: list[Any] = []
+            replaced: list[Any] = []
+            futures: list[tuple[Any, Awaitable[Any] | None, BaseException | None]] = []
+            for record in pending:
+                try:
+                    acked = await self.send(
+                        record.topic, record.key, record.value, record.partition, record.headers
+                    )
+                    futures.append((record, acked, None))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    futures.append((record, None, exc))
+            for record, future, send_error in futures:
+                error = send_error
+                if future is not None:
+                    try:
+                        await future
+                        continue
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        error = exc
+                assert error is not None
+                self._failed(record, error, retry, replaced)
+            if retry:
+                attempt += 1
+                self._stalled(retry, attempt)
+                delay = min(self.max_backoff_s, self.backoff_s * 2 ** min(attempt - 1, 16))
+                await self.sleep(delay * (0.5 + random.random() / 2))
+            pending = retry + replaced
+        if self.stalled_since is not None:
+            log.warning("outputs flow again after %.1f s", time.monotonic() - self.stalled_since)
+        self.stalled_since = None
+        self.metrics.output_stalled.set(0)
+
+    def _failed(
+        self, record: Any, error: BaseException, retry: list[Any], replaced: list[Any]
+    ) -> None:
+        self.last_error = f"{record.topic}: {type(_root(error)).__name__}: {_root(error)}"
+        if not is_permanent(error):
+            retry.append(record)
+            return
+        self.metrics.output_failures.labels(record.topic, "permanent").inc()
+        if record.topic == self.dlq_topic:  # even its dead letter cannot be written
+            log.error("dropping a dead letter Kafka refuses: %s", self.last_error)
+            return
+        log.error("output refused, dead-lettered instead: %s", self.last_error)
+        replaced.append(_DeadOutput(self.dlq_topic, record, error))
+
+    def _stalled(self, retry: list[Any], attempt: int) -> None:
+        if self.stalled_since is None:
+            self.stalled_since = time.monotonic()
+        self.metrics.output_stalled.set(1)
+        for record in retry:
+            self.metrics.output_failures.labels(record.topic, "retried").inc()
+        log.warning(
+            "%d outputs not acknowledged (attempt %d, last error %s); retrying",
+            len(retry), attempt, self.last_error,
+        )

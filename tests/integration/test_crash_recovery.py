@@ -1,0 +1,107 @@
+"""Through the real broker: a worker SIGKILLed three times while it works through a backlog,
+and the broker restarted under it, counts every event exactly once and emits exactly the
+triggers that `engage replay` emits for the same events (the run without crashes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from scoring.config import load_config
+from scoring.replay import run_replay
+from simulator import generate
+from streams.topics import ensure_topics
+from tests.integration.worker_process import (
+    WorkerHandle,
+    produce,
+    read_topic,
+    read_until_counted,
+    running_worker,
+    unique_names,
+)
+from tests.kafka_fixture import BrokerUnderTest
+
+pytestmark = pytest.mark.kafka
+
+PARTITIONS = 4
+# Nudges by churn probability depend on when model versions reach the worker (a race with
+# the trainer by design); silence-driven ones, like every other rule, must not.
+RULES = """
+[triggers.reengagement_nudge]
+churn_probability_above = 1.0
+"""
+CONSUMED = re.compile(r"^engage_events_consumed_total\{[^}]*\} (\S+)$", re.MULTILINE)
+
+
+def consumed(worker: WorkerHandle) -> float:
+    try:
+        return sum(float(v) for v in CONSUMED.findall(worker.metrics()))
+    except OSError:
+        return 0.0
+
+
+def wait_consumed(worker: WorkerHandle, at_least: float, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while consumed(worker) < at_least:
+        assert worker.proc.poll() is None, "the worker died"
+        assert time.monotonic() < deadline, "the worker made no progress"
+        time.sleep(0.2)
+
+
+@pytest.mark.timeout(600)
+def test_kills_and_a_broker_restart_change_no_count_and_no_trigger(
+    kafka: BrokerUnderTest, tmp_path: Path
+) -> None:
+    if kafka.local is None:
+        pytest.skip("restarting the broker needs the project's own local broker")
+    names = unique_names()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    stream, _ = generate(users=250, days=21, seed=5)
+    events = list(stream)
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in events))
+    reference = tmp_path / "replay-triggers.jsonl"
+    replay = run_replay(
+        source, load_config(rules), triggers_path=reference, progress=False,
+        partitions=PARTITIONS,
+    )
+    expected = Counter(e["user_id"] for e in events)
+    assert replay.summary["events_scored"] == sum(expected.values())
+    replay_ids = {json.loads(line)["trigger_id"] for line in reference.read_text().splitlines()}
+    assert len(replay_ids) > 300
+
+    ensure_topics(kafka.bootstrap, names, PARTITIONS)
+    produce(kafka.bootstrap, names.interactions,
+            [(e["user_id"].encode(), json.dumps(e).encode()) for e in events])
+    args = ("--idle-advance-seconds", "1000000")  # no wall-clock ticks: event time only
+    for run in range(3):
+        with running_worker(kafka.bootstrap, names, tmp_path, *args, config=rules,
+                            partitions=PARTITIONS, log_name=f"run{run}.log") as worker:
+            wait_consumed(worker, 3000 + 2000 * run)  # mid-backlog, in 2000-record batches
+            if run == 1:
+                kafka.restart()  # the broker goes away under a working worker, and comes back
+                wait_consumed(worker, consumed(worker) + 2000)
+            os.killpg(worker.proc.pid, signal.SIGKILL)  # no clean shutdown, no final commit
+            worker.proc.wait()
+
+    with running_worker(kafka.bootstrap, names, tmp_path, *args, config=rules,
+                        partitions=PARTITIONS, log_name="final.log"):
+        latest = read_until_counted(kafka.bootstrap, names, dict(expected), timeout_s=240)
+        audit = read_topic(
+            kafka.bootstrap, names.audit,
+            lambda rs: {t["trigger_id"] for t in rs} >= replay_ids, timeout_s=60,
+        )
+    assert {u: r["events_counted"] for u, r in latest.items()} == dict(expected)
+    worker_ids = {t["trigger_id"] for t in audit}
+    assert worker_ids - replay_ids == set()  # nothing a run without crashes would not emit
+    assert replay_ids - worker_ids == set()  # and nothing lost
+    dead = read_topic(kafka.bootstrap, names.dlq, lambda rs: False, timeout_s=3)
+    assert len(dead) == replay.summary["dead_letters"].get("late", 0) == 0

@@ -1,0 +1,91 @@
+"""Through the real broker, with several workers: one added and one killed while events
+flow. Every user is counted as replay counts them, every lookup answers from any worker
+(routed to the owner), and workers forget the users of partitions they gave up."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from simulator import generate
+from streams.topics import ensure_topics
+from tests.integration.worker_process import (
+    WorkerHandle,
+    produce,
+    read_until_counted,
+    running_worker,
+    unique_names,
+)
+
+pytestmark = pytest.mark.kafka
+
+PARTITIONS = 4
+TRACKED = re.compile(r"^engage_users_tracked (\S+)$", re.MULTILINE)
+
+
+def tracked(worker: WorkerHandle) -> int:
+    match = TRACKED.search(worker.metrics())
+    return int(float(match.group(1))) if match else -1
+
+
+def wait_for(condition, timeout_s: float = 90.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+@pytest.mark.timeout(600)
+def test_workers_added_and_killed_count_like_replay_and_answer_every_lookup(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    names = unique_names()
+    stream, _ = generate(users=120, days=14, seed=21)
+    events = list(stream)
+    half = len(events) // 2
+    keyed = [(e["user_id"].encode(), json.dumps(e).encode()) for e in events]
+    expected_half = Counter(e["user_id"] for e in events[:half])
+    expected = Counter(e["user_id"] for e in events)
+    ensure_topics(kafka_bootstrap, names, PARTITIONS)
+    args = ("--idle-advance-seconds", "1000000")
+
+    def worker(stack: ExitStack, name: str) -> WorkerHandle:
+        return stack.enter_context(running_worker(
+            kafka_bootstrap, names, tmp_path, *args, partitions=PARTITIONS,
+            log_name=f"{name}.log",
+        ))
+
+    with ExitStack() as stack:
+        a, b = worker(stack, "a"), worker(stack, "b")
+        produce(kafka_bootstrap, names.interactions, keyed[:half])
+        read_until_counted(kafka_bootstrap, names, dict(expected_half), timeout_s=180)
+        c = worker(stack, "c")  # one added...
+        wait_for(lambda: c.get_json("/readyz/", timeout_s=5) is not None)
+        os.killpg(a.proc.pid, signal.SIGKILL)  # ...and one killed
+        a.proc.wait()
+        produce(kafka_bootstrap, names.interactions, keyed[half:])
+        latest = read_until_counted(kafka_bootstrap, names, dict(expected), timeout_s=240)
+        assert {u: r["events_counted"] for u, r in latest.items()} == dict(expected)
+
+        def lookups_complete() -> bool:
+            return all(
+                b.get_json(f"/users/{u}/", timeout_s=10).get("events_counted") == n
+                for u, n in list(expected.items())[:5]
+            )
+
+        wait_for(lookups_complete)
+        answers: Counter[str] = Counter()
+        for live in (b, c):
+            for user, n in expected.items():
+                record = live.get_json(f"/users/{user}/", timeout_s=10)
+                answers["right" if record.get("events_counted") == n else "wrong"] += 1
+        assert answers == Counter({"right": 2 * len(expected)})
+        wait_for(lambda: tracked(b) + tracked(c) == len(expected), timeout_s=60)
