@@ -15,9 +15,9 @@ import json
 
 from benchmarks.common import roc_auc, simulated_file
 from scoring.config import config_from_dict
-from scoring.replay import run_replay
 from scoring.timeutil import MS_PER_DAY, parse_rfc3339_ms
 from simulator import DEFAULT_START_MS
+from streams.replay import run_replay
 
 
 def main() -> None:

@@ -19,9 +19,9 @@ from scoring.driver import Driver
 from scoring.engine import ScoringEngine
 from scoring.events import Event, EventRules, decode_event
 from scoring.partitioning import partition_for_user
-from scoring.replay import open_lines, run_replay
 from scoring.state import UserState
 from scoring.state_codec import encode_state
+from streams.replay import open_lines, run_replay
 
 
 def engine_alone(events: list[tuple[int, Event]]) -> tuple[float, dict[str, UserState]]:

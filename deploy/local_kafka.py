@@ -263,6 +263,16 @@ def _scram_users(broker: LocalBroker) -> str:
     return f"{name}:{hashlib.sha256(password.encode()).hexdigest()}\n"
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka's own Uuid.randomUuid makes them: URL-safe base64 of 16
+    bytes that never starts with '-' (the storage tool would take it for an option, so one
+    broker start in 64 failed)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def format_storage(broker: LocalBroker) -> None:
     """Format KRaft storage once per data dir (a formatted dir keeps its cluster id).
 
@@ -282,7 +292,6 @@ def format_storage(broker: LocalBroker) -> None:
                 "credentials; `engage broker reset` it (its topics are lost) and start again"
             )
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     scram: list[str] = []
     if broker.sasl_port is not None:
         name, password = broker.sasl_user
@@ -293,7 +302,7 @@ def format_storage(broker: LocalBroker) -> None:
         "kafka.tools.StorageTool",
         "format",
         "-t",
-        cluster_id,
+        new_cluster_id(),
         "-c",
         str(broker.properties_file),
         "--standalone",

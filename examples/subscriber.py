@@ -22,16 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer
 
-TRIGGER_TYPES = [
-    "reengagement_nudge", "vip_promotion", "tier_change", "milestone",
-    "streak", "onboarding_stalled", "ambassador_candidate", "win_back",
-]
+# Every trigger type has its own topic `triggers.<type>`; without --types this subscribes
+# to all of them by pattern, so a type added later is picked up without an edit here.
+NOT_A_TYPE = ("audit", "webhook")  # triggers.audit, triggers.webhook.dlq
+
+
+def all_types_pattern(prefix: str) -> str:
+    quoted = re.escape(prefix + "triggers.")
+    return f"^{quoted}(?!(?:{'|'.join(NOT_A_TYPE)})\\b)[a-z0-9_]+$"
 
 
 class RecentIds:
@@ -73,8 +78,9 @@ def handle(trigger: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--broker", default="127.0.0.1:9092", help="Kafka bootstrap servers")
-    parser.add_argument("--types", default=",".join(TRIGGER_TYPES),
-                        help="comma-separated trigger types (default: all)")
+    parser.add_argument("--types", default="",
+                        help="comma-separated trigger types (default: every triggers.<type> "
+                             "topic, found by pattern)")
     parser.add_argument("--topic-prefix", default="", help="e.g. 't123.' if topics are prefixed")
     parser.add_argument("--group-id", default="example-subscriber",
                         help="consumer group: instances sharing it split the partitions")
@@ -93,8 +99,11 @@ def main() -> None:
         # last few triggers: that is what the dedupe below is for.
         enable_auto_commit=True,
     )
+    if not topics:
+        consumer.subscribe(pattern=all_types_pattern(args.topic_prefix))
     recent = RecentIds()
-    print(f"listening on {', '.join(topics)} (Ctrl-C to stop)", flush=True)
+    print(f"listening on {', '.join(topics) or 'every trigger topic'} (Ctrl-C to stop)",
+          flush=True)
     try:
         for record in consumer:
             try:

@@ -15,18 +15,12 @@ from typing import Any
 import msgspec
 
 from scoring.churn.config import ChurnConfig
-from scoring.triggers.config import TriggersConfig
+from scoring.errors import ConfigError
+from scoring.triggers.config import TriggersConfig, triggers_from_dict
+
+__all__ = ["ConfigError", "EngageConfig", "config_from_dict", "load_config"]
 
 DIMENSIONS: tuple[str, ...] = ("activity", "social", "creation", "advocacy", "transactional")
-
-
-class ConfigError(ValueError):
-    """A rules-file problem, with the dotted path of the key at fault."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"config key `{key}`: {problem}")
-        self.key = key
-        self.problem = problem
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -118,6 +112,8 @@ def _path_of(message: str) -> tuple[str, str]:
 def config_from_dict(data: dict[str, Any], *, with_defaults: bool = True) -> EngageConfig:
     """Build and check a config; raises ConfigError naming the key."""
     merged = _merge(_defaults(), data) if with_defaults else data
+    merged = dict(merged)
+    triggers = triggers_from_dict(merged.pop("triggers", {}), _path_of)
     try:
         config = msgspec.convert(merged, EngageConfig)
     except msgspec.ValidationError as exc:
@@ -126,6 +122,7 @@ def config_from_dict(data: dict[str, Any], *, with_defaults: bool = True) -> Eng
             field = problem.split("`")[1]
             key, problem = f"{key}.{field}".lstrip("."), "unknown key (check its spelling)"
         raise ConfigError(key, problem) from None
+    config = msgspec.structs.replace(config, triggers=triggers)
     _check(config)
     return config
 
@@ -203,4 +200,4 @@ def _check(c: EngageConfig) -> None:
     from scoring.triggers.config import check_triggers_config
 
     check_churn_config(c.churn)
-    check_triggers_config(c.triggers, tier_names=names, event_types=set(c.event_types))
+    check_triggers_config(c)

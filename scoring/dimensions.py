@@ -39,7 +39,6 @@ class DimensionModel:
                 else None
             )
             self.contributions[etype] = (w, a)
-        self._ln2 = math.log(2.0)
 
     def add(
         self, dims: list[float], ref_ms: int, event_type: str, ts_ms: int, amount: float

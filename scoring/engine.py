@@ -6,14 +6,13 @@ so the live stream and an offline replay give the same answer for the same event
 
 from __future__ import annotations
 
-from typing import Any
-
 from scoring.config import EngageConfig
 from scoring.dimensions import DimensionModel
 from scoring.events import Event
 from scoring.features import UserView, score_record
 from scoring.hooks import ChurnHooks, TriggerContext, TriggerHooks
 from scoring.partition_state import PartitionShared
+from scoring.records import ChurnExample, ScoreRecord, Trigger
 from scoring.state import UserState, id_hash, type_code
 from scoring.tiers import TierPolicy
 from scoring.timeutil import MS_PER_DAY, MS_PER_MINUTE, format_rfc3339_ms
@@ -30,8 +29,8 @@ class Outcome:
         status: str,
         state: UserState | None,
         publish_ms: int | None = None,
-        triggers: list[dict[str, Any]] | None = None,
-        examples: list[dict[str, Any]] | None = None,
+        triggers: list[Trigger] | None = None,
+        examples: list[ChurnExample] | None = None,
         churn_probability: float | None = None,
     ) -> None:
         self.status = status
@@ -130,14 +129,14 @@ class ScoringEngine:
         day = ts // MS_PER_DAY
         first = state.events == 0
         user_id = event.user_id
-        examples: list[dict[str, Any]] = []
+        examples: list[ChurnExample] = []
         was_churned = state.churn.churned_ms != 0
         if self.churn is not None and not first:
             # before the event changes the state: open observations see the state they saw
             examples = self.churn.on_activity(
                 state.churn, user_id, ts, lambda t: self.view(state, t).feature_vector()
             )
-            was_churned = was_churned or any(e["label"] == 1 for e in examples)
+            was_churned = was_churned or any(e.label == 1 for e in examples)
         previous_last = state.last_ms
         amount = event.amount * self.money_sign[etype] if event.amount else 0.0
         state.last_ms = self.dimensions.add(state.dims, state.last_ms, etype, ts, event.amount)
@@ -152,24 +151,20 @@ class ScoringEngine:
         now = state.last_ms
         score = self.dimensions.composite(state.dims)
         previous_tier = self.tiers.update(state, score, now)
-        triggers: list[dict[str, Any]] = []
+        triggers: list[Trigger] = []
         if self.triggers is not None:
             ctx = TriggerContext(
                 user_id=user_id, now_ms=now, event=event, state=state,
                 view=lambda: self.view(state, now), previous_tier=previous_tier,
                 tier=self.tiers.rank(state), tier_names=self.tiers.names,
                 shared=shared if shared is not None else self.unpartitioned,
+                # predicted only if a rule or an admitted trigger asks for it
+                churn_probability=lambda: self.predict_view(ctx.view),
                 was_churned=was_churned,
                 gap_before_ms=0 if first else max(0, ts - previous_last),
                 new_active_day=new_day,
             )
             triggers = self.triggers.evaluate(ctx)
-            if triggers and self.churn is not None:
-                probability = self.predict_view(ctx.view)
-                for trigger in triggers:
-                    trigger["churn_probability"] = (
-                        None if probability is None else round(probability, 4)
-                    )
         return Outcome("scored", state, now, triggers, examples)
 
     # -- time passing -----------------------------------------------------------------------
@@ -183,7 +178,7 @@ class ScoringEngine:
     ) -> Outcome:
         """The watermark moved past something due for this silent user."""
         now = max(watermark_ms, state.last_ms)
-        examples: list[dict[str, Any]] = []
+        examples: list[ChurnExample] = []
         if self.churn is not None:
             examples = self.churn.on_watermark(
                 state.churn, user_id, now, lambda t: self.view(state, t).feature_vector()
@@ -200,14 +195,14 @@ class ScoringEngine:
         score = dims.composite(dims.at(state.dims, state.last_ms, now))
         previous_tier = self.tiers.update(state, score, now)
         probability = self.predict_view(view_now()) if self.churn is not None else None
-        triggers: list[dict[str, Any]] = []
+        triggers: list[Trigger] = []
         if self.triggers is not None:
             ctx = TriggerContext(
                 user_id=user_id, now_ms=now, event=None, state=state, view=view_now,
                 previous_tier=previous_tier, tier=self.tiers.rank(state),
                 tier_names=self.tiers.names,
                 shared=shared if shared is not None else self.unpartitioned,
-                churn_probability=probability,
+                churn_probability=lambda: probability,
             )
             triggers = self.triggers.evaluate(ctx)
         state.last_sweep_ms = now
@@ -248,14 +243,13 @@ class ScoringEngine:
         user_id: str,
         as_of_ms: int,
         churn_probability: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> ScoreRecord:
         """The user's score record at `as_of_ms` (decay and windows evaluated then)."""
         view = self.view(state, as_of_ms)
         if churn_probability is None:
             churn_probability = self.predict_view(view)
-        record = score_record(
+        return score_record(
             view, user_id, self.tiers.name(state), churn_probability, self.type_names,
             format_rfc3339_ms(view.now_ms), format_rfc3339_ms(state.last_ms),
+            self.churn.model_tag() if self.churn is not None else None,
         )
-        record["churn_model"] = self.churn.model_tag() if self.churn is not None else None
-        return record

@@ -22,7 +22,6 @@ import msgspec
 
 from scoring.config import EngageConfig
 
-SCHEMA_VERSION = 1
 MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: anything earlier is a unit mistake
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]

@@ -7,10 +7,10 @@ point), never per feature, so each window is walked once.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from scoring.config import DIMENSIONS
 from scoring.dimensions import DimensionModel
+from scoring.records import Rfm, ScoreRecord, StreakRecord, Windows
 from scoring.state import UserState
 from scoring.timeutil import MS_PER_DAY
 from scoring.windows import (
@@ -110,40 +110,41 @@ def score_record(
     type_names: dict[int, str],
     as_of: str,
     last_event_at: str,
-) -> dict[str, Any]:
+    churn_model: str | None = None,
+) -> ScoreRecord:
     """The `engagement-score/v1` record published to `engagement.scores` and snapshots."""
     s = view.state
-    return {
-        "schema": "engagement-score/v1",
-        "user_id": user_id,
-        "as_of": as_of,
-        "engagement_score": _r(view.engagement_score),
-        "dimensions": {n: _r(v) for n, v in zip(DIMENSIONS, view.dimensions, strict=True)},
-        "tier": tier_name,
-        "churn_probability": None if churn_probability is None else _r(churn_probability),
-        "days_since_last_event": _r(view.recency_days),
-        "last_event_at": last_event_at,
-        "windows": {
-            "events_7d": view.events_7d,
-            "events_28d": view.events_28d,
-            "active_days_7": view.active_days_7,
-            "active_days_28": view.active_days_28,
-            "stickiness": _r(view.stickiness),
-            "counts_7d": {type_names.get(c, str(c)): n for c, n in sorted(view.counts_7d.items())},
-            "counts_28d": {
+    return ScoreRecord(
+        user_id=user_id,
+        as_of=as_of,
+        engagement_score=_r(view.engagement_score),
+        dimensions={n: _r(v) for n, v in zip(DIMENSIONS, view.dimensions, strict=True)},
+        tier=tier_name,
+        churn_probability=None if churn_probability is None else _r(churn_probability),
+        days_since_last_event=_r(view.recency_days),
+        last_event_at=last_event_at,
+        windows=Windows(
+            events_7d=view.events_7d,
+            events_28d=view.events_28d,
+            active_days_7=view.active_days_7,
+            active_days_28=view.active_days_28,
+            stickiness=_r(view.stickiness),
+            counts_7d={type_names.get(c, str(c)): n for c, n in sorted(view.counts_7d.items())},
+            counts_28d={
                 type_names.get(c, str(c)): n for c, n in sorted(view.counts_28d.items())
             },
-        },
-        "rfm": {
-            "recency_days": _r(view.recency_days),
-            "frequency_28d": view.events_28d,
-            "monetary_28d": _r(view.monetary_28d, 2),
-            "monetary_total": _r(s.monetary, 2),
-        },
-        "streak": {"current": view.current_streak, "longest": view.longest_streak},
-        "tenure_days": _r(view.tenure_days),
-        "typical_gap_days": _r(view.typical_gap_days),
-        "silence_ratio": _r(view.silence_ratio),
-        "events_counted": s.events,
-        "events_capped": s.capped,
-    }
+        ),
+        rfm=Rfm(
+            recency_days=_r(view.recency_days),
+            frequency_28d=view.events_28d,
+            monetary_28d=_r(view.monetary_28d, 2),
+            monetary_total=_r(s.monetary, 2),
+        ),
+        streak=StreakRecord(current=view.current_streak, longest=view.longest_streak),
+        tenure_days=_r(view.tenure_days),
+        typical_gap_days=_r(view.typical_gap_days),
+        silence_ratio=_r(view.silence_ratio),
+        events_counted=s.events,
+        events_capped=s.capped,
+        churn_model=churn_model,
+    )

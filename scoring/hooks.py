@@ -9,13 +9,14 @@ so each is built and tested alone and either can be switched off. Times are epoc
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from scoring.churn.state import ChurnState
     from scoring.events import Event
     from scoring.features import UserView
     from scoring.partition_state import PartitionShared
+    from scoring.records import ChurnExample, Trigger
     from scoring.state import UserState
     from scoring.triggers.state import TriggerState
 
@@ -35,7 +36,7 @@ class ChurnHooks(Protocol):
         user_id: str,
         event_ms: int,
         features_at: Callable[[int], list[float]],
-    ) -> list[dict[str, Any]]:
+    ) -> list[ChurnExample]:
         """A counted event, *before* it changes the state: resolve open observation points
         (a return within the horizon, or after it). Returns resolved examples."""
 
@@ -45,7 +46,7 @@ class ChurnHooks(Protocol):
         user_id: str,
         watermark_ms: int,
         features_at: Callable[[int], list[float]],
-    ) -> list[dict[str, Any]]:
+    ) -> list[ChurnExample]:
         """A sweep: resolve points whose horizon the watermark passed as churned, and open
         today's observation point (at most one per user per day)."""
 
@@ -56,9 +57,9 @@ class ChurnHooks(Protocol):
 class TriggerHooks(Protocol):
     """What the engine asks of the trigger module."""
 
-    def evaluate(self, ctx: TriggerContext) -> list[dict[str, Any]]:
-        """Triggers (trigger v1 dicts) due for this user now; records episodes, cooldowns and
-        caps in `ctx.state.triggers`."""
+    def evaluate(self, ctx: TriggerContext) -> list[Trigger]:
+        """Triggers due for this user now; records episodes, cooldowns and caps in
+        `ctx.state.triggers`."""
 
     def next_due_ms(self, state: UserState) -> int | None:
         """Earliest event time at which a silence-driven trigger could fire, if any."""
@@ -68,9 +69,10 @@ class TriggerContext:
     """Everything a rule may look at, at one moment, for one user."""
 
     __slots__ = (
+        "_probability",
+        "_probability_fn",
         "_view",
         "_view_fn",
-        "churn_probability",
         "event",
         "gap_before_ms",
         "new_active_day",
@@ -96,7 +98,7 @@ class TriggerContext:
         tier: int,
         tier_names: Sequence[str],
         shared: PartitionShared,
-        churn_probability: float | None = None,
+        churn_probability: Callable[[], float | None] = lambda: None,
         was_churned: bool = False,
         gap_before_ms: int = 0,
         new_active_day: bool = False,
@@ -111,7 +113,8 @@ class TriggerContext:
         self.tier = tier  # tier rank now
         self.tier_names = tier_names
         self.shared = shared  # the partition's population state (sketches), persisted
-        self.churn_probability = churn_probability
+        self._probability_fn = churn_probability
+        self._probability: tuple[float | None] | None = None
         self.was_churned = was_churned  # labelled churned before this event
         self.gap_before_ms = gap_before_ms  # silence that this event ended (0 for a first event)
         self.new_active_day = new_active_day
@@ -121,6 +124,13 @@ class TriggerContext:
         if self._view is None:
             self._view = self._view_fn()
         return self._view
+
+    @property
+    def churn_probability(self) -> float | None:
+        """The champion model's churn probability at this moment (computed on first use)."""
+        if self._probability is None:
+            self._probability = (self._probability_fn(),)
+        return self._probability[0]
 
     @property
     def triggers(self) -> TriggerState:

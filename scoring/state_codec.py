@@ -147,7 +147,7 @@ def codec_for(config: EngageConfig) -> StateCodec:
     """The codec for a deployment's config (its tier and badge names, for migrations)."""
     return StateCodec(
         [level.name for level in config.tiers.levels],
-        [badge.name for badge in config.triggers.milestone.badges],
+        [badge.name for badge in getattr(config.triggers.rule("milestone"), "badges", ())],
     )
 
 

@@ -6,7 +6,7 @@ import gzip
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -117,14 +117,3 @@ def write_truth(path: str | os.PathLike[str], truths: Iterable[Truth]) -> int:
             fh.write("\n")
             n += 1
     return n
-
-
-def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Read back a JSONL(.gz) file (handy in tests and notebooks)."""
-    fh: gzip.GzipFile | io.BufferedReader
-    fh = gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")  # noqa: SIM115
-    with fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                yield json.loads(line)

@@ -104,6 +104,9 @@ class Metrics:
             "engage_ready", "1 when /readyz answers ready (see docs/operations.md).", registry=r,
         )
 
+    def count_suppressed(self, trigger_type: str, reason: str) -> None:
+        self.triggers_suppressed.labels(trigger_type, reason).inc()
+
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose /metrics over HTTP in a background thread."""
         start_http_server(port, addr=addr, registry=self.registry)

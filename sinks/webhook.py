@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("engage.webhook")
 
 from scoring.timeutil import format_rfc3339_ms, parse_rfc3339_ms  # noqa: E402
-from scoring.triggers.config import TRIGGER_TYPES  # noqa: E402 - one list, owned by the rules
+from scoring.triggers.registry import trigger_types  # noqa: E402 - the registry owns the list
 from sinks.argtypes import positive_int  # noqa: E402
 
 SIGNATURE_HEADER = "X-Engage-Signature"
@@ -256,8 +256,8 @@ class SinkStats:
 
 def trigger_topics(types: Iterable[str] | None, topic_prefix: str = "") -> list[str]:
     """`<prefix>triggers.<type>` for each chosen type (all when `types` is None or empty)."""
-    chosen = list(types) if types else list(TRIGGER_TYPES)
-    unknown = sorted(set(chosen) - set(TRIGGER_TYPES))
+    chosen = list(types) if types else list(trigger_types())
+    unknown = sorted(set(chosen) - set(trigger_types()))
     if unknown:
         raise ValueError(f"unknown trigger types: {', '.join(unknown)}")
     return [f"{topic_prefix}triggers.{t}" for t in chosen]
@@ -475,7 +475,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--types", default="",
-        help="comma-separated trigger types (default all: " + ",".join(TRIGGER_TYPES) + ")",
+        help="comma-separated trigger types (default all: " + ",".join(trigger_types()) + ")",
     )
     parser.add_argument("--topic-prefix", default=os.environ.get("ENGAGE_TOPIC_PREFIX", ""))
     parser.add_argument("--group-id", default="engage-webhook")

@@ -208,7 +208,7 @@ class EngageWorker:
         from streams.engine_factory import build_engine
 
         self.engine = build_engine(
-            config, churn=self.churn.hooks, metrics=metrics, clock_ms=_wall_ms
+            config, churn=self.churn.hooks, on_suppressed=metrics.count_suppressed
         )
         self.store = TableStore(
             self.table, names.interactions, settings.partitions, codec_for(config)
@@ -224,6 +224,7 @@ class EngageWorker:
         )
         self.outbox = KafkaOutbox(self._send, names.dlq, metrics)
         self.health = Health()
+        self.held: set[int] = set()  # input partitions this worker owns
         self._topics: dict[str, faust.TopicT] = {}
         self.input_channel = app.topic(
             names.interactions, names.rekeyed, names.ticks,
@@ -254,7 +255,14 @@ class EngageWorker:
         )
 
     async def process(self, records: list[InputRecord]) -> None:
-        """One batch: score, deliver every output, then store the states that say so."""
+        """One batch: score, deliver every output, then store the states that say so.
+
+        Records of partitions given up in a rebalance while they waited in the batch are
+        left to their new owner (their offsets are not committed here)."""
+        assigned = self.app.consumer.assignment()
+        records = [r for r in records if TP(r.topic, r.partition) in assigned]
+        if not records:
+            return
         result = self.shell.handle_batch(records)
         await self.outbox.deliver(result.outbox)
         self.shell.store_batch(result)
@@ -304,21 +312,20 @@ class EngageWorker:
 
         names_in = {self.names.interactions, self.names.rekeyed, self.names.ticks}
 
-        async def on_revoked(sender: Any, revoked: set[TP] | None = None, **_: Any) -> None:
-            gone = {tp.partition for tp in revoked or () if tp.topic in names_in}
-            shell.forget_partitions(gone)
-            dropped = self.store.drop_local(gone)
-            if dropped:
-                log.info("forgot %d keys of partitions %s given up", dropped, sorted(gone))
-
         async def on_assigned(sender: Any, assigned: set[TP] | None = None, **_: Any) -> None:
-            # taken over afresh (stored clock, due index) on their first record
-            shell.forget_partitions({tp.partition for tp in assigned or () if tp.topic in names_in})
-            self.health.assigned = {
-                tp for tp in app.consumer.assignment() if tp.topic in names_in
-            }
+            """The new assignment (Faust revokes everything first, then reassigns, and
+            recovers only partitions this worker did not hold): forget what was given up,
+            take over what is new, keep the rest as it is."""
+            now = {tp.partition for tp in assigned or () if tp.topic in names_in}
+            gone, added = self.held - now, now - self.held
+            shell.forget_partitions(gone | added)  # new ones: taken over on their first record
+            dropped = self.store.drop_local(gone)
+            if gone or added:
+                log.info("partitions given up %s (%d keys forgotten), taken over %s",
+                         sorted(gone), dropped, sorted(added))
+            self.held = now
+            self.health.assigned = {tp for tp in assigned or () if tp.topic in names_in}
 
-        app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
         self.churn.register(self)
         from streams.web import register_views

@@ -74,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", help="write one JSON line per user here")
     p.add_argument("--triggers", help="write the emitted triggers here (JSONL)")
     p.add_argument("--as-of", help="evaluate at this event time (RFC 3339 or epoch ms)")
+    p.add_argument(
+        "--partitions", type=positive_int, default=None,
+        help="place users on this many partitions, as the live input topic does (default: "
+        "the live topic's count when --broker is given, else 4)",
+    )
+    p.add_argument("--broker", default=None,
+                   help="read the partition count of the live input topic from this broker")
+    p.add_argument("--topic-prefix", default=os.environ.get("ENGAGE_TOPIC_PREFIX", ""),
+                   help="as given to the worker (default $ENGAGE_TOPIC_PREFIX)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_replay)
 
@@ -121,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=positive_int, default=9464)
     p.add_argument("--web-port", type=positive_int, default=6066)
     p.set_defaults(func=cmd_demo)
+
+    from streams import report_cli, uplift_cli, whatif_cli  # offline growth tools (issue #14)
+
+    for command in (uplift_cli, report_cli, whatif_cli):
+        p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
+        command.add_arguments(p)
+        p.set_defaults(func=command.run)
     return parser
 
 
@@ -161,8 +177,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from scoring.replay import run_replay
     from scoring.timeutil import parse_rfc3339_ms
+    from streams.replay import DEFAULT_PARTITIONS, run_replay
 
     config = _load_config(args.config)
     if not os.path.exists(args.input):
@@ -175,6 +191,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--as-of {args.as_of!r} is neither RFC 3339 with an offset nor epoch ms"
             ) from None
+    partitions = args.partitions
+    if partitions is None:
+        partitions = DEFAULT_PARTITIONS
+        if args.broker:
+            from streams.topics import TopicNames, input_partitions
+
+            live = input_partitions(args.broker, TopicNames(prefix=args.topic_prefix))
+            if live is None:
+                raise UsageError(f"no input topic on {args.broker}; give --partitions")
+            partitions = live
     result = run_replay(
         args.input,
         config,
@@ -182,6 +208,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         snapshot_path=args.snapshot,
         triggers_path=args.triggers,
         progress=not args.no_progress,
+        partitions=partitions,
     )
     import json
 
@@ -207,11 +234,15 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     import msgspec
 
+    from scoring.triggers.config import to_builtins as triggers_as_written
+
     config = _load_config(args.file)
     if args.action == "check":
         print(f"{args.file or 'built-in defaults'}: ok")
     else:
-        print(json.dumps(msgspec.to_builtins(config), indent=2, sort_keys=True))
+        shown = msgspec.to_builtins(config)
+        shown["triggers"] = triggers_as_written(config.triggers)
+        print(json.dumps(shown, indent=2, sort_keys=True))
     return 0
 
 
@@ -270,6 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, f"engage {args.command}: error: {exc}\n")
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `engage report FILE | head`: the reader has gone
+        sys.stderr.close()
+        return 0
     except Exception as exc:  # last resort: one clear line, not a traceback
         from kafka.errors import KafkaError
 

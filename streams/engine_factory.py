@@ -1,4 +1,5 @@
-"""The engine as the worker runs it: churn hooks and trigger rules wired to metrics."""
+"""The engine as every shell runs it: the worker, `engage replay` and the benchmarks build
+it here, so an offline replay and the live stream score with the same parts."""
 
 from __future__ import annotations
 
@@ -7,19 +8,15 @@ from collections.abc import Callable
 from scoring.config import EngageConfig
 from scoring.engine import ScoringEngine
 from scoring.hooks import ChurnHooks
-from scoring.triggers.rules import TriggerRules
-from sinks.metrics import Metrics
+from scoring.triggers.admission import TriggerRules
 
 
 def build_engine(
     config: EngageConfig,
     *,
     churn: ChurnHooks | None,
-    metrics: Metrics,
-    clock_ms: Callable[[], int] | None = None,
+    on_suppressed: Callable[[str, str], None] | None = None,
+    triggers: bool = True,
 ) -> ScoringEngine:
-    def suppressed(trigger_type: str, reason: str) -> None:
-        metrics.triggers_suppressed.labels(trigger_type, reason).inc()
-
-    rules = TriggerRules(config, clock_ms=clock_ms, on_suppressed=suppressed)
+    rules = TriggerRules(config, on_suppressed=on_suppressed) if triggers else None
     return ScoringEngine(config, churn=churn, triggers=rules)

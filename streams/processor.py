@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -36,6 +36,7 @@ from scoring.engine import Outcome, ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
 from scoring.partition_state import PartitionState
 from scoring.partitioning import partition_for_user
+from scoring.records import Trigger, stamp
 from scoring.state import UserState
 from sinks.dead_letters import dead_letter_record
 from sinks.metrics import Metrics
@@ -162,7 +163,7 @@ class ScoringShell:
         self.driver = Driver(engine, store.load)
         self.roles = {names.interactions: INPUT, names.rekeyed: REKEYED, names.ticks: TICKS}
         self.last_arrival_wall_ms: dict[int, int] = {}
-        self.recent_triggers: dict[str, list[dict[str, Any]]] = {}
+        self.recent_triggers: dict[str, list[Trigger]] = {}
         self.assigned: set[int] = set()
 
     # -- partitions -------------------------------------------------------------------------
@@ -333,17 +334,21 @@ class ScoringShell:
         if outcome.status == "scored":
             self.metrics.processing_lag.observe(max(0.0, (now_ms - event.ts_ms) / 1000))
         if outcome.status != "already_applied":
-            self._emit(user_id, outcome, publish, result)
-        self._sweep(publish, result, staged)
+            self._emit(user_id, outcome, publish, result, now_ms)
+        self._sweep(publish, result, staged, now_ms)
 
     def _sweep(
-        self, publish: dict[str, Outcome], result: BatchResult, staged: dict[str, UserState]
+        self,
+        publish: dict[str, Outcome],
+        result: BatchResult,
+        staged: dict[str, UserState],
+        now_ms: int,
     ) -> None:
         """Sweep right after the record that moved a watermark (as replay does), so what a
         sweep sees never depends on where a batch happened to end."""
         for _partition, user_id, outcome in self.driver.sweep_advanced(staged):
             self.metrics.sweeps.inc()
-            self._emit(user_id, outcome, publish, result)
+            self._emit(user_id, outcome, publish, result, now_ms)
 
     def _tick(
         self,
@@ -365,10 +370,15 @@ class ScoringShell:
             return
         self.driver.advance(partition, newest + idle - self.idle_advance_ms)
         self.last_arrival_wall_ms[partition] = now_ms - self.idle_advance_ms
-        self._sweep(publish, result, staged)
+        self._sweep(publish, result, staged, now_ms)
 
     def _emit(
-        self, user_id: str, outcome: Outcome, publish: dict[str, Outcome], result: BatchResult
+        self,
+        user_id: str,
+        outcome: Outcome,
+        publish: dict[str, Outcome],
+        result: BatchResult,
+        now_ms: int,
     ) -> None:
         if outcome.publish_ms is not None:
             publish[user_id] = outcome
@@ -377,17 +387,18 @@ class ScoringShell:
             publish[user_id] = Outcome(outcome.status, outcome.state, outcome.state.last_ms)
         key = user_id.encode()
         for trigger in outcome.triggers:
+            stamp(trigger, now_ms, self.config.triggers.rule(trigger.type).expires_hours)
             body = _json_encode(trigger)
-            variant = trigger["variant"]
-            self.metrics.triggers_emitted.labels(trigger["type"], variant).inc()
+            variant = trigger.variant
+            self.metrics.triggers_emitted.labels(trigger.type, variant).inc()
             if variant == "treatment":
-                result.outbox.append(OutRecord(self.names.trigger(trigger["type"]), key, body))
+                result.outbox.append(OutRecord(self.names.trigger(trigger.type), key, body))
             result.outbox.append(OutRecord(self.names.audit, key, body))
             recent = self.recent_triggers.setdefault(user_id, [])
             recent.append(trigger)
             del recent[:-RECENT_TRIGGERS]
         for example in outcome.examples:
-            self.metrics.churn_examples.labels(str(example["label"])).inc()
+            self.metrics.churn_examples.labels(str(example.label)).inc()
             result.outbox.append(OutRecord(self.names.churn_examples, key, _json_encode(example)))
 
     def _score_record(self, user_id: str, outcome: Outcome, result: BatchResult) -> None:

@@ -72,8 +72,8 @@ def run_worker(settings: WorkerSettings, config: EngageConfig) -> int:
     from streams.app import EngageWorker
 
     partitions = ensure_topics(
-        settings.broker, settings.names, settings.partitions, settings.topic_policy,
-        settings.security.client_settings(),
+        settings.broker, settings.names, settings.partitions, config.triggers.types(),
+        policy=settings.topic_policy, client=settings.security.client_settings(),
     )
     settings = replace(settings, partitions=partitions)
     metrics = Metrics()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from scoring.triggers.config import TRIGGER_TYPES
+from scoring.triggers.registry import trigger_types as registered_types
 
 DAY_MS = 86_400_000
 
@@ -157,7 +158,9 @@ FIXED_PARTITIONS = ("interactions", "engagement.rekeyed", "engagement.ticks", "c
                     "churn.models", "churn.control", "churn.status")
 
 
-def _base_specs(names: TopicNames, partitions: int) -> list[TopicSpec]:
+def _base_specs(
+    names: TopicNames, partitions: int, trigger_types: Iterable[str] | None
+) -> list[TopicSpec]:
     week = str(7 * DAY_MS)
     specs = [
         TopicSpec(names.interactions, partitions, {"retention.ms": week}),
@@ -174,18 +177,23 @@ def _base_specs(names: TopicNames, partitions: int) -> list[TopicSpec]:
         TopicSpec(names.churn_status, 1, dict(COMPACTED)),
     ]
     specs += [
-        TopicSpec(names.trigger(t), partitions, {"retention.ms": week}) for t in TRIGGER_TYPES
+        TopicSpec(names.trigger(t), partitions, {"retention.ms": week})
+        for t in (registered_types() if trigger_types is None else trigger_types)
     ]
     return specs
 
 
 def topic_specs(
-    names: TopicNames, partitions: int, policy: TopicPolicy | None = None
+    names: TopicNames,
+    partitions: int,
+    trigger_types: Iterable[str] | None = None,
+    policy: TopicPolicy | None = None,
 ) -> list[TopicSpec]:
     """The full topology. `partitions` applies to the input and everything co-partitioned;
-    `policy` sets replication, min ISR, retention and the partitions of free topics."""
+    one topic per trigger type the config runs (default: the built-in types); `policy` sets
+    replication, min ISR, retention and the partitions of free topics."""
     policy = policy or TopicPolicy()
-    base = _base_specs(names, partitions)
+    base = _base_specs(names, partitions, trigger_types)
     logical = {spec.name: spec.name[len(names.prefix):] for spec in base}
     logical[names.interactions] = "interactions"  # whatever --input-topic calls it
     unknown = sorted(set(policy.topics) - set(logical.values()))
@@ -229,6 +237,7 @@ def ensure_topics(
     bootstrap: str,
     names: TopicNames,
     partitions: int,
+    trigger_types: Iterable[str] | None = None,
     policy: TopicPolicy | None = None,
     client: dict[str, Any] | None = None,
 ) -> int:
@@ -245,7 +254,7 @@ def ensure_topics(
         existing = _partition_counts(admin)
         if names.interactions in existing:
             partitions = existing[names.interactions]
-        wanted = topic_specs(names, partitions, policy)
+        wanted = topic_specs(names, partitions, trigger_types, policy)
         missing = [
             NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config)
             for s in wanted
@@ -262,6 +271,15 @@ def ensure_topics(
                 f"topics {wrong} must have {partitions} partitions like {names.interactions!r}"
             )
         return partitions
+    finally:
+        admin.close()
+
+
+def input_partitions(bootstrap: str, names: TopicNames) -> int | None:
+    """The live input topic's partition count (None when it does not exist)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="engage-topics")
+    try:
+        return _partition_counts(admin).get(names.interactions)
     finally:
         admin.close()
 

@@ -7,6 +7,7 @@ The topology options (prefix, input topic, partitions, replication) are shared w
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 
 from sinks.argtypes import positive_int
 from streams import kafka_security
@@ -45,7 +46,9 @@ def names_from_args(args: argparse.Namespace) -> TopicNames:
     return TopicNames(prefix=args.topic_prefix, input=args.input_topic)
 
 
-def policy_from_args(args: argparse.Namespace) -> TopicPolicy:
+def policy_from_args(
+    args: argparse.Namespace, trigger_types: Iterable[str] | None = None
+) -> TopicPolicy:
     """The topics config file with the replication flags over it (TopicPolicyError if bad)."""
     policy = load_topic_policy(args.topics_config).with_defaults(
         args.replication_factor, args.min_insync_replicas
@@ -53,7 +56,8 @@ def policy_from_args(args: argparse.Namespace) -> TopicPolicy:
     names = names_from_args(args)
     from streams.topics import topic_specs
 
-    topic_specs(names, args.partitions, policy)  # refuse an unsafe policy before any work
+    # refuse an unsafe policy before any work
+    topic_specs(names, args.partitions, trigger_types, policy=policy)
     return policy
 
 
@@ -64,8 +68,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     connection = kafka_security.connection_from_args(args)
     partitions = ensure_topics(
-        connection.bootstrap, names_from_args(args), args.partitions, policy_from_args(args),
-        connection.security.client_settings(),
+        connection.bootstrap, names_from_args(args), args.partitions,
+        policy=policy_from_args(args), client=connection.security.client_settings(),
     )
     print(f"topics ready on {connection.bootstrap} ({partitions} input partitions)")
     return 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
-from scoring.triggers.config import TRIGGER_TYPES
+from scoring.triggers.registry import trigger_types
 from streams.topics import TopicNames
 
 
@@ -21,7 +21,7 @@ def watch(
     """Print each trigger as it lands, and a score summary every few seconds.
     `client`: security settings for kafka-python (streams.kafka_security)."""
     names = names or TopicNames()
-    topics = [names.trigger(t) for t in TRIGGER_TYPES] + [names.scores, names.dlq]
+    topics = [names.trigger(t) for t in trigger_types()] + [names.scores, names.dlq]
     consumer = KafkaConsumer(
         *topics, bootstrap_servers=broker, auto_offset_reset="latest",
         enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000, **(client or {}),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from faust.web import Request, Response, View
 
 from scoring.due_index import PartitionClock
@@ -61,8 +62,10 @@ def register_views(worker: EngageWorker) -> None:
         if state is None:
             return None
         when = as_of if as_of is not None else partition_now(user_id, state.last_ms)
-        record = worker.engine.score_record(state, user_id, when)
-        record["recent_triggers"] = shell.recent_triggers.get(user_id, [])
+        record: dict[str, Any] = msgspec.to_builtins(
+            worker.engine.score_record(state, user_id, when)
+        )
+        record["recent_triggers"] = msgspec.to_builtins(shell.recent_triggers.get(user_id, []))
         return record
 
     @app.page("/users/{user_id}/")

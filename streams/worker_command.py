@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         store=args.store,
         data_dir=Path(args.data_dir),
         names=names_from_args(args),
-        topic_policy=policy_from_args(args),
+        topic_policy=policy_from_args(args, config.triggers.types()),
         standby_replicas=args.standby_replicas,
         app_id=args.app_id,
         idle_advance_s=args.idle_advance_seconds,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from scoring.errors import ConfigError
+
 # What signs model artifacts when no key is configured: public, so a worker refuses it
 # outside the demo unless told `--insecure-dev-key` (streams/secrets.py).
 DEV_SIGNING_KEY = "engage-dev-signing-key"
@@ -23,7 +25,6 @@ class ChurnConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 
 def check_churn_config(c: ChurnConfig) -> None:
     from scoring.churn.registry import known_model
-    from scoring.config import ConfigError
 
     if c.publish_every_examples < 1:
         raise ConfigError("churn.publish_every_examples", "must be at least 1")

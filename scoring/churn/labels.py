@@ -18,11 +18,11 @@ Definitions (docs/models.md):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from scoring.churn.config import ChurnConfig
 from scoring.churn.state import ChurnState
 from scoring.features import FEATURE_NAMES
+from scoring.records import ChurnExample
 from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms
 
 FeaturesAt = Callable[[int], list[float]]
@@ -46,26 +46,25 @@ class ChurnLabels:
 
     def _example(
         self, user_id: str, obs_ms: int, label: int, resolved_ms: int, features_at: FeaturesAt
-    ) -> dict[str, Any]:
-        return {
-            "schema": "churn-example/v1",
-            "user_id": user_id,
-            "observed_at": format_rfc3339_ms(obs_ms),
-            "resolved_at": format_rfc3339_ms(resolved_ms),
-            "label": label,
-            "features": {
+    ) -> ChurnExample:
+        return ChurnExample(
+            user_id=user_id,
+            observed_at=format_rfc3339_ms(obs_ms),
+            resolved_at=format_rfc3339_ms(resolved_ms),
+            label=label,
+            features={
                 n: round(v, 6) for n, v in zip(FEATURE_NAMES, features_at(obs_ms), strict=True)
             },
-        }
+        )
 
     def on_activity(
         self, cs: ChurnState, user_id: str, event_ms: int, features_at: FeaturesAt
-    ) -> list[dict[str, Any]]:
+    ) -> list[ChurnExample]:
         """A counted event at `event_ms`; call *before* the event changes the state."""
         if not cs.obs:
             cs.churned_ms = 0
             return []
-        examples: list[dict[str, Any]] = []
+        examples: list[ChurnExample] = []
         for obs_ms in cs.obs:
             if event_ms <= obs_ms:
                 # an event from before the observation, arriving late: not a return, but it
@@ -84,9 +83,9 @@ class ChurnLabels:
 
     def on_watermark(
         self, cs: ChurnState, user_id: str, watermark_ms: int, features_at: FeaturesAt
-    ) -> list[dict[str, Any]]:
+    ) -> list[ChurnExample]:
         """Resolve points whose horizon the watermark passed; open today's point if due."""
-        examples = []
+        examples: list[ChurnExample] = []
         kept = []
         for obs_ms in cs.obs:
             deadline = obs_ms + self.horizon_ms

@@ -21,10 +21,12 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
 from river import metrics as river_metrics
 
 from scoring.churn.registry import build_model
 from scoring.features import FEATURE_NAMES
+from scoring.records import ChurnExample
 
 
 class Brier:
@@ -118,8 +120,12 @@ class ChurnTrainer:
         self._recent_set: set[int] = set()
         self.skipped = 0  # examples recognised as already learned
 
-    def learn(self, example: Mapping[str, Any], offset: int | None = None) -> bool:
+    def learn(
+        self, example: Mapping[str, Any] | ChurnExample, offset: int | None = None
+    ) -> bool:
         """Learn one resolved example, unless it was learned before; True when learned."""
+        if isinstance(example, ChurnExample):
+            example = msgspec.structs.asdict(example)
         if offset is not None:
             if offset <= self.learned_through:
                 self.skipped += 1

@@ -1,68 +1,29 @@
-"""Configuration of the triggers section (`[triggers]` in the rules file)."""
+"""The `[triggers]` section: settings shared by every rule, and one sub-section per
+registered rule (`[triggers.<type>]`), each decoded by the rule's own config struct.
+
+Which sections exist is the registry's to say: a plug-in rule named in `plugins` (or
+installed as an `engage.triggers` entry point) gets its section the same way as a built-in.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import msgspec
 
-TRIGGER_TYPES: tuple[str, ...] = (
-    "reengagement_nudge",
-    "vip_promotion",
-    "tier_change",
-    "milestone",
-    "streak",
-    "onboarding_stalled",
-    "ambassador_candidate",
-    "win_back",
+from scoring.errors import ConfigError
+from scoring.triggers.registry import (
+    RegistryError,
+    load_plugins,
+    rule_for,
+    rules,
+    trigger_types,
 )
+from scoring.triggers.rule import RuleConfig, TriggerRule
 
-
-class _Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    enabled: bool = True
-    cooldown_days: float = 0.0
-    holdout_share: float = 0.0
-    expires_hours: float = 72.0
-
-
-class NudgeRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    churn_probability_above: float = 0.7
-    silence_ratio_above: float = 3.0
-    min_active_days: int = 3
-
-
-class VipRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    tier: str = "vip"
-
-
-class TierChangeRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class Badge(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: str
-    event_type: str
-    count: int = 1
-
-
-class MilestoneRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    badges: tuple[Badge, ...] = ()
-
-
-class StreakRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    lengths: tuple[int, ...] = (3, 7, 14, 30)
-
-
-class OnboardingRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    after_days: float = 3.0
-    required_types: tuple[str, ...] = ("post", "follow")
-
-
-class AmbassadorRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    top_share: float = 0.01
-    min_advocacy: float = 2.0
-
-
-class WinBackRule(_Rule, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    min_silence_days: float = 14.0
+if TYPE_CHECKING:
+    from scoring.config import EngageConfig
 
 
 class TriggersConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -71,59 +32,81 @@ class TriggersConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     enabled: bool = True
     daily_cap: int = 3
     holdout_salt: str = "engage-holdout-v1"
-    reengagement_nudge: NudgeRule = msgspec.field(default_factory=NudgeRule)
-    vip_promotion: VipRule = msgspec.field(default_factory=VipRule)
-    tier_change: TierChangeRule = msgspec.field(default_factory=TierChangeRule)
-    milestone: MilestoneRule = msgspec.field(default_factory=MilestoneRule)
-    streak: StreakRule = msgspec.field(default_factory=StreakRule)
-    onboarding_stalled: OnboardingRule = msgspec.field(default_factory=OnboardingRule)
-    ambassador_candidate: AmbassadorRule = msgspec.field(default_factory=AmbassadorRule)
-    win_back: WinBackRule = msgspec.field(default_factory=WinBackRule)
+    plugins: tuple[str, ...] = ()  # modules that register more rules
+    rules: dict[str, RuleConfig] = msgspec.field(default_factory=dict)  # type -> its section
 
-    def rule(self, trigger_type: str) -> _Rule:
-        rule: _Rule = getattr(self, trigger_type)
-        return rule
+    def active(self) -> list[type[TriggerRule]]:
+        """The rules this config runs: built-ins, entry points and its own plug-ins."""
+        return rules(self.plugins)
+
+    def types(self) -> tuple[str, ...]:
+        """The trigger types this config can emit (each has a topic `triggers.<type>`)."""
+        return trigger_types(self.plugins)
+
+    def rule(self, trigger_type: str) -> RuleConfig:
+        found = self.rules.get(trigger_type)
+        if found is not None:
+            return found
+        default: RuleConfig = rule_for(trigger_type).Config()
+        return default
 
 
-def check_triggers_config(
-    c: TriggersConfig, *, tier_names: list[str], event_types: set[str]
-) -> None:
-    from scoring.config import ConfigError
+def triggers_from_dict(
+    data: dict[str, Any], path_of: Callable[[str], tuple[str, str]]
+) -> TriggersConfig:
+    """Decode `[triggers]`: plug-ins first (they add sections), then each rule's section."""
+    data = dict(data)
+    plugins = data.get("plugins", ())
+    if not isinstance(plugins, list | tuple) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError("triggers.plugins", "must be a list of module names")
+    try:
+        load_plugins(plugins)
+    except RegistryError as exc:
+        raise ConfigError("triggers.plugins", str(exc)) from None
+    sections: dict[str, RuleConfig] = {}
+    for rule in rules(plugins):
+        raw = data.pop(rule.trigger_type, {})
+        try:
+            sections[rule.trigger_type] = msgspec.convert(raw, rule.Config)
+        except msgspec.ValidationError as exc:
+            key, problem = path_of(str(exc))
+            if problem.startswith("Object contains unknown field"):
+                key, problem = problem.split("`")[1], "unknown key (check its spelling)"
+            where = f"triggers.{rule.trigger_type}.{key}".rstrip(".").replace(".(root)", "")
+            raise ConfigError(where, problem) from None
+    unknown = sorted(set(data) - set(TriggersConfig.__struct_fields__))
+    if unknown:
+        raise ConfigError(
+            f"triggers.{unknown[0]}",
+            "unknown key: not a setting, nor a registered trigger type "
+            f"({', '.join(r.trigger_type for r in rules(plugins))})",
+        )
+    try:
+        common = msgspec.convert(data, TriggersConfig)
+    except msgspec.ValidationError as exc:
+        key, problem = path_of(str(exc))
+        raise ConfigError(f"triggers.{key}", problem) from None
+    return msgspec.structs.replace(common, rules=sections)
 
+
+def check_triggers_config(engage: EngageConfig) -> None:
+    c = engage.triggers
     if c.daily_cap < 0:
         raise ConfigError("triggers.daily_cap", "must not be negative")
-    for t in TRIGGER_TYPES:
-        rule = c.rule(t)
-        if not 0.0 <= rule.holdout_share <= 1.0:
-            raise ConfigError(f"triggers.{t}.holdout_share", "must be between 0 and 1")
-        if rule.cooldown_days < 0:
-            raise ConfigError(f"triggers.{t}.cooldown_days", "must not be negative")
-        if rule.expires_hours <= 0:
-            raise ConfigError(f"triggers.{t}.expires_hours", "must be greater than 0")
-    if c.vip_promotion.tier not in tier_names:
-        raise ConfigError("triggers.vip_promotion.tier", f"not a tier; tiers are {tier_names}")
-    for i, badge in enumerate(c.milestone.badges):
-        if badge.event_type not in event_types:
-            raise ConfigError(
-                f"triggers.milestone.badges[{i}].event_type",
-                f"unknown event type {badge.event_type!r}",
-            )
-        if badge.count < 1:
-            raise ConfigError(f"triggers.milestone.badges[{i}].count", "must be at least 1")
-    if len(c.milestone.badges) > 62:
-        raise ConfigError("triggers.milestone.badges", "at most 62 badges")
-    for i, n in enumerate(c.streak.lengths):
-        if n < 2 or n > 63:
-            raise ConfigError(f"triggers.streak.lengths[{i}]", "must be between 2 and 63 days")
-    for i, t in enumerate(c.onboarding_stalled.required_types):
-        if t not in event_types:
-            raise ConfigError(
-                f"triggers.onboarding_stalled.required_types[{i}]", f"unknown event type {t!r}"
-            )
-    if not 0 < c.ambassador_candidate.top_share < 1:
-        raise ConfigError("triggers.ambassador_candidate.top_share", "must be between 0 and 1")
-    p = c.reengagement_nudge.churn_probability_above
-    if not 0 <= p <= 1:
-        raise ConfigError(
-            "triggers.reengagement_nudge.churn_probability_above", "must be in [0, 1]"
-        )
+    for rule in c.active():
+        section = c.rule(rule.trigger_type)
+        key = f"triggers.{rule.trigger_type}"
+        if not 0.0 <= section.holdout_share <= 1.0:
+            raise ConfigError(f"{key}.holdout_share", "must be between 0 and 1")
+        if section.cooldown_days < 0:
+            raise ConfigError(f"{key}.cooldown_days", "must not be negative")
+        if section.expires_hours <= 0:
+            raise ConfigError(f"{key}.expires_hours", "must be greater than 0")
+        rule.check(section, engage)
+
+
+def to_builtins(c: TriggersConfig) -> dict[str, Any]:
+    """The section as the rules file writes it (rule sections beside the common keys)."""
+    out: dict[str, Any] = msgspec.to_builtins(c)
+    out.update(out.pop("rules"))
+    return out

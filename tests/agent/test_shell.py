@@ -33,7 +33,7 @@ def make_shell(clock: Clock | None = None) -> tuple[ScoringShell, DictStore, Met
     metrics = Metrics()
     store = DictStore(PARTITIONS)
     clock = clock or Clock(WALL)
-    engine = build_engine(config, churn=None, metrics=metrics, clock_ms=clock)
+    engine = build_engine(config, churn=None, on_suppressed=metrics.count_suppressed)
     shell = ScoringShell(config, engine, store, NAMES, PARTITIONS, metrics, wall_clock_ms=clock,
                          idle_advance_ms=60_000)
     return shell, store, metrics

@@ -143,7 +143,7 @@ def test_chart_config_files_load_in_engage(tmp_path: Path) -> None:
     topics = tmp_path / "topics.toml"
     topics.write_text(config["data"]["topics.toml"])
     policy = load_topic_policy(topics)
-    specs = {s.name: s for s in topic_specs(TopicNames(), 12, policy)}
+    specs = {s.name: s for s in topic_specs(TopicNames(), 12, policy=policy)}
     dlq = specs["engagement.dlq"]
     assert (dlq.partitions, dlq.replication_factor) == (3, 3)
     assert specs["triggers.vip_promotion"].config["max.message.bytes"] == "2097152"

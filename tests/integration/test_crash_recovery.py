@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from scoring.config import load_config
-from scoring.replay import run_replay
 from simulator import generate
+from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
     WorkerHandle,

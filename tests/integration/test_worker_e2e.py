@@ -8,12 +8,13 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from scoring.config import load_config
-from scoring.replay import run_replay
 from scoring.timeutil import format_rfc3339_ms, parse_rfc3339_ms
 from simulator import generate
+from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
     produce,
@@ -87,7 +88,7 @@ def test_scores_dead_letters_balance_and_replay_agreement(
         assert len(top) == 3 and top == sorted(top, reverse=True)
         assert board["users_considered"] == len(expected_counted)
         for user_id, state in sorted(replay.states.items()):
-            offline = replay.engine.score_record(state, user_id, as_of)
+            offline = msgspec.to_builtins(replay.engine.score_record(state, user_id, as_of))
             live = worker.get_json(f"/users/{user_id}/?as_of={as_of_text}")
             for key in ("engagement_score", "dimensions", "windows", "rfm", "streak",
                         "events_counted", "days_since_last_event", "silence_ratio"):

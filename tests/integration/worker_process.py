@@ -60,6 +60,35 @@ class WorkerHandle:
                     raise
                 time.sleep(0.5)
 
+    def poll_json(self, path: str) -> tuple[int, Any]:
+        """(HTTP status, JSON body or None) from the worker's web server; (0, None) when it
+        does not answer. Never raises: for waiting loops."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.web_port}{path}", timeout=10
+            ) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                return exc.code, json.loads(exc.read())
+            except ValueError:
+                return exc.code, None
+        except (OSError, ValueError):
+            return 0, None
+
+    def wait_json(
+        self, path: str, accept: Callable[[int, Any], bool], timeout_s: float = 120.0
+    ) -> Any:
+        """Poll `path` until `accept(status, body)`; the last answer is in the failure."""
+        deadline = time.monotonic() + timeout_s
+        status, body = self.poll_json(path)
+        while not accept(status, body):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"GET {path}: last answer {status} {body!r}")
+            time.sleep(0.5)
+            status, body = self.poll_json(path)
+        return body
+
     def metrics(self, timeout_s: float = 30.0) -> str:
         """The worker's /metrics text, retrying while it starts."""
         url = f"http://{self.host}:{self.metrics_port}/metrics"

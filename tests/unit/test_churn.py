@@ -9,6 +9,7 @@ import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
 import pytest
 from river import base as river_base
 
@@ -30,7 +31,8 @@ from scoring.features import FEATURE_NAMES
 from scoring.state import UserState
 from scoring.state_codec import encode_state
 from scoring.timeutil import format_rfc3339_ms
-from scoring.triggers.rules import TriggerRules
+from scoring.triggers.admission import TriggerRules
+from tests.helpers import ReadBack
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HOUR = 3_600_000
@@ -67,7 +69,17 @@ def features_of(t: int) -> dict[str, float]:
 
 @pytest.fixture
 def labels() -> ChurnLabels:
-    return ChurnLabels(load_config().churn)
+    return AsRead(load_config().churn)
+
+
+class AsRead(ChurnLabels):
+    """Examples as the trainer reads them off the topic (JSON objects)."""
+
+    def on_activity(self, *args: Any, **kwargs: Any) -> Any:
+        return msgspec.to_builtins(super().on_activity(*args, **kwargs))
+
+    def on_watermark(self, *args: Any, **kwargs: Any) -> Any:
+        return msgspec.to_builtins(super().on_watermark(*args, **kwargs))
 
 
 def _open(labels: ChurnLabels, at: int = OBS) -> ChurnState:
@@ -307,7 +319,7 @@ def test_next_due_ms_is_the_earliest_open_deadline_plus_1(labels: ChurnLabels) -
 
 def test_a_short_horizon_resolves_the_same_day() -> None:
     cfg = config_from_dict({"churn": {"horizon_days": 0.25}})  # 6 hours
-    labels = ChurnLabels(cfg.churn)
+    labels = AsRead(cfg.churn)
     cs = ChurnState()
     labels.on_watermark(cs, "u1", OBS, FeaturesAt())
     assert labels.on_watermark(cs, "u1", OBS + 6 * HOUR, FeaturesAt()) == []
@@ -345,10 +357,10 @@ def _engine(
     triggers: bool = True,
 ) -> ScoringEngine:
     config = config or load_config()
-    return ScoringEngine(
+    return ReadBack(
         config,
         churn=ChurnLabels(config.churn, predict),
-        triggers=TriggerRules(config, clock_ms=lambda: 0) if triggers else None,
+        triggers=TriggerRules(config) if triggers else None,
     )
 
 

@@ -57,3 +57,21 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("[scoring\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path)
+
+
+def test_an_unknown_trigger_section_names_the_key_and_the_known_types() -> None:
+    from scoring.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"triggers": {"teleport": {"enabled": True}}})
+    assert info.value.key == "triggers.teleport"
+    assert "registered trigger type" in info.value.problem and "win_back" in info.value.problem
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"triggers": {"streak": {"lengths": [1]}}})
+    assert info.value.key == "triggers.streak.lengths[0]"
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"triggers": {"win_back": {"min_silence": 3}}})
+    assert info.value.key == "triggers.win_back.min_silence"
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"triggers": {"plugins": ["no.such.module"]}})
+    assert info.value.key == "triggers.plugins" and "cannot be imported" in info.value.problem

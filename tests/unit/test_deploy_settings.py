@@ -36,7 +36,7 @@ def test_policy_sets_replication_min_isr_retention_and_free_partitions(tmp_path:
     path = tmp_path / "topics.toml"
     path.write_text(CLUSTER_POLICY)
     names = TopicNames(prefix="acme.")
-    specs = {s.name: s for s in topic_specs(names, 8, load_topic_policy(path))}
+    specs = {s.name: s for s in topic_specs(names, 8, policy=load_topic_policy(path))}
     dlq, vip = specs["acme.engagement.dlq"], specs["acme.triggers.vip_promotion"]
     assert (dlq.partitions, dlq.replication_factor) == (6, 3)
     assert dlq.config["retention.ms"] == "2592000000"
@@ -65,7 +65,7 @@ def test_unsafe_policies_are_refused(tmp_path: Path, toml: str, message: str) ->
     path = tmp_path / "topics.toml"
     path.write_text(toml)
     with pytest.raises(TopicPolicyError, match=message.replace("[", r"\[").replace("(", r"\(")):
-        topic_specs(TopicNames(), 4, load_topic_policy(path))
+        topic_specs(TopicNames(), 4, policy=load_topic_policy(path))
 
 
 def test_policy_file_errors_name_the_problem(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from scoring.config import config_from_dict
 from scoring.engine import ScoringEngine
 from scoring.events import Event
 from scoring.state import UserState
-from tests.helpers import DAY, T0, ev
+from tests.helpers import DAY, T0, ReadBack, ev
 
 # Lateness of 7 days and events within 6 days: every arrival order is within the lateness.
 # The burst cap is raised so that it cannot bind (which events a cap drops is order-bound).
@@ -77,7 +77,7 @@ def semantic(state: UserState) -> tuple[object, ...]:
 def test_shuffled_arrival_within_lateness_gives_identical_state(
     specs: list[tuple[str, str, int, float]], rnd: random.Random
 ) -> None:
-    engine = ScoringEngine(CONFIG)
+    engine = ReadBack(CONFIG)
     events = build(specs)
     in_order = run(engine, sorted(events, key=lambda e: e.ts_ms))
     shuffled_events = list(events)
@@ -99,9 +99,9 @@ def test_shuffled_arrival_within_lateness_gives_identical_state(
 def test_duplicates_are_idempotent(
     specs: list[tuple[str, str, int, float]], rnd: random.Random
 ) -> None:
-    engine = ScoringEngine(CONFIG)
+    engine = ReadBack(CONFIG)
     events = sorted(build(specs), key=lambda e: e.ts_ms)
-    once = run(ScoringEngine(CONFIG), events)
+    once = run(ReadBack(CONFIG), events)
     retried = [e for e in events for _ in range(rnd.randint(1, 3))]  # producer retries
     twice = run(engine, retried)
     for user, state in once.items():
@@ -114,7 +114,7 @@ def test_duplicates_are_idempotent(
 def test_scores_decay_monotonically_and_stay_in_range(
     specs: list[tuple[str, str, int, float]], offsets: list[int]
 ) -> None:
-    engine = ScoringEngine(CONFIG)
+    engine = ReadBack(CONFIG)
     states = run(engine, sorted(build(specs), key=lambda e: e.ts_ms))
     for user, state in states.items():
         previous = 101.0

@@ -12,11 +12,11 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from scoring.config import load_config
-from scoring.replay import run_replay
 from simulator import generate
 from sinks.metrics import Metrics
 from streams.engine_factory import build_engine
 from streams.processor import DictStore, InputRecord, ScoringShell
+from streams.replay import run_replay
 from streams.topics import TopicNames
 
 SCHEMAS = {p.name: json.loads(p.read_text()) for p in
@@ -63,8 +63,8 @@ def test_events_scores_and_triggers_validate(replayed: Replayed) -> None:
 
 def test_dead_letters_validate() -> None:
     config, metrics = load_config(), Metrics()
-    shell = ScoringShell(config, build_engine(config, churn=None, metrics=metrics), DictStore(4),
-                         TopicNames(), 2, metrics)
+    engine = build_engine(config, churn=None, on_suppressed=metrics.count_suppressed)
+    shell = ScoringShell(config, engine, DictStore(4), TopicNames(), 2, metrics)
     bad = [b"{x", b"\xff\xfe", b"[]", b'{"event_id":"e","user_id":"u","type":"nope","ts":1}']
     result = shell.handle_batch([InputRecord("interactions", 0, i, None, v)
                                  for i, v in enumerate(bad)])

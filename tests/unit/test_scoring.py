@@ -11,13 +11,13 @@ from scoring.engine import ScoringEngine
 from scoring.state import UserState
 from scoring.state_codec import decode_state, encode_state
 from scoring.tiers import TierPolicy
-from tests.helpers import DAY, MINUTE, T0, ev
+from tests.helpers import DAY, MINUTE, T0, ReadBack, ev
 
 CONFIG = load_config()
 
 
 def engine() -> ScoringEngine:
-    return ScoringEngine(CONFIG)
+    return ReadBack(CONFIG)
 
 
 def feed(eng: ScoringEngine, events: list, watermark: int = 0) -> UserState:  # type: ignore[type-arg]
@@ -181,7 +181,7 @@ def test_state_round_trips_and_stays_compact() -> None:
 
 
 def test_half_life_is_configurable() -> None:
-    eng = ScoringEngine(config_from_dict({"scoring": {"dimensions": {"activity": {
+    eng = ReadBack(config_from_dict({"scoring": {"dimensions": {"activity": {
         "half_life_days": 1.0}}}}))
     state = feed(eng, [ev("u", "session_start", T0)])
     assert eng.dimensions.at(state.dims, state.last_ms, T0 + DAY)[0] == pytest.approx(0.5)

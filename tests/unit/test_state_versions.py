@@ -11,7 +11,6 @@ import msgspec
 import pytest
 
 from scoring.config import load_config
-from scoring.engine import ScoringEngine
 from scoring.partition_state import (
     PartitionState,
     PartitionStateVersionError,
@@ -20,6 +19,7 @@ from scoring.partition_state import (
 )
 from scoring.state import STATE_VERSION, UserState
 from scoring.state_codec import StateCodec, StateVersionError, codec_for, encode_state
+from tests.helpers import ReadBack
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "state_v1.json"
 CONFIG = load_config(None)
@@ -32,7 +32,7 @@ def _fixture() -> dict:  # type: ignore[type-arg]
 def test_version_1_state_decodes_to_the_scores_it_had() -> None:
     doc = _fixture()
     codec = codec_for(CONFIG)
-    engine = ScoringEngine(CONFIG)
+    engine = ReadBack(CONFIG)
     assert len(doc["users"]) == 60
     for user in doc["users"]:
         raw = base64.b64decode(user["state_b64"])
@@ -53,7 +53,7 @@ def test_migration_keeps_trigger_history_and_badges_by_name() -> None:
     # version 1 keyed trigger history by position in this list; the positions are the codes
     assert doc["trigger_types_by_position"][:2] == ["reengagement_nudge", "vip_promotion"]
     assert sum(len(s.triggers.episodes) for s in states) > 60
-    badge_names = {b.name for b in CONFIG.triggers.milestone.badges}
+    badge_names = {b.name for b in CONFIG.triggers.rule("milestone").badges}  # type: ignore[attr-defined]
     from scoring.state import name_hash
 
     by_hash = {name_hash(n): n for n in badge_names}

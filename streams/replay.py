@@ -1,8 +1,10 @@
 """`engage replay`: a JSONL(.gz) event file through the same engine, in-process, no broker.
 
-Users are placed on partitions exactly as Kafka's default partitioner would place them, so
-lateness and silent-user sweeps follow the same per-partition watermarks as the live
-worker. The churn loop (examples -> trainer -> predictor) runs in-process.
+A shell beside the worker, built by the same engine factory. Users are placed on partitions
+exactly as Kafka's default partitioner would place them (`partitions`: the live topic's
+count), so lateness, silent-user sweeps and the per-partition sketches follow the same
+sequences as the live worker. The churn loop (examples -> trainer -> predictor) runs
+in-process.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from scoring.driver import Driver
 from scoring.engine import ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
 from scoring.partitioning import partition_for_user
+from scoring.records import ChurnExample, Trigger, stamp
 from scoring.state import UserState
 from scoring.state_codec import encode_state
 from scoring.timeutil import format_rfc3339_ms
-from scoring.triggers.rules import TriggerRules
+from streams.engine_factory import build_engine
 
 DEFAULT_PARTITIONS = 4
 
@@ -51,7 +54,7 @@ class InProcessChurn:
         self.publish_every = c.publish_every_examples
         self.labels = ChurnLabels(c, self.predictor.predict, self.predictor.tag)
 
-    def learn(self, examples: list[dict[str, Any]]) -> None:
+    def learn(self, examples: list[ChurnExample]) -> None:
         for example in examples:
             self.trainer.learn(example)
             if self.trainer.since_publish >= self.publish_every:
@@ -73,8 +76,7 @@ def build_replay_engine(
     config: EngageConfig, *, churn: bool = True, triggers: bool = True
 ) -> tuple[ScoringEngine, InProcessChurn | None]:
     loop = InProcessChurn(config) if churn else None
-    rules = TriggerRules(config) if triggers else None
-    engine = ScoringEngine(config, churn=loop.labels if loop else None, triggers=rules)
+    engine = build_engine(config, churn=loop.labels if loop else None, triggers=triggers)
     return engine, loop
 
 
@@ -114,10 +116,11 @@ def run_replay(
     started = time.perf_counter()
     bar = _progress(Path(input_path).stat().st_size, progress)
 
-    def emit(outcome_triggers: list[dict[str, Any]], examples: list[dict[str, Any]]) -> None:
+    def emit(outcome_triggers: list[Trigger], examples: list[ChurnExample]) -> None:
         for t in outcome_triggers:
-            trigger_counts[f"{t['type']}/{t['variant']}"] += 1
+            trigger_counts[f"{t.type}/{t.variant}"] += 1
             if trig_out is not None:
+                stamp(t, wall(), config.triggers.rule(t.type).expires_hours)
                 trig_out.write(encode(t) + b"\n")
         if loop is not None and examples:
             loop.learn(examples)
@@ -203,5 +206,5 @@ def write_snapshot(
     """One JSON line per user, scores evaluated at `as_of_ms`, sorted by user_id."""
     with open(path, "w") as out:
         for user_id in sorted(states):
-            record = engine.score_record(states[user_id], user_id, as_of_ms)
+            record = msgspec.to_builtins(engine.score_record(states[user_id], user_id, as_of_ms))
             out.write(json.dumps(record, sort_keys=True) + "\n")

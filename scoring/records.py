@@ -1,0 +1,102 @@
+"""The records engage publishes, as typed structs (encoded to JSON by msgspec).
+
+Field names and order are the public contracts: engagement-score/v1, trigger/v1 and
+churn-example/v1 (JSON Schemas in scoring/schemas/, docs in docs/). The core fills what it
+knows; the shell stamps the wall-clock fields (`emitted_at`, `expires_at`) when it sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class TriggerReason(msgspec.Struct, kw_only=True):
+    rule: str
+    features: dict[str, Any]
+
+
+class Trigger(msgspec.Struct, kw_only=True):
+    """trigger/v1: one moment a rule fired for a user."""
+
+    schema: str = "trigger/v1"
+    trigger_id: str
+    type: str
+    user_id: str
+    episode: str
+    variant: str  # treatment | control
+    event_time: str  # the event time that caused it (RFC 3339, UTC, ms)
+    emitted_at: str = ""  # wall clock when sent (stamped by the shell)
+    expires_at: str = ""  # emitted_at + the rule's expires_hours (stamped by the shell)
+    reason: TriggerReason
+    score: float
+    tier: str
+    churn_probability: float | None
+    details: dict[str, Any]
+
+
+class Windows(msgspec.Struct, kw_only=True):
+    events_7d: int
+    events_28d: int
+    active_days_7: int
+    active_days_28: int
+    stickiness: float
+    counts_7d: dict[str, int]
+    counts_28d: dict[str, int]
+
+
+class Rfm(msgspec.Struct, kw_only=True):
+    recency_days: float
+    frequency_28d: int
+    monetary_28d: float
+    monetary_total: float
+
+
+class StreakRecord(msgspec.Struct, kw_only=True):
+    current: int
+    longest: int
+
+
+class ScoreRecord(msgspec.Struct, kw_only=True):
+    """engagement-score/v1: a user's scores at `as_of` (event time)."""
+
+    schema: str = "engagement-score/v1"
+    user_id: str
+    as_of: str
+    engagement_score: float
+    dimensions: dict[str, float]
+    tier: str
+    churn_probability: float | None
+    days_since_last_event: float
+    last_event_at: str
+    windows: Windows
+    rfm: Rfm
+    streak: StreakRecord
+    tenure_days: float
+    typical_gap_days: float
+    silence_ratio: float
+    events_counted: int
+    events_capped: int
+    churn_model: str | None = None
+
+
+class ChurnExample(msgspec.Struct, kw_only=True):
+    """churn-example/v1: a resolved observation point, what the trainer learns from."""
+
+    schema: str = "churn-example/v1"
+    user_id: str
+    observed_at: str
+    resolved_at: str
+    label: int
+    features: dict[str, float]
+
+
+def stamp(trigger: Trigger, emitted_ms: int, expires_hours: float) -> Trigger:
+    """The wall-clock fields of a trigger about to be sent: when, and until when it is
+    worth acting on (counted from sending, so a backfill's triggers do not expire at once)."""
+    from scoring.timeutil import MS_PER_HOUR, format_rfc3339_ms
+
+    trigger.emitted_at = format_rfc3339_ms(emitted_ms)
+    trigger.expires_at = format_rfc3339_ms(emitted_ms + int(expires_hours * MS_PER_HOUR))
+    return trigger
