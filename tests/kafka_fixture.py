@@ -64,8 +64,9 @@ def kafka_for_tests() -> Iterator[BrokerUnderTest]:
         down(broker)
 
 
+# Five ports from here: PLAINTEXT, controller, SASL_PLAINTEXT, SASL_SSL, mutual TLS.
 TEST_SECURE_BROKER_PORT = int(
-    os.environ.get("ENGAGE_TEST_KAFKA_SASL_PORT", str(TEST_BROKER_PORT + 100))
+    os.environ.get("ENGAGE_TEST_KAFKA_SASL_PORT", str(TEST_BROKER_PORT + 10))
 )
 
 
