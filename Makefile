@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_replay
 	$(BIN)/python -m benchmarks.bench_worker
 	$(BIN)/python -m benchmarks.bench_churn
+	$(BIN)/python -m benchmarks.bench_latency
 
 broker-down: $(STAMP)
 	$(BIN)/engage broker down
