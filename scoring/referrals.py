@@ -17,11 +17,14 @@ every decision here depends on event times and state, never on arrival order:
    within `window_days` after the invite, I sends `converted` to R with evidence: I's
    active days and events at that moment, and how soon after the invite it came.
 4. R holds each conversion for `hold_days` of its own event time after it arrived, so that
-   ring news and the rest of a farm's or burst's conversions are in; then credits it
-   (`referral_converted`) unless it is suspicious — a ring, a farm (`farm_min_thin`
-   invitees with no activity of their own), a burst (`burst_count` conversions within
-   `burst_minutes`) — which is withheld and flagged (`referral_flagged`, with evidence).
-   A self-referral is flagged at once. Each invitee is credited or flagged once.
+   ring news is in; then credits it (`referral_converted`) unless it is suspicious, which is
+   withheld and flagged (`referral_flagged`, with the evidence): a ring; an invitee with no
+   activity of its own (`thin`: at most `thin_max_active_days` active days and
+   `thin_max_events` events when it qualified) — a `farm` once the referrer has
+   `farm_min_thin` such invitees; a `burst` (the `burst_count`-th conversion within
+   `burst_minutes`, counting those that qualified before it). A self-referral is flagged at
+   once. Each invitee is credited or flagged once, and each ring flagged once, by its first
+   member in id order, whichever member found it.
 """
 
 from __future__ import annotations
@@ -115,7 +118,8 @@ class Referrals(Extension):
             if message.sender == m.state.referral.referrer:
                 self._learn_chain(m, [str(u) for u in message.body.get("chain", [])])
         elif message.kind == "ring":
-            self._join_ring(m, [int(h) for h in message.body.get("members", [])])
+            self._join_ring(m, [int(h) for h in message.body.get("members", [])],
+                            sorted(str(u) for u in message.body.get("names", [])))
         elif message.kind == "converted":
             self._converted(m)
 
@@ -150,18 +154,20 @@ class Referrals(Extension):
         hashes = sorted(short_hash(u) for u in members)
         if set(hashes) <= set(r.ring):
             return  # known already
-        self._join_ring(m, hashes)
-        m.count("engage_referral_flags_total", "ring")
-        evidence = {"reason": "ring", "members": members}
-        m.signals.append(Signal(FLAGGED, f"ring:{','.join(members)}", evidence,
-                                {"reason": "ring", "invitee": m.user_id}))
+        self._join_ring(m, hashes, members)
         for member in members:
             if member != m.user_id:
-                m.send(member, "ring", members=hashes)
+                m.send(member, "ring", members=hashes, names=members)
 
-    def _join_ring(self, m: Moment, hashes: list[int]) -> None:
+    def _join_ring(self, m: Moment, hashes: list[int], names: list[str] | None = None) -> None:
         r = m.state.referral
+        new = not set(hashes) <= set(r.ring)
         r.ring = sorted(set(r.ring) | set(hashes))
+        if new and names and m.user_id == min(names):  # one flag per ring, by one member
+            m.count("engage_referral_flags_total", "ring")
+            evidence = {"reason": "ring", "members": names}
+            m.signals.append(Signal(FLAGGED, f"ring:{','.join(names)}", evidence,
+                                    {"reason": "ring", "invitee": m.user_id}))
 
     def _converted(self, m: Moment) -> None:
         message = m.message
@@ -217,16 +223,16 @@ class Referrals(Extension):
         thin_seen = r.thin + sum(self._thin(p) for p in together if p is not pending) + thin
         r.thin += thin
         window = int(c.burst_minutes * MS_PER_MINUTE)
-        times = [*history, *(int(p[1]) for p in together if p is not pending)]
-        in_burst = 1 + sum(abs(t - qualified_ms) < window for t in times)
+        earlier = [*history, *(int(p[1]) for p in together if p is not pending)]
+        in_burst = 1 + sum(qualified_ms - window < t <= qualified_ms for t in earlier)
         r.recent = sorted({*r.recent, qualified_ms})[-MAX_RECENT:]
         evidence = {"invitee": invitee, "invitee_active_days": int(active_days),
                     "invitee_events": int(events), "minutes_after_invite": float(minutes)}
         reason = None
         if bool(in_ring) or short_hash(invitee) in r.ring:
             reason = "ring"
-        elif thin and thin_seen >= c.farm_min_thin:
-            reason = "farm"
+        elif thin:  # never credited: whether the referrer looks like a farm is the evidence
+            reason = "farm" if thin_seen >= c.farm_min_thin else "thin"
         elif in_burst >= c.burst_count:
             reason = "burst"
         if reason is not None:

@@ -108,7 +108,7 @@ class Metrics:
         )
         self.referral_flags = Counter(
             "engage_referral_flags_total",
-            "Referrals withheld as suspicious, by reason (self_referral, ring, farm, burst).",
+            "Referrals withheld as suspicious, by reason (self_referral, ring, thin, farm, burst).",
             ["reason"], registry=r,
         )
         self.points = Counter(
