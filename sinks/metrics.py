@@ -163,6 +163,11 @@ class Metrics:
             "Redemptions, by outcome (spent; refused: more than the balance).",
             ["outcome"], registry=r,
         )
+        self.messages = Counter(
+            "engage_routed_messages_total",
+            "Messages between users' partitions (referral steps) applied, by kind and outcome "
+            "(received, already_applied).", ["kind", "outcome"], registry=r,
+        )
         self.experiment_users = Counter(
             "engage_experiment_users_total",
             "Users entering a trigger type's experiment (their first trigger of the type), "

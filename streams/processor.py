@@ -392,7 +392,8 @@ class ScoringShell:
                 role, part, offset, seq = (int(x) for x in value.split(b":"))
                 source, position = role * 4096 + part, offset * SEQ_LIMIT + seq
         outcome = self.driver.receive(record.partition, message, staged, source, position)
-        self._count(result, message.kind, outcome.status)
+        self.metrics.messages.labels(message.kind, outcome.status).inc()
+        result.counts[outcome.status] = result.counts.get(outcome.status, 0) + 1
         if outcome.status != "already_applied":
             self._emit(message.to, outcome, publish, result, now_ms)
 
