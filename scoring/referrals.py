@@ -62,6 +62,10 @@ class Referrals(Extension):
             return
         event, r = m.event, m.state.referral
         assert event is not None
+        if r.referrer and not r.qualified and m.state.first_ms < r.invited_ms:
+            # the invite reached this partition before the user's own earlier events:
+            # an existing user after all, not brought in by the invite
+            r.referrer = ""
         if not r.first_qualified and self._qualifying(m):
             r.first_qualified = [m.now_ms, m.state.active_days, m.state.events]
             self._report(m)
@@ -81,6 +85,8 @@ class Referrals(Extension):
         """Tell the referrer, once, if the first qualifying action counts for the invite."""
         r = m.state.referral
         if not r.referrer or r.qualified or not r.first_qualified:
+            return
+        if m.state.events and m.state.first_ms < r.invited_ms:
             return
         at, active_days, events = r.first_qualified
         if not r.invited_ms <= at <= r.invited_ms + self.window_ms:

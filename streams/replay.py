@@ -27,6 +27,7 @@ from scoring.driver import Driver
 from scoring.engine import ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
 from scoring.extensions import Routed
+from scoring.partition_state import PartitionState
 from scoring.partitioning import partition_for_user
 from scoring.records import ChurnExample, Suppression, Trigger, stamp
 from scoring.state import UserState
@@ -72,6 +73,7 @@ class ReplayResult:
     as_of_ms: int
     summary: dict[str, Any] = field(default_factory=dict)
     boards: dict[int, dict[str, list[list[float | str]]]] = field(default_factory=dict)
+    partitions: dict[int, PartitionState] = field(default_factory=dict)  # as a worker stores
 
 
 def build_replay_engine(
@@ -212,7 +214,8 @@ def run_replay(
     if loop is not None:
         summary["churn"] = loop.trainer.status()
     boards = {p: clock.shared.stored.boards for p, clock in driver.clocks.items()}
-    return ReplayResult(states, engine, loop, as_of_ms, summary, boards)
+    partition_states = {p: driver.partition_state(p) for p in driver.clocks}
+    return ReplayResult(states, engine, loop, as_of_ms, summary, boards, partition_states)
 
 
 def _lines(fh: IO[bytes]) -> Iterator[bytes]:
