@@ -16,8 +16,8 @@ import pytest
 
 from scoring.config import load_config
 from scoring.partitioning import partition_for_user
-from sinks.metrics import Metrics
 from simulator import generate
+from sinks.metrics import Metrics
 from streams.engine_factory import build_engine
 from streams.processor import DictStore, InputRecord, ScoringShell
 from streams.replay import run_replay
