@@ -6,8 +6,9 @@ backlog a message can reach its recipient after events that came later in event 
 every decision here depends on event times and state, never on arrival order:
 
 1. R's referral event sends `invite` to I with R's invite chain (who invited R, who invited
-   them, ... up to `ring_depth`). The first invite of a user who was not seen before the
-   invite's time wins; invites to existing users are not referrals.
+   them, ... up to `ring_depth`). The earliest invite (event time) of a user not seen before
+   it wins, whichever arrived first (a later one told of a conversion is told to `retract`
+   it); invites to existing users are not referrals.
 2. A user compares every chain it learns with itself and its own invitees: a match closes a
    ring (A invites B invites C invites A). Every member is told (`ring`). A user whose
    chain changes passes the new chain on to its invitees (`chain`), so a ring is found
@@ -16,8 +17,9 @@ every decision here depends on event times and state, never on arrival order:
    is recorded when it happens, invite or not; once I has a referrer and that action came
    within `window_days` after the invite, I sends `converted` to R with evidence: I's
    active days and events at that moment, and how soon after the invite it came.
-4. R holds each conversion for `hold_days` of its own event time after it arrived, so that
-   ring news is in; then credits it (`referral_converted`) unless it is suspicious, which is
+4. R holds each conversion for `hold_days` of its own event time after the news arrived, so
+   that corrections from other partitions (a ring, an earlier invite's retraction) are in;
+   then credits it (`referral_converted`) unless it is suspicious, which is
    withheld and flagged (`referral_flagged`, with the evidence): a ring; an invitee with no
    activity of its own (`thin`: at most `thin_max_active_days` active days and
    `thin_max_events` events when it qualified) — a `farm` once the referrer has
@@ -128,14 +130,22 @@ class Referrals(Extension):
                             sorted(str(u) for u in message.body.get("names", [])))
         elif message.kind == "converted":
             self._converted(m)
+        elif message.kind == "retract":  # an earlier invite by someone else won
+            r = m.state.referral
+            r.pending = [p for p in r.pending if p[0] != message.sender]
 
     def _invited(self, m: Moment, chain: list[str]) -> None:
         r, state = m.state.referral, m.state
         if not chain:
             return
         self._check_ring(m, chain)
-        if r.referrer or (state.events and state.first_ms < m.now_ms):
-            return  # invited before, or an existing user: not brought in by this invite
+        if state.events and state.first_ms < m.now_ms:
+            return  # an existing user: not brought in by this invite
+        if r.referrer and (r.invited_ms, r.referrer) <= (m.now_ms, chain[0]):
+            return  # an earlier invite wins, whichever arrived first
+        if r.referrer and r.qualified:  # told the later inviter already: take it back
+            m.send(r.referrer, "retract")
+            r.qualified = False
         r.referrer, r.invited_ms = chain[0], m.now_ms
         self._learn_chain(m, chain)
         self._report(m)  # it may have qualified before the invite reached this partition
@@ -193,8 +203,9 @@ class Referrals(Extension):
     # -- the review period ends --------------------------------------------------------------
 
     def _due(self, pending: Pending) -> int:
-        """The review ends `hold_days` after the conversion arrived here (by this partition's
-        clock), so that what arrives together is judged together, here as in replay."""
+        """The review ends `hold_days` of this partition's event time after the news arrived
+        here (or after the invitee qualified, if that is later): time for corrections sent
+        from other partitions — an earlier invite's `retract`, a ring — to arrive too."""
         return max(int(pending[1]), int(pending[6])) + self.hold_ms
 
     def on_sweep(self, m: Moment) -> None:
@@ -244,7 +255,7 @@ class Referrals(Extension):
         if reason is not None:
             r.flagged += 1
             m.count("engage_referral_flags_total", reason)
-            m.signals.append(Signal(FLAGGED, f"{reason}:{invitee}", {
+            m.signals.append(Signal(FLAGGED, f"withheld:{invitee}", {
                 "reason": reason, **evidence, "thin_invitees": thin_seen,
                 "conversions_in_burst_window": in_burst,
             }, {"reason": reason, "invitee": invitee}))

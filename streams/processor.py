@@ -396,6 +396,7 @@ class ScoringShell:
         result.counts[outcome.status] = result.counts.get(outcome.status, 0) + 1
         if outcome.status != "already_applied":
             self._emit(message.to, outcome, publish, result, now_ms)
+        self._sweep(publish, result, staged, now_ms)
 
     def _tick(
         self,

@@ -130,6 +130,10 @@ def run_replay(
             outcomes["messages"] += 1
             emit(got.triggers, got.examples, got.suppressed)
             queue += got.routed
+            for _partition, _user, swept in driver.sweep_advanced(states):
+                outcomes["sweeps"] += 1
+                emit(swept.triggers, swept.examples, swept.suppressed)
+                queue += swept.routed
 
     def emit(
         outcome_triggers: list[Trigger],
