@@ -24,11 +24,14 @@ from scoring.state import UserState
 from scoring.state_codec import encode_state
 from streams.replay import open_lines, run_replay
 
+PARTITIONS = 4
+
 
 def engine_alone(events: list[tuple[int, Event]]) -> tuple[float, dict[str, UserState]]:
     engine = ScoringEngine(load_config())
     states: dict[str, UserState] = {}
-    feed = AlignedFeed(Driver(engine, states.get), states, lambda _e, _o: None, lambda _o: None)
+    driver = Driver(engine, states.get, PARTITIONS)
+    feed = AlignedFeed(driver, states, lambda _e, _o: None, lambda _o: None)
     started = time.perf_counter()
     for p, event in events:
         feed.add(p, event)
@@ -48,7 +51,7 @@ def main() -> None:
     now = int(time.time() * 1000)
     with open_lines(path) as fh:
         events = [decode_event(line, now_ms=now, rules=rules) for line in fh]
-    placed = [(partition_for_user(e.user_id, 4), e) for e in events]
+    placed = [(partition_for_user(e.user_id, PARTITIONS), e) for e in events]
     n = len(events)
     alone, states = [], {}
     for _ in range(args.runs):

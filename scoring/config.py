@@ -16,6 +16,13 @@ import msgspec
 
 from scoring.churn.config import ChurnConfig
 from scoring.errors import ConfigError
+from scoring.growth_config import (
+    ExperimentsConfig,
+    LeaderboardsConfig,
+    PointsConfig,
+    ReferralsConfig,
+    check_growth_config,
+)
 from scoring.triggers.config import TriggersConfig, triggers_from_dict
 
 __all__ = ["ConfigError", "EngageConfig", "config_from_dict", "load_config"]
@@ -108,6 +115,10 @@ class EngageConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     tiers: TiersConfig = msgspec.field(default_factory=TiersConfig)
     churn: ChurnConfig = msgspec.field(default_factory=ChurnConfig)
     triggers: TriggersConfig = msgspec.field(default_factory=TriggersConfig)
+    referrals: ReferralsConfig = msgspec.field(default_factory=ReferralsConfig)
+    points: PointsConfig = msgspec.field(default_factory=PointsConfig)
+    leaderboards: LeaderboardsConfig = msgspec.field(default_factory=LeaderboardsConfig)
+    experiments: ExperimentsConfig = msgspec.field(default_factory=ExperimentsConfig)
 
     def half_life_ms(self, dimension: str) -> float:
         dim = self.scoring.dimensions.get(dimension)
@@ -275,3 +286,4 @@ def _check(c: EngageConfig) -> None:
 
     check_churn_config(c.churn)
     check_triggers_config(c)
+    check_growth_config(c.referrals, c.points, set(c.event_types), set(c.triggers.types()))

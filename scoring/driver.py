@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from scoring.due_index import DueIndex, PartitionClock
 from scoring.engine import Outcome, ScoringEngine
 from scoring.events import Event
+from scoring.extensions import Routed
 from scoring.partition_state import PartitionState
 from scoring.population_reference import SnapshotExchange
 from scoring.state import UserState
@@ -47,10 +48,12 @@ class Driver:
         self,
         engine: ScoringEngine,
         load: Callable[[str], UserState | None],
+        partitions: int = 1,
         exchange: SnapshotExchange | None = None,
     ) -> None:
         self.engine = engine
         self.load = load
+        self.partitions = partitions
         self.exchange = exchange if exchange is not None else SnapshotExchange()
         self.clocks: dict[int, PartitionClock] = {}
         self.indexes: dict[int, DueIndex] = {}
@@ -59,7 +62,9 @@ class Driver:
     def clock(self, partition: int) -> PartitionClock:
         clock = self.clocks.get(partition)
         if clock is None:
-            shared = self.engine.partition_shared(partition, None, self.exchange)
+            shared = self.engine.partition_shared(
+                partition, None, self.exchange, self.partitions
+            )
             clock = self.clocks[partition] = PartitionClock(self.engine.lateness_ms, shared)
         return clock
 
@@ -81,7 +86,7 @@ class Driver:
         The stored clock was saved after the users' states of its batch, so it is never ahead
         of them: records replayed after a crash see the clock they saw the first time.
         """
-        shared = self.engine.partition_shared(partition, stored, self.exchange)
+        shared = self.engine.partition_shared(partition, stored, self.exchange, self.partitions)
         self.clocks[partition] = PartitionClock(self.engine.lateness_ms, shared)
         self._advanced.discard(partition)
         index = self.indexes[partition] = DueIndex()
@@ -137,6 +142,40 @@ class Driver:
             self._advanced.add(partition)
         if outcome.status == "scored":
             self._reschedule(partition, user_id, outcome.state, clock.watermark_ms)
+        return outcome
+
+    def receive(
+        self,
+        partition: int,
+        message: Routed,
+        staged: dict[str, UserState],
+        source: int | None = None,
+        position: int | None = None,
+    ) -> Outcome:
+        """A message for one of the partition's users, applied once: its state records the
+        position (`source`, `position`) of the last message applied from each source."""
+        user_id = message.to
+        state = staged.get(user_id)
+        if state is None:
+            state = self.load(user_id)
+        if state is not None and source is not None and position is not None:
+            applied = state.routed_from.get(source)
+            if applied is not None and position <= applied:
+                return Outcome("already_applied", state)
+        clock = self.clock(partition)
+        outcome = self.engine.receive(state, message, clock.shared, clock.watermark_ms)
+        assert outcome.state is not None
+        if source is not None and position is not None:
+            outcome.state.routed_from[source] = position
+        staged[user_id] = outcome.state
+        watermark = clock.watermark_ms
+        due = self.engine.next_due_ms(outcome.state)
+        if due is not None and due <= watermark:
+            # news that came after its time had passed here: swept at once, at the watermark
+            self.index(partition).schedule(user_id, watermark)
+            self._advanced.add(partition)
+        else:
+            self._reschedule(partition, user_id, outcome.state, watermark)
         return outcome
 
     def _reschedule(self, partition: int, user_id: str, state: UserState, after_ms: int) -> None:

@@ -12,22 +12,29 @@ from scoring.calibration import NOT_PLACED, Calibration, Placement
 from scoring.config import EngageConfig
 from scoring.dimensions import DimensionModel
 from scoring.events import Event
+from scoring.extensions import Extension, Moment, Routed, builtin_extensions
 from scoring.features import Standing, UserView, score_record
 from scoring.hooks import ChurnHooks, TriggerContext, TriggerHooks
 from scoring.partition_state import PartitionShared, PartitionState
+from scoring.points_state import balance
 from scoring.population_reference import SnapshotExchange, composite_entry
-from scoring.records import ChurnExample, ScoreRecord, Trigger
+from scoring.records import ChurnExample, ReferralsRecord, ScoreRecord, Suppression, Trigger
 from scoring.satisfaction import SatisfactionModel
-from scoring.state import UserState, id_hash, type_code
+from scoring.state import UserState, id_hash, name_hash, type_code
 from scoring.tiers import TierPolicy
 from scoring.timeutil import MS_PER_DAY, MS_PER_MINUTE, format_rfc3339_ms
 from scoring.windows import add_count, mark_active
 
 
 class Outcome:
-    """What one event or sweep did. `status`: scored, duplicate, capped, late or swept."""
+    """What one event, sweep or message did. `status`: scored, duplicate, capped, late,
+    swept or received. `routed`: messages for other users; `counters`: metric increments
+    (name, labels, amount) for the shell."""
 
-    __slots__ = ("churn_probability", "examples", "publish_ms", "state", "status", "triggers")
+    __slots__ = (
+        "churn_probability", "counters", "examples", "publish_ms", "routed", "state",
+        "status", "suppressed", "triggers",
+    )
 
     def __init__(
         self,
@@ -44,6 +51,16 @@ class Outcome:
         self.triggers = triggers or []
         self.examples = examples or []
         self.churn_probability = churn_probability
+        self.routed: list[Routed] = []
+        self.counters: list[tuple[str, tuple[str, ...], float]] = []
+        self.suppressed: list[Suppression] = []
+
+    def took(self, moment: Moment) -> Outcome:
+        """Carry what extensions made of the moment."""
+        self.routed = moment.routed
+        self.counters = moment.counters
+        self.suppressed = moment.suppressed
+        return self
 
 
 def _pairs_from(pairs: list[int], at: int, floor: int) -> list[int]:
@@ -63,16 +80,22 @@ class ScoringEngine:
         config: EngageConfig,
         churn: ChurnHooks | None = None,
         triggers: TriggerHooks | None = None,
+        extensions: Sequence[Extension] | None = None,
     ) -> None:
         self.config = config
         self.churn = churn
         self.triggers = triggers
+        self.extensions = list(extensions if extensions is not None else builtin_extensions(config))
         s = config.scoring
         self.lateness_ms = int(s.lateness_seconds * 1000)
         self.burst_cap = s.burst_cap_per_minute
         self.default_gap_days = s.default_gap_days
         self.refresh_ms = int(s.refresh_every_hours * 3_600_000)
         self.refresh_for_ms = int(s.refresh_for_days * MS_PER_DAY)
+        self.badge_names = {
+            name_hash(b.name): b.name
+            for b in getattr(config.triggers.rule("milestone"), "badges", ())
+        }
         self.dimensions = DimensionModel(config)
         self.calibration = Calibration(config, self.dimensions)
         self.satisfaction = SatisfactionModel(config)
@@ -90,11 +113,11 @@ class ScoringEngine:
 
     def partition_shared(
         self, partition: int, stored: PartitionState | None = None,
-        exchange: SnapshotExchange | None = None,
+        exchange: SnapshotExchange | None = None, partitions: int = 1,
     ) -> PartitionShared:
         """A partition's shared state as this config keeps it (population window, on/off)."""
         return PartitionShared(
-            stored, partition=partition, exchange=exchange,
+            stored, partition, partitions, exchange=exchange,
             window_days=self.config.scoring.population.window_days,
             enabled=self.calibration.tracking,
         )
@@ -178,6 +201,9 @@ class ScoringEngine:
         score, lines, placement, previous_tier = self._judge(
             state, now, shared, self.dimensions.changes[etype]
         )
+        moment = Moment(user_id, state, ts, shared, event=event, new_active_day=new_day)
+        for extension in self.extensions:
+            extension.on_event(moment)
         triggers: list[Trigger] = []
         if self.triggers is not None:
             ctx = TriggerContext(
@@ -189,10 +215,57 @@ class ScoringEngine:
                 churn_probability=lambda: self.predict_view(ctx.view),
                 was_churned=was_churned,
                 gap_before_ms=0 if first else max(0, ts - previous_last),
-                new_active_day=new_day,
+                new_active_day=new_day, signals=moment.signals,
             )
             triggers = self.triggers.evaluate(ctx)
-        return Outcome("scored", state, now, triggers, examples)
+            self._after_admission(moment, triggers, ctx)
+        return Outcome("scored", state, now, triggers, examples).took(moment)
+
+    def _after_admission(
+        self, moment: Moment, triggers: list[Trigger], ctx: TriggerContext
+    ) -> None:
+        """Extensions that follow what was emitted (points earned, experiments entered)."""
+        moment.suppressed = ctx.suppressed
+        if triggers:
+            for extension in self.extensions:
+                extension.on_triggers(moment, triggers)
+
+    # -- messages from other users ------------------------------------------------------------
+
+    def receive(
+        self,
+        state: UserState | None,
+        message: Routed,
+        shared: PartitionShared | None = None,
+        watermark_ms: int = 0,
+    ) -> Outcome:
+        """A message another user's moment sent to `message.to` (a referral step...);
+        `watermark_ms`: the recipient partition's, which may be past the message's time."""
+        state = state if state is not None else UserState()
+        shared = shared if shared is not None else self.unpartitioned
+        now = max(message.at_ms, state.last_ms)
+        moment = Moment(message.to, state, message.at_ms, shared, message=message,
+                        watermark_ms=watermark_ms)
+        for extension in self.extensions:
+            extension.on_message(moment)
+        triggers: list[Trigger] = []
+        if self.triggers is not None and moment.signals:
+            ctx = self._quiet_context(message.to, state, now, shared, moment)
+            triggers = self.triggers.evaluate(ctx)
+            self._after_admission(moment, triggers, ctx)
+        return Outcome("received", state, None, triggers).took(moment)
+
+    def _quiet_context(
+        self, user_id: str, state: UserState, now: int, shared: PartitionShared, moment: Moment
+    ) -> TriggerContext:
+        """A moment without an event or a sweep: only signals are judged."""
+        rank = self.tiers.rank(state)
+        return TriggerContext(
+            user_id=user_id, now_ms=now, event=None, state=state,
+            view=lambda: self.view(state, now), previous_tier=rank, tier=rank,
+            tier_names=self.tiers.names, shared=shared,
+            churn_probability=lambda: None, signals=moment.signals, signals_only=True,
+        )
 
     # -- time passing -----------------------------------------------------------------------
 
@@ -204,6 +277,8 @@ class ScoringEngine:
         shared: PartitionShared | None = None,
     ) -> Outcome:
         """The watermark moved past something due for this silent user."""
+        if not state.events:
+            return self._sweep_unscored(state, user_id, watermark_ms, shared)
         shared = shared if shared is not None else self.unpartitioned
         now = max(watermark_ms, state.last_ms)
         examples: list[ChurnExample] = []
@@ -221,6 +296,9 @@ class ScoringEngine:
 
         score, lines, placement, previous_tier = self._judge(state, now, shared, ())
         probability = self.predict_view(view_now()) if self.churn is not None else None
+        moment = Moment(user_id, state, now, shared)
+        for extension in self.extensions:
+            extension.on_sweep(moment)
         triggers: list[Trigger] = []
         if self.triggers is not None:
             ctx = TriggerContext(
@@ -228,14 +306,32 @@ class ScoringEngine:
                 previous_tier=previous_tier, tier=self.tiers.rank(state),
                 tier_names=self.tiers.names, shared=shared, score=score,
                 tier_lines=lines, percentiles=placement.percentiles,
-                churn_probability=lambda: probability,
+                churn_probability=lambda: probability, signals=moment.signals,
             )
             triggers = self.triggers.evaluate(ctx)
+            self._after_admission(moment, triggers, ctx)
         state.last_sweep_ms = now
-        return Outcome("swept", state, now, triggers, examples, probability)
+        return Outcome("swept", state, now, triggers, examples, probability).took(moment)
+
+    def _sweep_unscored(
+        self, state: UserState, user_id: str, now: int, shared: PartitionShared | None
+    ) -> Outcome:
+        """A user with no counted event yet (known from messages): extensions only."""
+        shared = shared if shared is not None else self.unpartitioned
+        moment = Moment(user_id, state, now, shared, watermark_ms=now)
+        for extension in self.extensions:
+            extension.on_sweep(moment)
+        triggers: list[Trigger] = []
+        if self.triggers is not None and moment.signals:
+            ctx = self._quiet_context(user_id, state, now, shared, moment)
+            triggers = self.triggers.evaluate(ctx)
+            self._after_admission(moment, triggers, ctx)
+        return Outcome("swept", state, None, triggers).took(moment)
 
     def next_due_ms(self, state: UserState) -> int | None:
         """The earliest watermark at which `sweep` has something to do for this user."""
+        if not state.events:  # known only from messages (an invite): nothing to score yet
+            return self._extensions_due(state)
         due: list[int] = []
         last = state.last_ms
         # every user is revisited daily (not pushed back by each event), while not long gone
@@ -253,6 +349,13 @@ class ScoringEngine:
             trigger_due = self.triggers.next_due_ms(state)
             if trigger_due is not None:
                 due.append(trigger_due)
+        extensions_due = self._extensions_due(state)
+        if extensions_due is not None:
+            due.append(extensions_due)
+        return min(due) if due else None
+
+    def _extensions_due(self, state: UserState) -> int | None:
+        due = [d for e in self.extensions if (d := e.next_due_ms(state)) is not None]
         return min(due) if due else None
 
     # -- standing in the population ----------------------------------------------------------
@@ -333,9 +436,17 @@ class ScoringEngine:
         view = self.view(state, as_of_ms)
         if churn_probability is None:
             churn_probability = self.predict_view(view)
-        return score_record(
+        record = score_record(
             view, user_id, self.tiers.name(state), self.standing(state, as_of_ms, shared),
             churn_probability, self.type_names,
             format_rfc3339_ms(view.now_ms), format_rfc3339_ms(state.last_ms),
             self.churn.model_tag() if self.churn is not None else None,
         )
+        record.badges = [self.badge_names[h] for h in state.triggers.badges
+                         if h in self.badge_names]
+        r = state.referral
+        record.referrals = ReferralsRecord(invited=r.sent, credited=r.credited,
+                                           withheld=r.flagged)
+        if self.config.points.enabled:
+            record.points = balance(state.points, view.now_ms)
+        return record

@@ -16,9 +16,10 @@ from scoring.config import DIMENSIONS
 if TYPE_CHECKING:
     from scoring.churn.state import ChurnState
     from scoring.events import Event
+    from scoring.extensions import Signal
     from scoring.features import UserView
     from scoring.partition_state import PartitionShared
-    from scoring.records import ChurnExample, Trigger
+    from scoring.records import ChurnExample, Suppression, Trigger
     from scoring.state import UserState
     from scoring.triggers.state import TriggerState
 
@@ -83,7 +84,10 @@ class TriggerContext:
         "previous_tier",
         "score",
         "shared",
+        "signals",
+        "signals_only",
         "state",
+        "suppressed",
         "tier",
         "tier_lines",
         "tier_names",
@@ -110,6 +114,8 @@ class TriggerContext:
         was_churned: bool = False,
         gap_before_ms: int = 0,
         new_active_day: bool = False,
+        signals: list[Signal] | None = None,
+        signals_only: bool = False,
     ) -> None:
         self.user_id = user_id
         self.now_ms = now_ms  # the event's time, or the watermark on a sweep
@@ -129,6 +135,9 @@ class TriggerContext:
         self.was_churned = was_churned  # labelled churned before this event
         self.gap_before_ms = gap_before_ms  # silence that this event ended (0 for a first event)
         self.new_active_day = new_active_day
+        self.signals = signals or []  # what extensions decided at this moment (referrals...)
+        self.signals_only = signals_only  # a message: only `on_signals` rules are asked
+        self.suppressed: list[Suppression] = []  # what budgets held back (for triggers.audit)
 
     @property
     def view(self) -> UserView:

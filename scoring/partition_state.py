@@ -56,14 +56,22 @@ class PartitionState(
     omit_defaults=True,
     tag_field="v",
     tag=PARTITION_STATE_VERSION,
-    rename={"max_event_ms": "e", "offsets": "o", "population": "p"},
+    rename={"max_event_ms": "e", "offsets": "o", "reference_position": "p", "budget": "b",
+            "boards": "lb", "population": "pn"},
 ):
-    """Records written before the shared reference had a per-partition DDSketch under `s`;
-    it is ignored when read (the reference is rebuilt from the users' states)."""
+    """Records written before the shared reference had per-partition DDSketches under `s`
+    (the ambassador rule's advocacy percentile); they are ignored when read (the reference
+    is rebuilt from the users' states)."""
 
     max_event_ms: int | None = None  # newest event time applied on the partition
     offsets: dict[str, int] = msgspec.field(default_factory=dict)  # input topic role -> offset
-    population: PopulationPosition = msgspec.field(default_factory=PopulationPosition)
+    reference_position: PopulationPosition = msgspec.field(default_factory=PopulationPosition)
+    budget: dict[int, list[int]] = msgspec.field(default_factory=dict)  # code -> [day, used]
+    # "<period>:<period id>:<measure>" -> [[value, user_id], ...] best first (leaderboards)
+    boards: dict[str, list[list[float | str]]] = msgspec.field(default_factory=dict)
+    # population health counts (scoring/population_health.py): "users", "dau:<day>", "mau:<month>",
+    # "cohort:<first week>:<weeks since>", "buyers", "repeat_buyers", "referrers"
+    population: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class PartitionShared:
@@ -73,18 +81,21 @@ class PartitionShared:
     def __init__(
         self,
         stored: PartitionState | None = None,
-        *,
         partition: int = 0,
+        partitions: int = 1,
+        *,
         exchange: SnapshotExchange | None = None,
         window_days: int = 28,
         enabled: bool = True,
     ) -> None:
         self.stored = stored if stored is not None else PartitionState()
-        self.partition = partition
+        self.partition = partition  # which of `partitions` this is (budget shares)
+        self.partitions = partitions
+        self.boards_changed = False  # a leaderboard moved since the shell last published
         self.enabled = enabled
         self.exchange = exchange if exchange is not None else SnapshotExchange()
         self.population = PartitionPopulation(window_days)
-        position = self.stored.population
+        position = self.stored.reference_position
         self.reference: Reference = EMPTY_REFERENCE
         if enabled and position.ref_day is not None:
             self.reference = self.exchange.restore(position.ref_day, position.ref_parts)
@@ -98,7 +109,7 @@ class PartitionShared:
         records and on the other partitions' snapshots, never on timing."""
         if not self.enabled:
             return True
-        position = self.stored.population
+        position = self.stored.reference_position
         day = event_ms // MS_PER_DAY
         if position.open_day is None:
             self.exchange.publish(Opening(partition=self.partition, at_ms=event_ms))
@@ -122,6 +133,47 @@ class PartitionShared:
         """The partitions a record at `event_ms` would wait for."""
         watermark_day = (event_ms - lateness_ms) // MS_PER_DAY
         return self.exchange.waiting_for(watermark_day)
+
+    def rank(self, key: str, user_id: str, value: float, size: int) -> None:
+        """Place `user_id` with `value` on the board `key` (its top `size`), dropping boards
+        of the same kind and measure from earlier periods."""
+        boards = self.stored.boards
+        board = boards.get(key)
+        if board is None:
+            kind, pid, measure = key.split(":", 2)
+            for old in [k for k in boards
+                        if k.startswith(kind + ":") and k.endswith(":" + measure)
+                        and int(k.split(":", 2)[1]) < int(pid)]:
+                del boards[old]
+            board = boards[key] = []
+        # values only grow within a period: one at or under a full board's last was never on it
+        if len(board) >= size and value <= float(board[-1][0]):
+            return
+        for i, (_, user) in enumerate(board):
+            if user == user_id:
+                del board[i]
+                break
+        at = len(board)
+        while at and (-float(board[at - 1][0]), str(board[at - 1][1])) > (-value, user_id):
+            at -= 1
+        board.insert(at, [value, user_id])
+        del board[size:]
+        self.boards_changed = True
+
+    def budget_share(self, budget: int) -> int:
+        """This partition's part of a cluster-wide budget: an even split, the remainder to
+        the first partitions, so the parts add up to exactly `budget`."""
+        base, extra = divmod(budget, self.partitions)
+        return base + (1 if self.partition < extra else 0)
+
+    def spend(self, code: int, day: int, budget: int) -> bool:
+        """Take one from the type's share of today's budget; False when it is spent."""
+        day_used = self.stored.budget.get(code)
+        used = day_used[1] if day_used is not None and day_used[0] == day else 0
+        if used >= self.budget_share(budget):
+            return False
+        self.stored.budget[code] = [day, used + 1]
+        return True
 
     def snapshot(self) -> PartitionState:
         """The state to store now."""

@@ -36,6 +36,21 @@ class Trigger(msgspec.Struct, kw_only=True):
     details: dict[str, Any]
 
 
+class Suppression(msgspec.Struct, kw_only=True):
+    """trigger-suppressed/v1, on triggers.audit: a trigger a rule wanted that a reward
+    budget held back (its would-be id, so analyses can join it)."""
+
+    schema: str = "trigger-suppressed/v1"
+    trigger_id: str
+    type: str
+    user_id: str
+    episode: str
+    reason: str  # budget
+    event_time: str
+    detail: str
+    suppressed_at: str = ""  # wall clock when sent (stamped by the shell)
+
+
 class Windows(msgspec.Struct, kw_only=True):
     events_7d: int
     events_28d: int
@@ -56,6 +71,12 @@ class Rfm(msgspec.Struct, kw_only=True):
 class StreakRecord(msgspec.Struct, kw_only=True):
     current: int
     longest: int
+
+
+class ReferralsRecord(msgspec.Struct, kw_only=True):
+    invited: int  # invites sent
+    credited: int  # invitees credited (referral_converted)
+    withheld: int  # conversions withheld as suspicious (referral_flagged)
 
 
 class TierReason(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -109,6 +130,9 @@ class ScoreRecord(msgspec.Struct, kw_only=True):
     events_counted: int
     events_capped: int
     churn_model: str | None = None
+    badges: list[str] = msgspec.field(default_factory=list)  # earned milestone badges
+    referrals: ReferralsRecord | None = None
+    points: int | None = None  # the ledger's balance (None: the ledger is off)
 
 
 class ChurnExample(msgspec.Struct, kw_only=True):

@@ -25,6 +25,10 @@ import zlib
 import msgspec
 
 from scoring.churn.state import ChurnState
+from scoring.period_points import PeriodPoints
+from scoring.points_state import PointsState
+from scoring.referral_state import ReferralState
+from scoring.seen_state import Seen
 from scoring.triggers.state import TriggerState
 
 STATE_VERSION = 2
@@ -42,9 +46,10 @@ class UserState(
         "day_amounts": "da", "lifetime": "lt", "events": "n", "monetary": "m",
         "recent_ids": "ri", "burst": "b", "capped": "cp", "tier": "t",
         "below_since_ms": "bs", "last_sweep_ms": "sw", "input_offset": "o",
-        "rekeyed_from": "rk", "churn": "c", "triggers": "tr",
-        "pop_day": "pd", "pop_keys": "pk", "rating_sum": "rs", "rating_weight": "rw",
-        "rating_ref_ms": "rt", "ratings": "rn", "last_rating": "rl",
+        "rekeyed_from": "rk", "routed_from": "ro", "churn": "c", "triggers": "tr",
+        "referral": "rf", "points": "pt", "periods": "pp", "experiments": "ex",
+        "seen": "sn", "pop_day": "pd", "pop_keys": "pk", "rating_sum": "rs",
+        "rating_weight": "rw", "rating_ref_ms": "rt", "ratings": "rn", "last_rating": "rl",
         "last_bad_rating_ms": "rb",
     },
 ):
@@ -69,8 +74,15 @@ class UserState(
     last_sweep_ms: int = 0
     input_offset: int = -1  # last applied offset of the user's own input partition
     rekeyed_from: dict[int, int] = msgspec.field(default_factory=dict)  # source part -> offset
+    routed_from: dict[int, int] = msgspec.field(default_factory=dict)  # source -> position
     churn: ChurnState = msgspec.field(default_factory=ChurnState)
     triggers: TriggerState = msgspec.field(default_factory=TriggerState)
+    referral: ReferralState = msgspec.field(default_factory=ReferralState)
+    points: PointsState = msgspec.field(default_factory=PointsState)
+    periods: PeriodPoints = msgspec.field(default_factory=PeriodPoints)
+    # trigger type code -> [entered_ms, variant (1 treatment, 0 control), converted]
+    experiments: dict[int, list[int]] = msgspec.field(default_factory=dict)
+    seen: Seen = msgspec.field(default_factory=Seen)
     # The user's entry in the partition's population histograms (scoring.population_reference):
     # the bins it occupies per measure and the active day it is filed under (-1: none yet).
     pop_day: int = -1

@@ -36,8 +36,9 @@ from sinks.kafka_outbox import KafkaOutbox
 from sinks.metrics import Metrics
 from streams.churn_shell import ChurnShell
 from streams.holding import acknowledge, keep_unacknowledged
+from streams.leaderboard_reader import LeaderboardReader
 from streams.population_exchange import PopulationExchange
-from streams.processor import InputRecord, ScoringShell
+from streams.processor import InputRecord, OutRecord, ScoringShell
 from streams.settings import WorkerSettings
 
 log = logging.getLogger("engage.worker")
@@ -98,6 +99,38 @@ class TableStore:
     def save(self, user_id: str, partition: int, state: UserState) -> None:
         with _on_partition(self.topic, partition):
             self.table[user_id.encode()] = self.codec.encode(state)
+
+    # -- writes whose changelog records the worker sends and awaits itself -------------------
+    # Faust sends a table's changelog records without waiting, and commits input offsets
+    # even when one of them failed (the broker went away): the next owner would then rebuild
+    # a state older than the offsets say. The worker instead sends them through its outbox,
+    # waits for every acknowledgement, and only then updates the local store.
+
+    def changelog_records(
+        self, states: dict[str, UserState], partitions: dict[int, PartitionState]
+    ) -> tuple[list[OutRecord], list[OutRecord]]:
+        """(users' records, then partitions' records): sent in that order, each acked."""
+        topic = self.table.changelog_topic.get_topic_name()
+        users = [
+            OutRecord(topic, user_id.encode(), self.codec.encode(state),
+                      partition_for_user(user_id, self.partitions))
+            for user_id, state in states.items()
+        ]
+        parts = [
+            OutRecord(topic, partition_key(p).encode(), encode_partition_state(state), p)
+            for p, state in partitions.items()
+        ]
+        return users, parts
+
+    def apply_local(self, records: list[OutRecord], held: set[int]) -> None:
+        """Put changelog records already acknowledged into this worker's store (those of
+        partitions it still holds: a partition given up meanwhile is its new owner's)."""
+        store = self.table.data
+        for record in records:
+            assert record.partition is not None and record.key is not None
+            if record.partition in held:
+                with _on_partition(self.topic, record.partition):
+                    store[record.key] = record.value
 
     def load_partition(self, partition: int) -> PartitionState | None:
         with _on_partition(self.topic, partition):
@@ -176,7 +209,7 @@ class EngageWorker:
             store=settings.store_url,
             datadir=str(_ensure_dir(settings.data_dir / settings.app_id)),
             topic_partitions=settings.partitions,
-            topic_replication_factor=1,
+            topic_replication_factor=settings.topic_policy.replication_factor,
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
             web_enabled=True,
@@ -188,11 +221,12 @@ class EngageWorker:
             broker_commit_interval=1.0,
             broker_session_timeout=10.0,  # a crashed worker's partitions move on in 10 s
             broker_heartbeat_interval=3.0,
-            table_standby_replicas=0,
+            table_standby_replicas=settings.standby_replicas,
             # Shutdown must not wait for records a batch holds: their offsets are not
             # committed, and the next owner applies them once (input positions).
             stream_wait_empty=False,
             logging_config=None,
+            **settings.security.faust_settings(),
         )
         app = self.app
         self.table: faust.Table[bytes, bytes] = faust.Table(
@@ -202,6 +236,7 @@ class EngageWorker:
             key_type=bytes,  # bytes give Faust's raw serializers: keys are plain user ids
             value_type=bytes,
             help="Per-user scoring state (msgpack UserState) and one record per partition.",
+            extra_topic_configs=settings.topic_policy.internal_topic_config(),
         )
         app.tables.add(self.table)
         self.churn = ChurnShell(config, metrics, settings)
@@ -226,11 +261,13 @@ class EngageWorker:
             max_reference_wait_ms=int(settings.reference_wait_s * 1000),
         )
         self.outbox = KafkaOutbox(self._send, names.dlq, metrics)
+        self.leaderboards = LeaderboardReader(settings.broker, names.leaderboards)
         self.health = Health()
         self.held: set[int] = set()  # input partitions this worker owns
+        self.settled_generation = -1  # the group generation whose table recovery is over
         self._topics: dict[str, faust.TopicT] = {}
         self.input_channel = app.topic(
-            names.interactions, names.rekeyed, names.ticks,
+            names.interactions, names.rekeyed, names.ticks, names.routed,
             key_serializer="raw", value_serializer="raw",
             partitions=settings.partitions, internal=False,
         )
@@ -260,20 +297,53 @@ class EngageWorker:
     async def process(self, records: list[InputRecord]) -> None:
         """One batch: score, deliver every output, then store the states that say so.
 
-        Records of partitions given up in a rebalance while they waited in the batch are
-        left to their new owner (their offsets are not committed here)."""
-        assigned = self.app.consumer.assignment()
-        records = [r for r in records if TP(r.topic, r.partition) in assigned]
-        if not records:
-            return
-        await self.population.wait_caught_up()
-        result = self.shell.handle_batch(records)
-        result.outbox.extend(self.population.outbox(self.shell.driver))  # closed days' sketches
-        keep_unacknowledged(result.held)  # waiting for other partitions' snapshots
-        await self.outbox.deliver(result.outbox)
-        self.shell.store_batch(result)
-        acknowledge(result.released)
-        self.health.batch_done(records)
+        A rebalance can come while the outputs are delivered, and Faust then rebuilds the
+        table from the changelog under the batch. So a batch is stored only if no rebalance
+        came in between; otherwise it is scored again, once the new assignment is settled,
+        from the rebuilt table (input positions keep what was stored from counting twice;
+        outputs sent twice carry the same ids). Records of partitions given up are left to
+        their new owner (their offsets are not committed here).
+
+        Records whose partition waits for other partitions' population snapshots are kept
+        unacknowledged (streams/holding.py) and acknowledged in the batch that applies
+        them. A batch scored again drops what its partitions held: the rebalance sends the
+        consumer back to the committed offsets, so those records are read again."""
+        while True:
+            generation = await self._settled()
+            assigned = self.app.consumer.assignment()
+            mine = [r for r in records if TP(r.topic, r.partition) in assigned]
+            if not mine:
+                return
+            await self.population.wait_caught_up()
+            result = self.shell.handle_batch(mine)
+            result.outbox.extend(self.population.outbox(self.shell.driver))  # closed days
+            await self.outbox.deliver(result.outbox)
+            if generation == self.app.consumer_generation_id and not self.app.rebalancing:
+                keep_unacknowledged(result.held)  # waiting for other partitions' snapshots
+                users, partitions = self.store.changelog_records(result.states,
+                                                                 result.partitions)
+                await self.outbox.deliver(users)  # states first: a partition record is never
+                await self.outbox.deliver(partitions)  # in the changelog before its users
+                self.store.apply_local(users + partitions, self.held)
+                acknowledge(result.released)  # held in an earlier batch, stored now
+                self.health.batch_done(mine)
+                return
+            log.info("a rebalance came during a batch: scoring it again")
+            self.shell.forget_partitions(set(self.shell.assigned))
+
+    async def _settled(self) -> int:
+        """Wait until the current assignment's recovery is over; its generation."""
+        app = self.app
+        waited = 0.0
+        while app.rebalancing or self.settled_generation != app.consumer_generation_id:
+            if waited > 120 and not app.rebalancing and not app.in_recovery:
+                log.warning("no recovery signal for generation %s after %.0f s; going on",
+                            app.consumer_generation_id, waited)
+                self.settled_generation = app.consumer_generation_id
+                break
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        return int(app.consumer_generation_id)
 
     def _register(self) -> None:
         app, settings, shell = self.app, self.settings, self.shell
@@ -317,7 +387,9 @@ class EngageWorker:
             self.metrics.users_tracked.set(self.store.user_count())
             self.metrics.ready.set(1 if self.readiness()[0] else 0)
 
-        names_in = {self.names.interactions, self.names.rekeyed, self.names.ticks}
+        names_in = {
+            self.names.interactions, self.names.rekeyed, self.names.ticks, self.names.routed,
+        }
 
         async def on_assigned(sender: Any, assigned: set[TP] | None = None, **_: Any) -> None:
             """The new assignment (Faust revokes everything first, then reassigns, and
@@ -334,8 +406,19 @@ class EngageWorker:
             self.health.assigned = {tp for tp in assigned or () if tp.topic in names_in}
 
         app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+
+        async def on_settled(sender: Any, **_: Any) -> None:
+            """Faust finished recovering the table for this assignment."""
+            self.settled_generation = app.consumer_generation_id
+
+        app.on_rebalance_complete.connect(on_settled)  # type: ignore[arg-type]
         self.churn.register(self)
         self.population.register(self)
+
+        @app.task
+        async def follow_leaderboards() -> None:
+            await self.leaderboards.run()
+
         from streams.web import register_views
 
         register_views(self)

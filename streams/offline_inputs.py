@@ -70,8 +70,12 @@ def valid_events(lines: Iterable[bytes], config: EngageConfig, scan: EventScan) 
 
 
 def read_triggers(lines: Iterable[bytes], source: str) -> list[TriggerRecord]:
+    """Trigger v1 records; the audit topic's other records (what a budget held back,
+    `trigger-suppressed/v1`) are not triggers a user received and are passed over."""
     records = []
     for n, line in enumerate(lines, 1):
+        if b'"trigger-suppressed/v1"' in line[:64]:
+            continue
         try:
             records.append(decode_trigger(line))
         except BadTriggerRecord as exc:

@@ -34,11 +34,13 @@ from scoring.config import EngageConfig
 from scoring.driver import DIRECT, Driver
 from scoring.engine import Outcome, ScoringEngine
 from scoring.events import EventRules, InvalidEvent, decode_event
+from scoring.extensions import Routed
 from scoring.partition_state import PartitionState
 from scoring.partitioning import partition_for_user
 from scoring.population_reference import SnapshotExchange
 from scoring.records import Trigger, stamp
 from scoring.state import UserState
+from scoring.timeutil import format_rfc3339_ms
 from sinks.dead_letters import dead_letter_record
 from sinks.metrics import Metrics
 from streams.holding import DEFAULT_MAX_WAIT_MS, PartitionHolds
@@ -51,7 +53,11 @@ RECENT_TRIGGERS = 10
 SOURCE_HEADER = "engage-source"  # on re-keyed records: "<partition>:<offset>" they came from
 
 # The roles of the scoring agent's input topics, as recorded in each partition's offsets.
-INPUT, REKEYED, TICKS = "input", "rekeyed", "ticks"
+INPUT, REKEYED, TICKS, ROUTED = "input", "rekeyed", "ticks", "routed"
+ROLE_CODES = {INPUT: 0, REKEYED: 1, TICKS: 2, ROUTED: 3}
+ROUTED_HEADER = "engage-routed-from"  # "<role code>:<partition>:<offset>:<seq>" of its moment
+SEQ_LIMIT = 1 << 16  # messages one record may cause (positions: offset * SEQ_LIMIT + seq)
+_decode_routed = msgspec.json.Decoder(Routed).decode
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -169,9 +175,14 @@ class ScoringShell:
         self.wall_clock_ms = wall_clock_ms
         self.idle_advance_ms = idle_advance_ms
         self.rules = EventRules.from_config(config)
-        self.driver = Driver(engine, store.load, exchange)
+        self.driver = Driver(engine, store.load, partitions, exchange)
         self.holds = PartitionHolds(metrics.registry, max_reference_wait_ms)
-        self.roles = {names.interactions: INPUT, names.rekeyed: REKEYED, names.ticks: TICKS}
+        self.roles = {
+            names.interactions: INPUT, names.rekeyed: REKEYED, names.ticks: TICKS,
+            names.routed: ROUTED,
+        }
+        self._moment: tuple[int, int, int] = (0, 0, 0)  # role code, partition, offset
+        self._seq = 0  # messages sent by the current record
         self.last_arrival_wall_ms: dict[int, int] = {}
         self.recent_triggers: dict[str, list[Trigger]] = {}
         self.assigned: set[int] = set()
@@ -198,6 +209,7 @@ class ScoringShell:
             self.last_arrival_wall_ms.pop(p, None)
             with contextlib.suppress(KeyError):
                 self.metrics.watermark.remove(str(p))
+            self.metrics.population.pop(p, None)
         gone = [
             u for u in self.recent_triggers
             if partition_for_user(u, self.partitions) not in self.assigned
@@ -220,12 +232,21 @@ class ScoringShell:
             lambda r: self._record(r, now_ms, staged, publish, result, touched), now_ms, result
         )
         for partition in touched:
-            watermark = self.driver.clock(partition).watermark_ms
-            self.metrics.watermark.labels(str(partition)).set(watermark / 1000)
+            clock = self.driver.clock(partition)
+            self.metrics.watermark.labels(str(partition)).set(clock.watermark_ms / 1000)
+            self.metrics.population[partition] = clock.shared.stored.population
         for user_id, outcome in publish.items():
             self._score_record(user_id, outcome, result)
         result.states = staged
         result.partitions = {p: self.driver.partition_state(p) for p in sorted(touched)}
+        for p in sorted(touched):
+            shared = self.driver.clock(p).shared
+            if shared.boards_changed:  # every worker merges every partition's boards
+                shared.boards_changed = False
+                board = {"partition": p, "boards": shared.stored.boards}
+                result.outbox.append(
+                    OutRecord(self.names.leaderboards, str(p).encode(), _json_encode(board))
+                )
         return result
 
     def store_batch(self, result: BatchResult) -> None:
@@ -257,8 +278,11 @@ class ScoringShell:
                 return
             if self.holds.take(record, role == TICKS, now_ms):
                 return  # its partition waits for others' snapshots: kept, in order
+            self._moment, self._seq = (ROLE_CODES[role], partition, record.offset), 0
             if role == TICKS:
                 self._tick(partition, now_ms, staged, publish, result)
+            elif role == ROUTED:
+                self._routed(record, now_ms, staged, publish, result)
             else:
                 self._event(record, role, now_ms, staged, publish, result)
         except Exception as exc:  # a poison record must never stop the worker
@@ -370,6 +394,30 @@ class ScoringShell:
             self.metrics.sweeps.inc()
             self._emit(user_id, outcome, publish, result, now_ms)
 
+    def _routed(
+        self,
+        record: InputRecord,
+        now_ms: int,
+        staged: dict[str, UserState],
+        publish: dict[str, Outcome],
+        result: BatchResult,
+    ) -> None:
+        """A message from another user's moment (a referral step...), applied once."""
+        message = _decode_routed(record.value or b"")
+        if partition_for_user(message.to, self.partitions) != record.partition:
+            raise ValueError(f"routed message for {message.to!r} on the wrong partition")
+        source = position = None
+        for name, value in record.headers:
+            if name == ROUTED_HEADER:
+                role, part, offset, seq = (int(x) for x in value.split(b":"))
+                source, position = role * 4096 + part, offset * SEQ_LIMIT + seq
+        outcome = self.driver.receive(record.partition, message, staged, source, position)
+        self.metrics.messages.labels(message.kind, outcome.status).inc()
+        result.counts[outcome.status] = result.counts.get(outcome.status, 0) + 1
+        if outcome.status != "already_applied":
+            self._emit(message.to, outcome, publish, result, now_ms)
+        self._sweep(publish, result, staged, now_ms)
+
     def _tick(
         self,
         partition: int,
@@ -403,7 +451,8 @@ class ScoringShell:
     ) -> None:
         if outcome.publish_ms is not None:
             publish[user_id] = outcome
-        elif user_id not in publish and outcome.state is not None:
+        elif (user_id not in publish and outcome.state is not None
+              and outcome.status in ("duplicate", "capped")):
             # duplicates and capped events still answer with the user's current score
             publish[user_id] = Outcome(outcome.status, outcome.state, outcome.state.last_ms)
         key = user_id.encode()
@@ -421,6 +470,19 @@ class ScoringShell:
         for example in outcome.examples:
             self.metrics.churn_examples.labels(str(example.label)).inc()
             result.outbox.append(OutRecord(self.names.churn_examples, key, _json_encode(example)))
+        for held in outcome.suppressed:
+            held.suppressed_at = format_rfc3339_ms(now_ms)
+            result.outbox.append(OutRecord(self.names.audit, key, _json_encode(held)))
+        role, partition, offset = self._moment
+        for message in outcome.routed:
+            origin = b"%d:%d:%d:%d" % (role, partition, offset, self._seq)
+            self._seq += 1
+            result.outbox.append(OutRecord(
+                self.names.routed, message.to.encode(), _json_encode(message),
+                partition_for_user(message.to, self.partitions), [(ROUTED_HEADER, origin)],
+            ))
+        for name, labels, amount in outcome.counters:
+            self.metrics.count(name, labels, amount)
 
     def _score_record(self, user_id: str, outcome: Outcome, result: BatchResult) -> None:
         assert outcome.state is not None and outcome.publish_ms is not None

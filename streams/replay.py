@@ -27,9 +27,10 @@ from scoring.config import EngageConfig
 from scoring.driver import Driver
 from scoring.engine import Outcome, ScoringEngine
 from scoring.events import Event, EventRules, InvalidEvent, decode_event
-from scoring.partition_state import PartitionShared
+from scoring.extensions import Routed
+from scoring.partition_state import PartitionShared, PartitionState
 from scoring.partitioning import partition_for_user
-from scoring.records import ChurnExample, ScoreRecord, Trigger, stamp
+from scoring.records import ChurnExample, ScoreRecord, Suppression, Trigger, stamp
 from scoring.state import UserState
 from scoring.state_codec import encode_state
 from scoring.timeutil import format_rfc3339_ms
@@ -72,14 +73,16 @@ class ReplayResult:
     churn: InProcessChurn | None
     as_of_ms: int
     summary: dict[str, Any] = field(default_factory=dict)
+    boards: dict[int, dict[str, list[list[float | str]]]] = field(default_factory=dict)
+    partitions: dict[int, PartitionState] = field(default_factory=dict)  # as a worker stores
     driver: Driver | None = None
-    partitions: int = DEFAULT_PARTITIONS
+    partition_count: int = DEFAULT_PARTITIONS
 
     def score_record(self, user_id: str, as_of_ms: int | None = None) -> ScoreRecord:
         """The user's record as the snapshot writes it (against their partition's reference)."""
         shared = None
         if self.driver is not None:
-            shared = self.driver.clock(partition_for_user(user_id, self.partitions)).shared
+            shared = self.driver.clock(partition_for_user(user_id, self.partition_count)).shared
         when = self.as_of_ms if as_of_ms is None else as_of_ms
         return self.engine.score_record(self.states[user_id], user_id, when, shared=shared)
 
@@ -118,7 +121,7 @@ def run_replay(
     rules = EventRules.from_config(config)
     wall = now_ms or (lambda: int(time.time() * 1000))
     states: dict[str, UserState] = {}
-    driver = Driver(engine, states.get)
+    driver = Driver(engine, states.get, partitions)
     outcomes: Counter[str] = Counter()
     dead: Counter[str] = Counter()
     trigger_counts: Counter[str] = Counter()
@@ -128,7 +131,28 @@ def run_replay(
     started = time.perf_counter()
     bar = _progress(Path(input_path).stat().st_size, progress)
 
-    def emit(outcome_triggers: list[Trigger], examples: list[ChurnExample]) -> None:
+    def deliver(routed: list[Routed]) -> None:
+        """Messages to other users, delivered at once (the worker sends them through
+        engagement.routed to the recipient's partition)."""
+        queue = list(routed)
+        while queue:
+            message = queue.pop(0)
+            got = driver.receive(partition_for_user(message.to, partitions), message, states)
+            outcomes["messages"] += 1
+            emit(got.triggers, got.examples, got.suppressed)
+            queue += got.routed
+            for _partition, _user, swept in driver.sweep_advanced(states):
+                outcomes["sweeps"] += 1
+                emit(swept.triggers, swept.examples, swept.suppressed)
+                queue += swept.routed
+
+    def emit(
+        outcome_triggers: list[Trigger],
+        examples: list[ChurnExample],
+        suppressed: list[Suppression] | None = None,
+    ) -> None:
+        for held in suppressed or ():
+            trigger_counts[f"{held.type}/suppressed_{held.reason}"] += 1
         for t in outcome_triggers:
             trigger_counts[f"{t.type}/{t.variant}"] += 1
             if trig_out is not None:
@@ -144,13 +168,15 @@ def run_replay(
             dead["late"] += 1
             return
         last_ts = max(last_ts, event.ts_ms)
-        if outcome.triggers or outcome.examples:
-            emit(outcome.triggers, outcome.examples)
+        if outcome.triggers or outcome.examples or outcome.suppressed:
+            emit(outcome.triggers, outcome.examples, outcome.suppressed)
+        deliver(outcome.routed)
 
     def swept(outcome: Outcome) -> None:
         outcomes["sweeps"] += 1
-        if outcome.triggers or outcome.examples:
-            emit(outcome.triggers, outcome.examples)
+        if outcome.triggers or outcome.examples or outcome.suppressed:
+            emit(outcome.triggers, outcome.examples, outcome.suppressed)
+        deliver(outcome.routed)
 
     feed = AlignedFeed(driver, states, applied, swept)
     try:
@@ -210,7 +236,10 @@ def run_replay(
     }
     if loop is not None:
         summary["churn"] = loop.trainer.status()
-    return ReplayResult(states, engine, loop, as_of_ms, summary, driver, partitions)
+    boards = {p: clock.shared.stored.boards for p, clock in driver.clocks.items()}
+    partition_states = {p: driver.partition_state(p) for p in driver.clocks}
+    return ReplayResult(states, engine, loop, as_of_ms, summary, boards, partition_states,
+                        driver, partitions)
 
 
 def _lines(fh: IO[bytes]) -> Iterator[bytes]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from kafka import KafkaConsumer
 
@@ -15,14 +16,18 @@ from streams.topics import TopicNames
 DEMO_PREFIX = "demo."
 
 
-def resolve_prefix(broker: str, given: str | None, probe: Callable[[TopicNames], str]) -> str:
-    """`probe` names the topic whose presence decides (e.g. the audit topic)."""
+def resolve_prefix(
+    broker: str, given: str | None, probe: Callable[[TopicNames], str],
+    client: Mapping[str, Any] | None = None,
+) -> str:
+    """`probe` names the topic whose presence decides (e.g. the audit topic); `client`:
+    security settings for kafka-python (streams.kafka_security)."""
     if given is not None:
         return given
     env = os.environ.get("ENGAGE_TOPIC_PREFIX")
     if env is not None:
         return env
-    consumer = KafkaConsumer(bootstrap_servers=broker, group_id=None)
+    consumer = KafkaConsumer(bootstrap_servers=broker, group_id=None, **(client or {}))
     try:
         topics = consumer.topics()
     finally:

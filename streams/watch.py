@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kafka import KafkaConsumer
@@ -114,15 +114,17 @@ def trigger_line(v: dict[str, Any]) -> str:
 def watch(
     broker: str, seconds: float | None = None, show_scores: bool = False,
     names: TopicNames | None = None, every_s: float = 10.0, show_all: bool = False,
+    client: Mapping[str, Any] | None = None,
 ) -> int:
-    """Print notable triggers as they land and a summary line every `every_s` seconds."""
+    """Print notable triggers as they land and a summary line every `every_s` seconds.
+    `client`: security settings for kafka-python (streams.kafka_security)."""
     names = names or TopicNames()
     console = Console(names, show_scores=show_scores, show_all=show_all,
                       emit=lambda line: print(line, flush=True))
     consumer = KafkaConsumer(
         names.audit, names.scores, names.dlq, bootstrap_servers=broker,
         auto_offset_reset="latest", enable_auto_commit=False, group_id=None,
-        consumer_timeout_ms=500,
+        consumer_timeout_ms=500, **(client or {}),
     )
     deadline = time.monotonic() + seconds if seconds else None
     next_summary = time.monotonic() + every_s

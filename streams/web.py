@@ -20,6 +20,7 @@ import msgspec
 from faust.web import Request, Response, View
 
 from scoring.due_index import PartitionClock
+from scoring.leaderboards import MEASURES, PERIODS
 from scoring.partition_state import PartitionShared
 from scoring.partitioning import partition_for_user
 from scoring.timeutil import parse_rfc3339_ms
@@ -91,6 +92,25 @@ def register_views(worker: EngageWorker) -> None:
         if record is None:
             return web.json({"error": f"unknown user {user_id!r}"}, status=404)
         return web.json(record)
+
+    @app.page("/leaderboards/{period}/")
+    async def leaderboards(web: View, request: Request, period: str) -> Response:
+        """The cluster's top users by points earned this week, this month or all time,
+        composite or one dimension (`?by=social`), from every partition's boards."""
+        measure = request.query.get("by", "composite")
+        if period not in PERIODS or measure not in MEASURES:
+            return web.json({"error": f"period must be one of {list(PERIODS)} and by one of "
+                                      f"{list(MEASURES)}"}, status=400)
+        try:
+            n = max(1, min(worker.config.leaderboards.size, int(request.query.get("n", "10"))))
+        except ValueError:
+            return web.json({"error": "n must be a whole number"}, status=400)
+        label, top = worker.leaderboards.top(period, measure, n)
+        return web.json({
+            "period": period, "period_start": label, "by": measure,
+            "partitions": sorted(worker.leaderboards.boards),
+            "top": [{"rank": i + 1, "user_id": u, "points": v} for i, (u, v) in enumerate(top)],
+        })
 
     @app.page("/leaderboard/")
     async def leaderboard(web: View, request: Request) -> Response:

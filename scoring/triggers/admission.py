@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from scoring.config import EngageConfig
 from scoring.hooks import TriggerContext
-from scoring.records import Trigger, TriggerReason
+from scoring.records import Suppression, Trigger, TriggerReason
 from scoring.state import UserState
 from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms
 from scoring.triggers.rule import (
@@ -60,6 +60,7 @@ class TriggerRules:
         self.by_type = {r.trigger_type: r for r in self.rules}
         self.event_rules = [r for r in self.rules if _overrides(r, "on_event")]
         self.sweep_rules = [r for r in self.rules if _overrides(r, "on_sweep")]
+        self.signal_rules = [r for r in self.rules if _overrides(r, "on_signals")]
         self.due_rules = [r for r in self.rules if _overrides(r, "next_due_ms")]
 
     def evaluate(self, ctx: TriggerContext) -> list[Trigger]:
@@ -69,9 +70,12 @@ class TriggerRules:
         if ctx.event is not None:
             for rule in self.event_rules:
                 rule.on_event(ctx, candidates)
-        else:
+        elif not ctx.signals_only:
             for rule in self.sweep_rules:
                 rule.on_sweep(ctx, candidates)
+        if ctx.signals:
+            for rule in self.signal_rules:
+                rule.on_signals(ctx, candidates)
         return [t for c in candidates if (t := self._admit(ctx, c)) is not None]
 
     def _admit(self, ctx: TriggerContext, c: Candidate) -> Trigger | None:
@@ -96,12 +100,23 @@ class TriggerRules:
         if ts.day_count >= self.c.daily_cap:
             self.on_suppressed(c.type, "daily_cap")
             return None
+        control = in_holdout(self.c.holdout_salt, c.type, ctx.user_id, rc.holdout_share)
+        if rc.daily_budget and not control and not ctx.shared.spend(code, day, rc.daily_budget):
+            # the holdout is never given the incentive, so it spends nothing
+            self.on_suppressed(c.type, "budget")
+            ctx.suppressed.append(Suppression(
+                trigger_id=trigger_id(ctx.user_id, c.type, c.episode), type=c.type,
+                user_id=ctx.user_id, episode=c.episode, reason="budget",
+                event_time=format_rfc3339_ms(now),
+                detail=f"triggers.{c.type}.daily_budget={rc.daily_budget} spent for UTC day "
+                f"{day} (this partition's share: {ctx.shared.budget_share(rc.daily_budget)})",
+            ))
+            return None
         ts.day_count += 1
         ts.last_fired_ms[code] = now
         ts.episodes[code] = episode
         if c.on_admit is not None:
             c.on_admit(ts)
-        control = in_holdout(self.c.holdout_salt, c.type, ctx.user_id, rc.holdout_share)
         return Trigger(
             trigger_id=trigger_id(ctx.user_id, c.type, c.episode),
             type=c.type,

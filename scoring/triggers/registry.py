@@ -18,6 +18,7 @@ ENTRY_POINT_GROUP = "engage.triggers"
 BUILTIN_MODULES = (
     "reengagement_nudge", "vip_promotion", "tier_change", "milestone", "streak",
     "onboarding_stalled", "ambassador_candidate", "win_back", "referral_ask",
+    "referral_converted", "referral_flagged",
 )
 
 _RULES: dict[str, type[TriggerRule]] = {}

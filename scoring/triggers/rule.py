@@ -40,6 +40,7 @@ class RuleConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     holdout_share: float = 0.0
     expires_hours: float = 72.0
     quiet_after_bad_rating_days: float = 0.0  # not within this long after a bad rating
+    daily_budget: int = 0  # treatment triggers a UTC day, cluster-wide, at most (0: no limit)
 
 
 class Candidate:
@@ -111,6 +112,10 @@ class TriggerRule:
 
     def on_sweep(self, ctx: TriggerContext, out: list[Candidate]) -> None:
         """A sweep of a silent user at the watermark (`ctx.now_ms`)."""
+
+    def on_signals(self, ctx: TriggerContext, out: list[Candidate]) -> None:
+        """What engine extensions decided at this moment (`ctx.signals`: a referral credited,
+        a fraud flag...), at an event, a sweep or a message."""
 
     def next_due_ms(self, state: UserState) -> int | None:
         """When this rule needs the user swept (None: it does not)."""

@@ -78,7 +78,7 @@ def test_a_partition_ahead_waits_for_the_laggard_then_applies_in_order() -> None
     assert w.counted(p_user) == 3
     assert w.shell.driver.processed_offset(0, "input") == 2
     day0 = T0 // DAY
-    assert w.shell.driver.clock(0).shared.stored.population.ref_parts == {0: day0, 1: day0}
+    assert w.shell.driver.clock(0).shared.stored.reference_position.ref_parts == {0: day0, 1: day0}
 
 
 def test_records_and_ticks_behind_a_held_record_wait_with_it() -> None:

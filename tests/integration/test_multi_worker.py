@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from scoring.config import load_config
+from scoring.leaderboards import merge_boards
 from simulator import generate
+from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
     WorkerHandle,
@@ -55,7 +58,7 @@ def test_workers_added_and_killed_count_like_replay_and_answer_every_lookup(
     expected_half = Counter(e["user_id"] for e in events[:half])
     expected = Counter(e["user_id"] for e in events)
     ensure_topics(kafka_bootstrap, names, PARTITIONS)
-    args = ("--idle-advance-seconds", "1000000")
+    args = ("--idle-advance-seconds", "1000000", "--log-level", "info")
 
     def worker(stack: ExitStack, name: str) -> WorkerHandle:
         return stack.enter_context(running_worker(
@@ -86,4 +89,21 @@ def test_workers_added_and_killed_count_like_replay_and_answer_every_lookup(
                 right = status == 200 and record.get("events_counted") == n
                 answers["right" if right else f"{status} {record}"] += 1
         assert answers == Counter({"right": 2 * len(expected)})
+        # cluster-wide leaderboards: the same top-N from either worker, as replay ranks them
+        source = tmp_path / "events.jsonl"
+        source.write_text("".join(json.dumps(e) + "\n" for e in events))
+        offline = run_replay(source, load_config(), progress=False, partitions=PARTITIONS,
+                             churn=False)
+        for period, by in (("all", "composite"), ("month", "social"), ("week", "composite")):
+            label, top = merge_boards(offline.boards.values(), period, by, 10)
+            want = {"period_start": label,
+                    "top": [{"rank": i + 1, "user_id": u, "points": v}
+                            for i, (u, v) in enumerate(top)]}
+            for live in (b, c):
+                live.wait_json(
+                    f"/leaderboards/{period}/?by={by}&n=10",
+                    lambda s, body, want=want: s == 200 and {
+                        k: body[k] for k in ("period_start", "top")} == want,
+                    timeout_s=60,
+                )
         wait_for(lambda: tracked(b) + tracked(c) == len(expected), timeout_s=60)

@@ -60,7 +60,9 @@ def test_version_1_state_decodes_to_the_scores_it_had() -> None:
             assert record["windows"]["stickiness"] is None
             record["windows"]["stickiness"] = old["windows"]["stickiness"]
             short += 1
-        assert as_v1(record) == old
+        # every field the old release published has the same value (v2 names its schema and
+        # leaves a short tenure's stickiness null); newer fields add to it
+        assert as_v1({k: record[k] for k in old}) == old
         # written again in today's layout, it reads back the same
         again = codec.decode(encode_state(state))
         assert again == state

@@ -76,7 +76,16 @@ class Run:
             out = self.engine.apply(self.states.get(step.user), event, step.at_ms, self.shared)
         if out.state is not None:
             self.states[step.user] = out.state
-        return [t for t in out.triggers if t.type == self.rule.trigger_type]
+        triggers = list(out.triggers)
+        routed = list(out.routed)
+        while routed:  # messages to other users, delivered at once (as replay does)
+            message = routed.pop(0)
+            got = self.engine.receive(self.states.get(message.to), message, self.shared)
+            assert got.state is not None
+            self.states[message.to] = got.state
+            triggers += got.triggers
+            routed += got.routed
+        return [t for t in triggers if t.type == self.rule.trigger_type]
 
     def round_trip(self, user: str) -> None:
         """Store and read back what a restarted worker would read back: the states, the
@@ -155,5 +164,5 @@ def test_every_built_in_type_is_registered_with_a_fixed_code() -> None:
     assert {t: c for t, c in codes.items() if c < 100} == {
         "reengagement_nudge": 0, "vip_promotion": 1, "tier_change": 2, "milestone": 3,
         "streak": 4, "onboarding_stalled": 5, "ambassador_candidate": 6, "win_back": 7,
-        "referral_ask": 10,
+        "referral_converted": 8, "referral_flagged": 9, "referral_ask": 10,
     }

@@ -2,87 +2,43 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
+import base64
 import json
-import random
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from sinks.webhook import (
-    SIGNATURE_HEADER,
-    TRIGGER_ID_HEADER,
-    WebhookDelivery,
-    add_arguments,
-    run,
-    sign,
-    trigger_topics,
-    verify,
-)
+from sinks.webhook_delivery import Attempt, RetryPolicy, WebhookDelivery, retry_after_s
+from sinks.webhook_metrics import WebhookMetrics
+from sinks.webhook_signing import Signer, sign, standard_webhooks_secret, verify
+from tests.webhook_receiver import Receiver, Reply, serve
 
 SECRET = b"s3cret-for-tests"
 BODY = json.dumps({"trigger_id": "t-1", "type": "milestone", "variant": "treatment"}).encode()
 
 
-@dataclass
-class Received:
-    body: bytes
-    signature: str | None
-    trigger_id: str | None
-    content_type: str | None
+class Sleeps(list[float]):
+    """Records backoff delays instead of waiting them out."""
+
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
 
 
-@dataclass
-class Loopback:
-    url: str
-    received: list[Received] = field(default_factory=list)
+def _delivery(
+    url: str, sleeps: Sleeps, policy: RetryPolicy | None = None,
+    metrics: WebhookMetrics | None = None,
+) -> WebhookDelivery:
+    return WebhookDelivery(url, Signer(SECRET), policy or RetryPolicy(timeout_s=5.0),
+                           sleep=sleeps, metrics=metrics)
 
 
-@contextlib.contextmanager
-def _serve(decide: Callable[[int, Received], int]) -> Iterator[Loopback]:
-    """A loopback server; `decide(n, request)` gives the status for the n-th (1-based) POST."""
-    lock = threading.Lock()
-    state = Loopback(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            req = Received(
-                body=self.rfile.read(length),
-                signature=self.headers.get(SIGNATURE_HEADER),
-                trigger_id=self.headers.get(TRIGGER_ID_HEADER),
-                content_type=self.headers.get("Content-Type"),
-            )
-            with lock:
-                state.received.append(req)
-                status = decide(len(state.received), req)
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+Outcome = tuple[bool, int, int | None, str | None]
 
 
-def _delivery(url: str, sleeps: list[float], **kw: object) -> WebhookDelivery:
-    return WebhookDelivery(
-        url, SECRET, timeout_s=5.0, sleep=sleeps.append, rng=random.Random(7), **kw  # type: ignore[arg-type]
-    )
+async def _deliver(server: Receiver, sleeps: Sleeps, policy: RetryPolicy | None = None) -> Outcome:
+    async with _delivery(server.url, sleeps, policy) as delivery:
+        r = await delivery.deliver(BODY, "t-1")
+    return r.delivered, r.attempts, r.last_status, r.error
 
 
 # ------------------------------------------------------------------ signatures
@@ -118,98 +74,166 @@ def test_verify_accepts_any_of_several_v1_values() -> None:
     assert verify(SECRET, BODY, f"{header},v1={old}", now=1_700_000_000)
 
 
+def test_standard_webhooks_headers_match_the_specification_example() -> None:
+    # The example of the Standard Webhooks specification: key, id, timestamp, body, signature.
+    key = base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    body = b'{"test": 2432232314}'
+    headers = Signer(key, standard_webhooks=True).headers(
+        body, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330
+    )
+    assert headers["webhook-id"] == "msg_p5jXN8AQM9LWM0D4loKWxJek"
+    assert headers["webhook-timestamp"] == "1614265330"
+    assert headers["webhook-signature"] == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert headers["X-Engage-Signature"] == sign(key, body, 1614265330)
+    assert standard_webhooks_secret(key) == "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_standard_webhooks_headers_only_when_asked() -> None:
+    assert set(Signer(SECRET).headers(BODY, "t-1", 1_700_000_000)) == {"X-Engage-Signature"}
+    with pytest.raises(ValueError):
+        Signer(b"")
+
+
+async def test_standard_webhooks_receiver_library_verifies_what_is_sent() -> None:
+    with serve() as server:
+        async with WebhookDelivery(server.url, Signer(SECRET, standard_webhooks=True)) as d:
+            assert (await d.deliver(BODY, "t-1")).delivered
+    [req] = server.received
+    receiver = Webhook(standard_webhooks_secret(SECRET))
+    assert receiver.verify(req.body, req.headers) == json.loads(BODY)
+    assert req.headers["webhook-id"] == "t-1"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(standard_webhooks_secret(b"other")).verify(req.body, req.headers)
+
+
 # ------------------------------------------------------------------ delivery
 
 
-@pytest.fixture
-def flaky_server() -> Iterator[Loopback]:
+async def test_delivery_retries_5xx_then_succeeds() -> None:
     """503 for the first two requests, then 200."""
-    with _serve(lambda n, _req: 503 if n <= 2 else 200) as server:
-        yield server
-
-
-def test_delivery_retries_5xx_then_succeeds(flaky_server: Loopback) -> None:
-    sleeps: list[float] = []
-    result = _delivery(flaky_server.url, sleeps, max_attempts=5).deliver(BODY, "t-1")
-    assert result.delivered
-    assert result.attempts == 3
-    assert result.last_status == 200
-    assert result.error is None
+    with serve(lambda n, _req: 503 if n <= 2 else 200) as server:
+        sleeps = Sleeps()
+        assert await _deliver(server, sleeps) == (True, 3, 200, None)
     assert len(sleeps) == 2
-    assert len(flaky_server.received) == 3
-    for req in flaky_server.received:
+    assert len(server.received) == 3
+    for req in server.received:
         assert req.body == BODY
         assert req.trigger_id == "t-1"
         assert req.content_type == "application/json"
+        assert req.headers["user-agent"] == "engage-webhook/1"
         assert verify(SECRET, req.body, req.signature)  # checked as a receiver would
         assert not verify(b"wrong", req.body, req.signature)
 
 
-def test_delivery_does_not_retry_400() -> None:
-    with _serve(lambda _n, _req: 400) as server:
-        sleeps: list[float] = []
-        result = _delivery(server.url, sleeps, max_attempts=5).deliver(BODY, "t-1")
-        assert not result.delivered
-        assert result.attempts == 1
-        assert result.last_status == 400
+async def test_delivery_does_not_retry_400() -> None:
+    with serve(lambda _n, _req: 400) as server:
+        sleeps = Sleeps()
+        assert await _deliver(server, sleeps) == (False, 1, 400, "HTTP 400")
         assert sleeps == []
         assert len(server.received) == 1
 
 
-def test_delivery_retries_429() -> None:
-    with _serve(lambda n, _req: 429 if n == 1 else 204) as server:
-        sleeps: list[float] = []
-        result = _delivery(server.url, sleeps).deliver(BODY, "t-1")
-        assert result.delivered and result.attempts == 2 and result.last_status == 204
+async def test_delivery_does_not_follow_redirects() -> None:
+    moved = Reply(302, headers=(("Location", "http://127.0.0.1:1/elsewhere"),))
+    with serve(lambda _n, _req: moved) as server:
+        sleeps = Sleeps()
+        assert await _deliver(server, sleeps) == (False, 1, 302, "HTTP 302")
+        assert sleeps == []
+        assert len(server.received) == 1
 
 
-def test_delivery_gives_up_after_max_attempts() -> None:
-    with _serve(lambda _n, _req: 500) as server:
-        sleeps: list[float] = []
-        delivery = _delivery(server.url, sleeps, max_attempts=4, backoff_base_s=1.0,
-                             backoff_max_s=3.0)
-        result = delivery.deliver(BODY, "t-1")
-        assert not result.delivered
-        assert result.attempts == 4
-        assert result.last_status == 500
-        assert result.error == "HTTP 500"
+async def test_delivery_retries_429() -> None:
+    with serve(lambda n, _req: 429 if n == 1 else 204) as server:
+        sleeps = Sleeps()
+        assert await _deliver(server, sleeps) == (True, 2, 204, None)
+
+
+async def test_retry_after_is_honoured_up_to_the_cap() -> None:
+    def policy(n: int, _req: object) -> Reply:
+        retry_after = {1: "2", 2: "100"}.get(n)
+        return Reply(429, headers=(("Retry-After", retry_after),)) if retry_after else Reply(200)
+
+    with serve(policy) as server:
+        sleeps = Sleeps()
+        result = await _deliver(
+            server, sleeps, RetryPolicy(timeout_s=5, backoff_base_s=0.01, backoff_max_s=5.0)
+        )
+    assert result == (True, 3, 200, None)
+    assert sleeps == [2.0, 5.0]  # jitter stays below 0.02 here; Retry-After 100 capped at 5
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after_s("3", now_s=0) == 3.0
+    assert retry_after_s("-1", now_s=0) == 0.0
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:10 GMT", now_s=1445412480.0) == 10.0
+    assert retry_after_s("soon", now_s=0) is None
+    assert retry_after_s(None, now_s=0) is None
+
+
+async def test_delivery_gives_up_after_max_attempts() -> None:
+    with serve(lambda _n, _req: 500) as server:
+        sleeps = Sleeps()
+        policy = RetryPolicy(max_attempts=4, timeout_s=5, backoff_base_s=1.0, backoff_max_s=3.0)
+        result = await _deliver(server, sleeps, policy)
+        assert result == (False, 4, 500, "HTTP 500")
         assert len(server.received) == 4
-        assert len(sleeps) == 3  # no sleep after the last attempt
-        ceilings = [1.0, 2.0, 3.0]  # base * 2**(n-1), capped at backoff_max_s
-        assert all(0.0 <= s <= c for s, c in zip(sleeps, ceilings, strict=True))
+    assert len(sleeps) == 3  # no sleep after the last attempt
+    ceilings = [1.0, 2.0, 3.0]  # base * 2**(n-1), capped at backoff_max_s
+    assert all(0.0 <= s <= c for s, c in zip(sleeps, ceilings, strict=True))
 
 
-def test_delivery_connection_refused_is_retried() -> None:
+async def test_delivery_connection_refused_is_retried() -> None:
     # A port that was just free: nothing listens there any more.
-    url = ""
-    with _serve(lambda _n, _req: 200) as server:
+    with serve() as server:
         url = server.url
-    sleeps: list[float] = []
-    result = _delivery(url, sleeps, max_attempts=3).deliver(BODY, "t-1")
+    sleeps = Sleeps()
+    async with _delivery(url, sleeps, RetryPolicy(max_attempts=3, timeout_s=5)) as delivery:
+        result = await delivery.deliver(BODY, "t-1")
     assert not result.delivered
     assert result.attempts == 3
     assert result.last_status is None
     assert result.error is not None and "connection error" in result.error
 
 
+async def test_delivery_timeout_is_retried_and_counted() -> None:
+    def policy(n: int, _req: object) -> Reply:
+        return Reply(200, delay_s=1.0) if n == 1 else Reply(200)
+
+    metrics = WebhookMetrics()
+    with serve(policy) as server:
+        sleeps = Sleeps()
+        async with _delivery(server.url, sleeps, RetryPolicy(timeout_s=0.2), metrics) as delivery:
+            result = await delivery.deliver(BODY, "t-1")
+    assert (result.delivered, result.attempts, result.last_status) == (True, 2, 200)
+    sample = metrics.registry.get_sample_value
+    assert sample("engage_webhook_attempts_total", {"result": "timeout"}) == 1
+    assert sample("engage_webhook_attempts_total", {"result": "2xx"}) == 1
+    assert sample("engage_webhook_request_duration_seconds_count") == 2
+    assert sample("engage_webhook_delivery_duration_seconds_count") == 1
+
+
+def test_attempt_labels() -> None:
+    assert [Attempt(s, None).result_label for s in (200, 302, 404, 429, 503)] == [
+        "2xx", "3xx", "4xx", "429", "5xx"
+    ]
+    assert Attempt(None, "x", timed_out=True).result_label == "timeout"
+    assert Attempt(None, "x").result_label == "connection_error"
+    assert [Attempt(s, None).retryable for s in (None, 200, 302, 404, 429, 500)] == [
+        True, False, False, False, True, True
+    ]
+
+
 def test_delivery_refuses_non_http_urls() -> None:
+    for bad in ("file:///etc/passwd", "ftp://127.0.0.1/", "http://", "not a url"):
+        with pytest.raises(ValueError):
+            WebhookDelivery(bad, Signer(SECRET))
     with pytest.raises(ValueError):
-        WebhookDelivery("file:///etc/passwd", SECRET)
+        RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError):
-        WebhookDelivery("http://127.0.0.1/", b"")
+        RetryPolicy(timeout_s=0)
 
 
-def test_trigger_topics() -> None:
-    assert trigger_topics(["milestone"], "t1.") == ["t1.triggers.milestone"]
-    assert len(trigger_topics(None)) == 9
-    with pytest.raises(ValueError):
-        trigger_topics(["nope"])
-
-
-def test_cli_requires_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ENGAGE_WEBHOOK_SECRET", raising=False)
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    assert run(parser.parse_args(["--url", "http://127.0.0.1:1/"])) == 2
-    args = parser.parse_args(["--url", "http://127.0.0.1:1/", "--secret", "x", "--types", "bad"])
-    assert run(args) == 2
+async def test_public_url_hides_credentials_and_query() -> None:
+    async with WebhookDelivery("https://user:pw@example.invalid:8443/hook?token=abc",
+                               Signer(SECRET)) as delivery:
+        assert delivery.public_url == "https://example.invalid:8443/hook"

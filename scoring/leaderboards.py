@@ -1,0 +1,125 @@
+"""Leaderboards by period and measure, cluster-wide (an engine extension).
+
+Points are what a user's events earned, undecayed: each event adds its configured weights
+(and amount weights) to each dimension, negative contributions counted as zero, so points
+only grow within a period. A user's points are kept for the current UTC week (Monday to
+Sunday), month and all time. Each partition keeps the top `leaderboards.size` users of
+every (period, measure) — measure `composite` (all dimensions, weighted as in the composite
+score) or one dimension — in its persisted state; the worker publishes them to the
+compacted topic `engagement.leaderboards` and every worker merges all partitions' boards to
+answer `/leaderboards/` (`merge_boards`). Periods follow each partition's event time; a
+merged board shows the newest period any partition has reached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import ClassVar
+
+from scoring.config import DIMENSIONS, EngageConfig
+from scoring.dimensions import DimensionModel
+from scoring.extensions import Extension, Moment
+from scoring.timeutil import MS_PER_DAY
+
+PERIODS = ("week", "month", "all")
+MEASURES = ("composite", *DIMENSIONS)
+
+
+def week_of(ms: int) -> int:
+    return (ms // MS_PER_DAY + 3) // 7  # 1970-01-01 was a Thursday
+
+
+def month_of(ms: int) -> int:
+    d = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return d.year * 12 + d.month - 1
+
+
+def period_label(period: str, pid: int) -> str:
+    if period == "week":
+        monday = dt.date(1970, 1, 1) + dt.timedelta(days=pid * 7 - 3)
+        return monday.isoformat()
+    if period == "month":
+        return f"{pid // 12:04d}-{pid % 12 + 1:02d}"
+    return "all"
+
+
+class Leaderboards(Extension):
+    name: ClassVar[str] = "leaderboards"
+
+    def __init__(self, config: EngageConfig) -> None:
+        super().__init__(config)
+        self.c = config.leaderboards
+        self.model = DimensionModel(config)
+        total = sum(self.model.composite_weight) or 1.0
+        self.composite_share = [w / total for w in self.model.composite_weight]
+        self._cache: dict[tuple[str, int], list[str]] = {}
+
+    def on_event(self, m: Moment) -> None:
+        if not self.c.enabled:
+            return
+        event = m.event
+        assert event is not None
+        weights, amount_weights = self.model.contributions[event.type]
+        earned = [
+            max(0.0, w + (a * event.amount if amount_weights is not None else 0.0))
+            for w, a in zip(weights, amount_weights or [0.0] * len(weights), strict=True)
+        ]
+        if not any(earned):
+            return
+        p = m.state.periods
+        week, month = week_of(m.now_ms), month_of(m.now_ms)
+        if week != p.week:
+            if week < p.week:
+                return  # a late event from a week already closed here: all time only
+            p.week, p.week_points = week, [0.0] * len(earned)
+        if month != p.month:
+            p.month, p.month_points = month, [0.0] * len(earned)
+        p.week_points = _add(p.week_points, earned)
+        p.month_points = _add(p.month_points, earned)
+        p.all_points = _add(p.all_points, earned)
+        moved = [i for i, x in enumerate(earned) if x > 0]  # other measures did not move
+        share = self.composite_share
+        for keys, points in ((self._keys("week", week), p.week_points),
+                             (self._keys("month", month), p.month_points),
+                             (self._keys("all", 0), p.all_points)):
+            composite = sum(s * x for s, x in zip(share, points, strict=True))
+            m.shared.rank(keys[0], m.user_id, round(composite, 4), self.c.size)
+            for i in moved:
+                m.shared.rank(keys[i + 1], m.user_id, round(points[i], 4), self.c.size)
+
+    def _keys(self, period: str, pid: int) -> list[str]:
+        """The board keys of a period, composite first, then each dimension (cached)."""
+        keys = self._cache.get((period, pid))
+        if keys is None:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            keys = self._cache[(period, pid)] = [f"{period}:{pid}:{x}" for x in MEASURES]
+        return keys
+
+
+def _add(points: list[float], earned: Sequence[float]) -> list[float]:
+    if not points:
+        return list(earned)
+    return [a + b for a, b in zip(points, earned, strict=True)]
+
+
+def merge_boards(
+    boards: Iterable[Mapping[str, Sequence[Sequence[float | str]]]],
+    period: str,
+    measure: str,
+    n: int,
+) -> tuple[str, list[tuple[str, float]]]:
+    """The cluster's top `n` from every partition's boards: (period label, [(user, value)]).
+    The newest period any partition reached wins; ties are broken by user id."""
+    chosen: dict[int, list[tuple[str, float]]] = {}
+    for board in boards:
+        for key, entries in board.items():
+            kind, pid, what = key.split(":", 2)
+            if kind == period and what == measure:
+                chosen.setdefault(int(pid), []).extend((str(u), float(v)) for v, u in entries)
+    if not chosen:
+        return (period_label(period, 0) if period == "all" else ""), []
+    newest = max(chosen)
+    ranked = sorted(chosen[newest], key=lambda e: (-e[1], e[0]))[:n]
+    return period_label(period, newest), ranked
