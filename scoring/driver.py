@@ -171,11 +171,12 @@ class Driver:
         watermark = clock.watermark_ms
         due = self.engine.next_due_ms(outcome.state)
         if due is not None and due <= watermark:
-            # news that came after its time had passed here: swept at once, at the watermark
-            self.index(partition).schedule(user_id, watermark)
-            self._advanced.add(partition)
-        else:
-            self._reschedule(partition, user_id, outcome.state, watermark)
+            # news that came after its time had passed here: the extensions' due work at once,
+            # at the watermark (only theirs: a full sweep would judge the user's tier at a
+            # time set by the message's arrival, which differs between replay and workers)
+            outcome.merge(self.engine.sweep_extensions(outcome.state, user_id, watermark,
+                                                       clock.shared))
+        self._reschedule(partition, user_id, outcome.state, watermark)
         return outcome
 
     def _reschedule(self, partition: int, user_id: str, state: UserState, after_ms: int) -> None:
@@ -194,11 +195,11 @@ class Driver:
         if clock.watermark_ms > watermark:
             self._advanced.add(partition)
 
-    def advance(self, partition: int, to_event_ms: int) -> bool:
+    def advance(self, partition: int, to_event_ms: int, force: bool = False) -> bool:
         """Move an idle partition's clock (ticks: wall-clock time standing in for events);
         False when the day it would enter waits for another partition (not moved)."""
         clock = self.clock(partition)
-        if not clock.shared.advance(to_event_ms, self.engine.lateness_ms):
+        if not clock.shared.advance(to_event_ms, self.engine.lateness_ms, force):
             return False
         self._observe(partition, clock, to_event_ms)
         return True
@@ -246,7 +247,13 @@ class Driver:
             state = self._state(user_id, staged)
             if state is None:
                 continue
-            outcome = self.engine.sweep(state, user_id, watermark, self.clock(partition).shared)
+            shared = self.clock(partition).shared
+            own_due = self.engine.own_due_ms(state) if state.events else None
+            if own_due is not None and own_due <= watermark:
+                outcome = self.engine.sweep(state, user_id, watermark, shared)
+            else:  # only an extension's time came (set by news from another partition): the
+                # user's own judgements keep the times their events set
+                outcome = self.engine.sweep_extensions(state, user_id, watermark, shared)
             staged[user_id] = state
             out.append((user_id, outcome))
             self._reschedule(partition, user_id, state, watermark)

@@ -55,6 +55,15 @@ class Outcome:
         self.counters: list[tuple[str, tuple[str, ...], float]] = []
         self.suppressed: list[Suppression] = []
 
+    def merge(self, other: Outcome) -> Outcome:
+        """Add what `other`, a later step of the same moment, emitted."""
+        self.triggers += other.triggers
+        self.examples += other.examples
+        self.routed += other.routed
+        self.counters += other.counters
+        self.suppressed += other.suppressed
+        return self
+
     def took(self, moment: Moment) -> Outcome:
         """Carry what extensions made of the moment."""
         self.routed = moment.routed
@@ -278,7 +287,7 @@ class ScoringEngine:
     ) -> Outcome:
         """The watermark moved past something due for this silent user."""
         if not state.events:
-            return self._sweep_unscored(state, user_id, watermark_ms, shared)
+            return self.sweep_extensions(state, user_id, watermark_ms, shared)
         shared = shared if shared is not None else self.unpartitioned
         now = max(watermark_ms, state.last_ms)
         examples: list[ChurnExample] = []
@@ -313,10 +322,13 @@ class ScoringEngine:
         state.last_sweep_ms = now
         return Outcome("swept", state, now, triggers, examples, probability).took(moment)
 
-    def _sweep_unscored(
+    def sweep_extensions(
         self, state: UserState, user_id: str, now: int, shared: PartitionShared | None
     ) -> Outcome:
-        """A user with no counted event yet (known from messages): extensions only."""
+        """Extensions only: for a user with no counted event yet (known from messages), and
+        for news that reached a partition after its due time had passed (the driver): the
+        user's own judgements (tier, churn, refresh) keep their times, so they do not depend
+        on when a message arrived."""
         shared = shared if shared is not None else self.unpartitioned
         moment = Moment(user_id, state, now, shared, watermark_ms=now)
         for extension in self.extensions:
@@ -332,6 +344,15 @@ class ScoringEngine:
         """The earliest watermark at which `sweep` has something to do for this user."""
         if not state.events:  # known only from messages (an invite): nothing to score yet
             return self._extensions_due(state)
+        own = self.own_due_ms(state)
+        extensions_due = self._extensions_due(state)
+        if own is None or extensions_due is None:
+            return extensions_due if own is None else own
+        return min(own, extensions_due)
+
+    def own_due_ms(self, state: UserState) -> int | None:
+        """When the user's own judgements (refresh, tier, churn, trigger rules) are due: times
+        set by the user's events alone, never by when another partition's news arrived."""
         due: list[int] = []
         last = state.last_ms
         # every user is revisited daily (not pushed back by each event), while not long gone
@@ -349,9 +370,6 @@ class ScoringEngine:
             trigger_due = self.triggers.next_due_ms(state)
             if trigger_due is not None:
                 due.append(trigger_due)
-        extensions_due = self._extensions_due(state)
-        if extensions_due is not None:
-            due.append(extensions_due)
         return min(due) if due else None
 
     def _extensions_due(self, state: UserState) -> int | None:

@@ -359,7 +359,7 @@ class ScoringShell:
             )
         self.last_arrival_wall_ms[partition] = now_ms
         outcome = self.driver.event(partition, event, staged, source, offset,
-                                    force=self.holds.forcing)
+                                    force=self.holds.forcing or self.holds.max_wait_ms <= 0)
         if outcome.status == "held":
             self.holds.hold(record, now_ms)
             return
@@ -436,7 +436,8 @@ class ScoringShell:
         newest = clock.max_event_ms
         if idle < self.idle_advance_ms or not newest:
             return
-        if not self.driver.advance(partition, newest + idle - self.idle_advance_ms):
+        if not self.driver.advance(partition, newest + idle - self.idle_advance_ms,
+                                   force=self.holds.max_wait_ms <= 0):
             return  # the day it would enter waits for other partitions' snapshots
         self.last_arrival_wall_ms[partition] = now_ms - self.idle_advance_ms
         self._sweep(publish, result, staged, now_ms)

@@ -59,9 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     env_option(p, "--tick-seconds", env="ENGAGE_TICK_SECONDS", default="5",
                type=positive_float, help="how often ticks move idle partitions' watermarks")
     env_option(p, "--reference-wait-seconds", env="ENGAGE_REFERENCE_WAIT_SECONDS",
-               default="120", type=positive_float,
-               help="longest a partition waits for another's population snapshot (then it "
-               "adopts what it has: engage_reference_forced_total)")
+               default="0", type=non_negative_int,
+               help="event-time alignment of population references: a partition waits up to "
+               "this long for the others' snapshots of a day before adopting what it has "
+               "(engage_reference_forced_total); 0: never waits (docs/scoring.md)")
     env_option(p, "--log-level", env="ENGAGE_LOG_LEVEL", default="info", choices=LOG_LEVELS,
                help="log level")
     env_option(p, "--log-format", env="ENGAGE_LOG_FORMAT", default="text", choices=LOG_FORMATS,

@@ -124,7 +124,7 @@ ENV_CASES = [
     ("ENGAGE_STANDBY_REPLICAS", "1", "standby_replicas", 1),
     ("ENGAGE_IDLE_ADVANCE_SECONDS", "30", "idle_advance_seconds", 30.0),
     ("ENGAGE_TICK_SECONDS", "2.5", "tick_seconds", 2.5),
-    ("ENGAGE_REFERENCE_WAIT_SECONDS", "30", "reference_wait_seconds", 30.0),
+    ("ENGAGE_REFERENCE_WAIT_SECONDS", "30", "reference_wait_seconds", 30),
     ("ENGAGE_LOG_LEVEL", "warn", "log_level", "warn"),
     ("ENGAGE_LOG_FORMAT", "json", "log_format", "json"),
     ("ENGAGE_CONFIG", "/etc/engage/rules.toml", "config", "/etc/engage/rules.toml"),
