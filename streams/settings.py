@@ -43,7 +43,7 @@ class WorkerSettings:
     batch_within_s: float = 0.2
     tick_interval_s: float = 5.0
     idle_advance_s: float = 60.0
-    reference_wait_s: float = 0.0  # longest a partition waits for another's snapshot (0: never)
+    reference_wait_s: float = 120.0  # longest a partition waits for another's snapshot (0: never)
     shutdown_timeout_s: float = 15.0  # SIGTERM: the process exits within this, whatever holds
     stall_after_s: float = 30.0  # /readyz: outputs failing or input waiting this long
     signing_key: bytes = b""  # resolved by streams.secrets (never a flag)

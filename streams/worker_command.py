@@ -59,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     env_option(p, "--tick-seconds", env="ENGAGE_TICK_SECONDS", default="5",
                type=positive_float, help="how often ticks move idle partitions' watermarks")
     env_option(p, "--reference-wait-seconds", env="ENGAGE_REFERENCE_WAIT_SECONDS",
-               default="0", type=non_negative_int,
+               default="120", type=non_negative_int,
                help="event-time alignment of population references: a partition waits up to "
                "this long for the others' snapshots of a day before adopting what it has "
                "(engage_reference_forced_total); 0: never waits (docs/scoring.md)")
