@@ -18,7 +18,8 @@ cut-off + horizon inside the data is evaluated in that pass.
         [--cutoffs 1997-06-30,1997-09-30,1997-12-31,1998-03-31] [--population all|active]
         [--active-days 90] [--return-event any|paid] [--weighting octave|none]
         [--release horizon|resolution] [--calibration none|platt]
-        [--model offset|offset-recency-gate|logreg] [--json FILE]
+        [--model offset|offset-recency-gate|offset-no-gate|offset-all-corrections|logreg]
+        [--json FILE]
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class Snapshot:
     params: BgNbdParams
     learned: int
     labels: list[int] = field(default_factory=list)
+    engage_today: list[float] | None = None  # the engine's churn_probability (daily design)
 
 
 @dataclass
@@ -97,8 +99,10 @@ class Customer:
 
 
 MODELS = {
-    "offset": lifetime_offset_logreg,
+    "offset": lifetime_offset_logreg,  # the recommended default
     "offset-recency-gate": lambda: lifetime_offset_logreg(support=("log_recency_days",)),
+    "offset-no-gate": lambda: lifetime_offset_logreg(support=()),
+    "offset-all-corrections": lambda: lifetime_offset_logreg(ignore=()),
     "logreg": lifetime_logreg,
 }
 
@@ -275,6 +279,32 @@ def run_horizon(
     return online, elapsed
 
 
+def score_with_current_engine(
+    purchases: Sequence[Purchase], snapshots: list[Snapshot], horizon_days: int
+) -> None:
+    """Today's engine (daily observations, 7/28-day features, default model) replayed to each
+    cut-off on the same purchases (dates shifted into its time range): its churn_probability."""
+    from benchmarks.bench_churn_cost import CDNOW_SHIFT_DAYS, cdnow_events, write_events
+    from benchmarks.common import CACHE
+    from scoring.config import config_from_dict
+    from scoring.replay import run_replay
+
+    first = min(p.day for p in purchases).isoformat()
+    path = write_events(
+        CACHE / f"cdnow-{len(purchases)}-{first}-events.jsonl.gz", cdnow_events(purchases)
+    )
+    config = config_from_dict({"churn": {"horizon_days": float(horizon_days)}})
+    for snap in snapshots:
+        cut = day_ms(snap.cutoff + timedelta(days=1 + CDNOW_SHIFT_DAYS))
+        replay = run_replay(path, config, as_of=cut - 1, progress=False, triggers=False)
+        scores = []
+        for user in snap.users:
+            record = replay.engine.score_record(replay.states[f"c{user}"], f"c{user}", cut)
+            p = record["churn_probability"]
+            scores.append(0.5 if p is None else float(p))
+        snap.engage_today = scores
+
+
 def metrics(scores: list[float], labels: list[int], probabilistic: bool) -> dict[str, float]:
     out = {
         "roc_auc": roc_auc(scores, labels),
@@ -300,6 +330,7 @@ def evaluate(snap: Snapshot) -> dict[str, Any]:
         "engage_lifetime": metrics(snap.model, y, True),
         "recency_only": metrics(snap.recency, y, False),
         "bgnbd": metrics(snap.bgnbd, y, True),
+        **({"engage_today": metrics(snap.engage_today, y, True)} if snap.engage_today else {}),
     }
 
 
@@ -315,7 +346,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(head)
     print("|" + "---|" * 11)
     for row in rows:
-        for name in ("engage_lifetime", "recency_only", "bgnbd"):
+        for name in ("engage_lifetime", "recency_only", "bgnbd", "engage_today"):
+            if name not in row:
+                continue
             m = row[name]
             print(
                 f"| {row['cutoff']} | {row['horizon_days']} d | {row['customers']} "
@@ -338,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", choices=("platt", "none"), default="none")
     parser.add_argument("--max-silence-days", type=float, default=730.0)
     parser.add_argument("--model", choices=sorted(MODELS), default="offset")
+    parser.add_argument("--with-current-engine", action="store_true",
+                        help="also replay today's engine to each cut-off (slow)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write rows as JSON")
     args = parser.parse_args(argv)
     try:
@@ -363,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
             model=args.model,
         )
         online, elapsed = run_horizon(events_of(purchases, args.return_event), usable, options)
+        if args.with_current_engine:
+            counted = [p for p in purchases if args.return_event == "any" or p.amount > 0]
+            score_with_current_engine(counted, online.snapshots, h)
         for snap in online.snapshots:
             rows.append({"horizon_days": h, **evaluate(snap)})
         print(

@@ -14,13 +14,19 @@ from scoring.churn.offset_model import OffsetLogisticRegression
 # Features that grow with calendar time: labels of long silences and old customers arrive last
 # (a horizon after their observation), so corrections are not extrapolated beyond them.
 TIME_SUPPORT = ("log_recency_days", "log_age_days")
+# BG/NBD's other outputs are near-collinear with its churn log-odds: as corrections they only
+# rescale the prior, and a rescaling learned on the young customers of the first months (whose
+# parameters were fitted on little data) miscalibrates it later. They stay for other models.
+PRIOR_ECHOES = ("bgnbd_log_expected", "bgnbd_logit_alive")
 
 
-def lifetime_offset_logreg(support: tuple[str, ...] = TIME_SUPPORT) -> Any:
+def lifetime_offset_logreg(
+    support: tuple[str, ...] = TIME_SUPPORT, ignore: tuple[str, ...] = PRIOR_ECHOES
+) -> Any:
     """BG/NBD's churn log-odds as the prior, corrections learned online: the recommended one."""
     return OffsetLogisticRegression(
         offset="bgnbd_logit_return", offset_sign=-1.0, learning_rate=0.05, l2=1e-3,
-        support=support,
+        support=support, ignore=ignore,
     )
 
 

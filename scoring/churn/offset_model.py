@@ -43,9 +43,11 @@ class OffsetLogisticRegression(base.Classifier):
         l2: float = 1e-3,
         max_abs_z: float = 8.0,
         support: tuple[str, ...] = (),
+        ignore: tuple[str, ...] = (),
     ) -> None:
         self.offset = offset
         self.support = support
+        self.ignore = ignore
         self.offset_sign = offset_sign
         self.learning_rate = learning_rate
         self.l2 = l2
@@ -64,7 +66,7 @@ class OffsetLogisticRegression(base.Classifier):
     def _scaled(self, x: dict[Hashable, Any]) -> dict[Hashable, float]:
         out: dict[Hashable, float] = {}
         for name, value in x.items():
-            if name == self.offset:
+            if name == self.offset or name in self.ignore:
                 continue
             n = self._count.get(name, 0.0)
             if n < 2:
@@ -109,7 +111,7 @@ class OffsetLogisticRegression(base.Classifier):
         for name, value in z.items():
             self._step(name, residual * value, penalty=self.l2 * self.weights.get(name, 0.0))
         for name, value in x.items():
-            if name != self.offset:
+            if name != self.offset and name not in self.ignore:
                 self._observe(name, float(value))
 
     def _step(self, name: Hashable, gradient: float, penalty: float) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from scoring.timeutil import MS_PER_DAY
@@ -78,19 +79,28 @@ class ObservationSchedule:
         self.octave_bounds_days: tuple[tuple[float, float], ...] = tuple(bounds)
         self.octaves = len(bounds)
 
-    def points(self, user_id: str, anchor_ms: int) -> tuple[ObservationPoint, ...]:
-        """Every candidate point after an event at `anchor_ms`, in time (= octave) order."""
-        digest = hashlib.blake2b(
+    def _digest(self, user_id: str, anchor_ms: int) -> bytes:
+        return hashlib.blake2b(
             self.salt + user_id.encode() + b"\x00" + anchor_ms.to_bytes(8, "big", signed=True),
             digest_size=_BYTES_PER_OFFSET * self.octaves,
         ).digest()
-        out = []
-        for j, (low, high) in enumerate(self.octave_bounds_days):
-            chunk = digest[_BYTES_PER_OFFSET * j : _BYTES_PER_OFFSET * (j + 1)]
-            fraction = int.from_bytes(chunk, "big") / (1 << (8 * _BYTES_PER_OFFSET))
-            offset_ms = math.floor((low + fraction * (high - low)) * MS_PER_DAY)
-            out.append(ObservationPoint(j, anchor_ms + offset_ms, high - low))
-        return tuple(out)
+
+    def _point(self, digest: bytes, octave: int, anchor_ms: int) -> ObservationPoint:
+        low, high = self.octave_bounds_days[octave]
+        chunk = digest[_BYTES_PER_OFFSET * octave : _BYTES_PER_OFFSET * (octave + 1)]
+        fraction = int.from_bytes(chunk, "big") / (1 << (8 * _BYTES_PER_OFFSET))
+        offset_ms = math.floor((low + fraction * (high - low)) * MS_PER_DAY)
+        return ObservationPoint(octave, anchor_ms + offset_ms, high - low)
+
+    def _from(self, user_id: str, anchor_ms: int, first: int) -> Iterator[ObservationPoint]:
+        """The points of octaves `first`, `first` + 1, ... (computed as they are asked for)."""
+        digest = self._digest(user_id, anchor_ms)
+        for octave in range(first, self.octaves):
+            yield self._point(digest, octave, anchor_ms)
+
+    def points(self, user_id: str, anchor_ms: int) -> tuple[ObservationPoint, ...]:
+        """Every candidate point after an event at `anchor_ms`, in time (= octave) order."""
+        return tuple(self._from(user_id, anchor_ms, 0))
 
     def on_event(
         self, user_id: str, anchor_ms: int, resolved: int, event_ms: int
@@ -101,7 +111,7 @@ class ObservationSchedule:
         if event_ms < anchor_ms:
             raise ValueError("an event before the anchor is late: it resolves nothing")
         out = []
-        for point in self.points(user_id, anchor_ms)[resolved:]:
+        for point in self._from(user_id, anchor_ms, resolved):
             if point.observed_ms >= event_ms:
                 break
             deadline = point.observed_ms + self.horizon_ms
@@ -117,7 +127,7 @@ class ObservationSchedule:
         """Points whose horizon the watermark passed with no return: (churned labels, the new
         `resolved` count)."""
         out = []
-        for point in self.points(user_id, anchor_ms)[resolved:]:
+        for point in self._from(user_id, anchor_ms, resolved):
             deadline = point.observed_ms + self.horizon_ms
             if watermark_ms <= deadline:
                 break
@@ -128,5 +138,5 @@ class ObservationSchedule:
         """When a sweep next has something to label (None once every point is labelled)."""
         if resolved >= self.octaves:
             return None
-        point = self.points(user_id, anchor_ms)[resolved]
+        point = self._point(self._digest(user_id, anchor_ms), resolved, anchor_ms)
         return point.observed_ms + self.horizon_ms + 1 + self.slack_ms
