@@ -28,8 +28,18 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from benchmarks.common import CACHE
 from benchmarks.datasets import Purchase, load_cdnow
+from scoring.churn.bgnbd import fit_bgnbd
+from scoring.churn.lifetime import (
+    LifetimeConfig,
+    LifetimeState,
+    lifetime_features,
+    observe,
+    summary_at,
+)
 from scoring.churn.schedule import ObservationSchedule
 from scoring.config import config_from_dict
 from scoring.replay import run_replay
@@ -131,6 +141,33 @@ def daily_cost(path: Path, horizon_days: float) -> dict[str, Any]:
     }
 
 
+def per_user_costs(purchases: Sequence[Purchase], horizon_days: float) -> dict[str, Any]:
+    """Lifetime state on CDNOW_sample: update and feature time, and its size as msgpack."""
+    config = LifetimeConfig(horizon_days)
+    rows = sorted(purchases, key=lambda r: (r.day, r.customer))
+    stamps = [(r.day - date(1970, 1, 1)).days * MS_PER_DAY + i % 1000 for i, r in enumerate(rows)]
+    states: dict[str, LifetimeState] = {}
+    started = time.perf_counter()
+    for r, ts in zip(rows, stamps, strict=True):
+        observe(states.setdefault(r.customer, LifetimeState()), ts, r.amount, config)
+    update_us = (time.perf_counter() - started) / len(rows) * 1e6
+    now = stamps[-1] + MS_PER_DAY
+    summaries = [summary_at(s, now) for s in states.values()]
+    params = fit_bgnbd([x.frequency for x in summaries], [x.recency for x in summaries],
+                       [x.age for x in summaries]).params
+    started = time.perf_counter()
+    for s in states.values():
+        lifetime_features(s, now, config, params)
+    features_us = (time.perf_counter() - started) / len(states) * 1e6
+    sizes = sorted(len(msgspec.msgpack.encode(s)) for s in states.values())
+    return {
+        "observe_us_per_event": round(update_us, 2),
+        "features_us_per_user": round(features_us, 1),
+        "state_bytes": {"median": sizes[len(sizes) // 2], "p95": sizes[int(len(sizes) * 0.95)],
+                        "max": sizes[-1]},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizon", type=float, default=30.0, help="churn horizon, days")
@@ -155,6 +192,7 @@ def main() -> None:
             "daily_design_engine": daily_cost(path, args.horizon),
             "log_scale_design": log_scale_cost(stream, args.horizon),
         }
+    report["lifetime_state_cdnow_sample"] = per_user_costs(load_cdnow(), args.horizon)
     print(json.dumps({"horizon_days": args.horizon, **report}, indent=2))
 
 

@@ -22,7 +22,8 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def _sigmoid(z: float) -> float:
+def sigmoid(z: float) -> float:
+    """1 / (1 + e^-z) without overflow."""
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)
@@ -64,7 +65,7 @@ class PlattCalibrator:
         for _ in range(50):
             g_a = g_b = h_aa = h_ab = h_bb = 0.0
             for z, y, w in self.pairs:
-                p = _sigmoid(a * z + b)
+                p = sigmoid(a * z + b)
                 r = w * (p - y)
                 v = w * p * (1.0 - p)
                 g_a += r * z
@@ -88,4 +89,4 @@ class PlattCalibrator:
     def calibrate(self, probability: float) -> float:
         if not self.fitted:
             return probability
-        return _sigmoid(self.slope * _logit(probability) + self.intercept)
+        return sigmoid(self.slope * _logit(probability) + self.intercept)

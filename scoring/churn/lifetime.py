@@ -37,7 +37,8 @@ LOGIT_CLIP = 12.0  # BG/NBD log-odds are clipped here (P(alive) = 1 for one-time
 
 
 class LifetimeState(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Per-user lifetime summary (about 60-90 bytes as msgpack).
+    """Per-user lifetime summary: 118 bytes as a keyed msgpack map (54 array-like) for the
+    median CDNOW customer; the four fields UserState lacks add about 30 bytes array-like.
 
     `first_day`, `last_day`, `last_ms`, `active_days` and `spend` mirror fields UserState
     already keeps (first_day, anchor_day, last_ms, active_days, monetary); `gap_m2`,

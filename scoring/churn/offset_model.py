@@ -24,12 +24,7 @@ from typing import Any
 
 from river import base
 
-
-def _sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
+from scoring.churn.calibration import sigmoid
 
 
 class OffsetLogisticRegression(base.Classifier):
@@ -94,9 +89,9 @@ class OffsetLogisticRegression(base.Classifier):
         self, x: dict[Hashable, Any], **kwargs: Any
     ) -> dict[bool | str | int, float]:
         if self._supported(x):
-            p = _sigmoid(self._log_odds(x, self._scaled(x)))
+            p = sigmoid(self._log_odds(x, self._scaled(x)))
         else:
-            p = _sigmoid(self.offset_sign * float(x.get(self.offset, 0.0)))
+            p = sigmoid(self.offset_sign * float(x.get(self.offset, 0.0)))
         return {False: 1.0 - p, True: p}
 
     def learn_one(self, x: dict[Hashable, Any], y: bool | str | int, w: float = 1.0) -> None:
@@ -106,7 +101,7 @@ class OffsetLogisticRegression(base.Classifier):
         self._weight_total += w
         scale = w * self._examples / self._weight_total if self._weight_total > 0 else 0.0
         z = self._scaled(x)
-        residual = scale * (_sigmoid(self._log_odds(x, z)) - float(bool(y)))
+        residual = scale * (sigmoid(self._log_odds(x, z)) - float(bool(y)))
         self._step("", residual, penalty=0.0)
         for name, value in z.items():
             self._step(name, residual * value, penalty=self.l2 * self.weights.get(name, 0.0))
