@@ -19,7 +19,7 @@ cut-off + horizon inside the data is evaluated in that pass.
         [--active-days 90] [--return-event any|paid] [--weighting octave|none]
         [--release horizon|resolution] [--calibration none|platt]
         [--model offset|offset-recency-gate|offset-no-gate|offset-all-corrections|logreg]
-        [--json FILE]
+        [--with-current-engine] [--with-batch-fit] [--json FILE]
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ class Options:
     calibration: str = "none"
     max_silence_days: float = 730.0
     model: str = "offset"
+    batch_fit: bool = False  # also fit the same corrections in batch on every example learned
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Snapshot:
     learned: int
     labels: list[int] = field(default_factory=list)
     engage_today: list[float] | None = None  # the engine's churn_probability (daily design)
+    batch_fit: list[float] | None = None  # the corrections fitted in batch (no online noise)
 
 
 @dataclass
@@ -141,6 +143,7 @@ class OnlineChurn:
         self.points = 0
         self.sweeps = 0
         self.snapshots: list[Snapshot] = []
+        self.examples: list[tuple[dict[str, float], int, float]] = []  # with batch_fit only
 
     # -- time -------------------------------------------------------------------------------
 
@@ -210,6 +213,8 @@ class OnlineChurn:
             self.calibrator.learn(self._raw(x), label, weight)
         self.model.learn_one(x, bool(label), w=weight)
         self.learned += 1
+        if self.options.batch_fit:
+            self.examples.append((x, label, weight))
 
     def _raw(self, x: dict[str, float]) -> float:
         return float(self.model.predict_proba_one(x).get(True, 0.0))
@@ -240,6 +245,7 @@ class OnlineChurn:
         self.params = params  # the model's features use the parameters of the day, too
         h = float(self.options.horizon_days)
         snap = Snapshot(cutoff, [], [], [], [], params, self.learned)
+        rows: list[dict[str, float]] = []
         for user, c in self.customers.items():
             recency = (now_ms - c.state.last_ms) / MS_PER_DAY
             if self.options.population == "active" and recency > self.options.active_days:
@@ -250,10 +256,51 @@ class OnlineChurn:
             snap.model.append(self.predict(x))
             snap.recency.append(recency)
             snap.bgnbd.append(probability_no_purchase(params, h, s.frequency, s.recency, s.age))
+            rows.append(x)
+        if self.options.batch_fit:
+            snap.batch_fit = batch_correction(self.examples, rows)
         self.snapshots.append(snap)
 
     def at_cutoff(self, cutoff: date) -> None:
         self._at(day_ms(cutoff + timedelta(days=1)), 3, cutoff)
+
+
+def batch_correction(
+    examples: list[tuple[dict[str, float], int, float]], rows: list[dict[str, float]]
+) -> list[float]:
+    """What the offset model's corrections can give without online noise: the same linear
+    corrections on the same prior, fitted exactly (L-BFGS, same L2) on every example learned
+    so far, features standardised and clipped to their range, no support gate."""
+    import numpy as np
+    from scipy import optimize
+
+    from scoring.churn.lifetime_model import PRIOR_ECHOES
+
+    prior_name = "bgnbd_logit_return"
+    names = [n for n in LIFETIME_FEATURE_NAMES if n not in PRIOR_ECHOES and n != prior_name]
+    x = np.array([[e[0][n] for n in names] for e in examples])
+    y = np.array([e[1] for e in examples], dtype=float)
+    w = np.array([e[2] for e in examples])
+    w = w / w.mean()
+    offset = -np.array([e[0][prior_name] for e in examples])
+    mean, sd = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = (x - mean) / sd
+    l2 = 1e-3
+
+    def loss(b: Any) -> tuple[float, Any]:
+        eta = offset + b[0] + z @ b[1:]
+        residual = w * (1.0 / (1.0 + np.exp(-eta)) - y)
+        value = float(np.sum(w * (np.logaddexp(0.0, eta) - y * eta))) / len(y)
+        grad = np.concatenate([[residual.sum()], z.T @ residual]) / len(y)
+        return value + l2 * float(b[1:] @ b[1:]), grad + np.concatenate([[0.0], 2 * l2 * b[1:]])
+
+    b = optimize.minimize(loss, np.zeros(len(names) + 1), jac=True, method="L-BFGS-B").x
+    low, high = x.min(axis=0), x.max(axis=0)
+    out = []
+    for row in rows:
+        v = (np.clip(np.array([row[n] for n in names]), low, high) - mean) / sd
+        out.append(float(1.0 / (1.0 + np.exp(row[prior_name] - b[0] - v @ b[1:]))))
+    return out
 
 
 def run_horizon(
@@ -331,6 +378,7 @@ def evaluate(snap: Snapshot) -> dict[str, Any]:
         "recency_only": metrics(snap.recency, y, False),
         "bgnbd": metrics(snap.bgnbd, y, True),
         **({"engage_today": metrics(snap.engage_today, y, True)} if snap.engage_today else {}),
+        **({"batch_fit": metrics(snap.batch_fit, y, True)} if snap.batch_fit else {}),
     }
 
 
@@ -346,7 +394,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(head)
     print("|" + "---|" * 11)
     for row in rows:
-        for name in ("engage_lifetime", "recency_only", "bgnbd", "engage_today"):
+        for name in ("engage_lifetime", "recency_only", "bgnbd", "engage_today", "batch_fit"):
             if name not in row:
                 continue
             m = row[name]
@@ -373,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=sorted(MODELS), default="offset")
     parser.add_argument("--with-current-engine", action="store_true",
                         help="also replay today's engine to each cut-off (slow)")
+    parser.add_argument("--with-batch-fit", action="store_true",
+                        help="also fit the same corrections in batch (an upper bound check)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write rows as JSON")
     args = parser.parse_args(argv)
     try:
@@ -395,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             horizon_days=h, population=args.population, active_days=args.active_days,
             return_event=args.return_event, weighting=args.weighting, release=args.release,
             calibration=args.calibration, max_silence_days=args.max_silence_days,
-            model=args.model,
+            model=args.model, batch_fit=args.with_batch_fit,
         )
         online, elapsed = run_horizon(events_of(purchases, args.return_event), usable, options)
         if args.with_current_engine:

@@ -53,3 +53,13 @@ def test_snapshot_scores_everyone_seen_and_labels_from_what_follows() -> None:
 def test_misuse_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--horizons", "x"]) == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_batch_fit_scores_the_same_population() -> None:
+    events = events_of(_history(), "any")
+    cutoff = START + timedelta(days=150)
+    online, _elapsed = run_horizon(events, [cutoff], Options(horizon_days=30, batch_fit=True))
+    (snap,) = online.snapshots
+    assert snap.batch_fit is not None and len(snap.batch_fit) == len(snap.users)
+    assert all(0.0 < p < 1.0 for p in snap.batch_fit)
+    assert len(online.examples) == online.learned
