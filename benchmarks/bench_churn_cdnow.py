@@ -334,7 +334,7 @@ def score_with_current_engine(
     from benchmarks.bench_churn_cost import CDNOW_SHIFT_DAYS, cdnow_events, write_events
     from benchmarks.common import CACHE
     from scoring.config import config_from_dict
-    from scoring.replay import run_replay
+    from streams.replay import run_replay
 
     first = min(p.day for p in purchases).isoformat()
     path = write_events(
@@ -347,7 +347,7 @@ def score_with_current_engine(
         scores = []
         for user in snap.users:
             record = replay.engine.score_record(replay.states[f"c{user}"], f"c{user}", cut)
-            p = record["churn_probability"]
+            p = record.churn_probability
             scores.append(0.5 if p is None else float(p))
         snap.engage_today = scores
 

@@ -42,9 +42,9 @@ from scoring.churn.lifetime import (
 )
 from scoring.churn.schedule import ObservationSchedule
 from scoring.config import config_from_dict
-from scoring.replay import run_replay
 from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms, parse_rfc3339_ms
 from simulator import generate
+from streams.replay import run_replay
 
 SPARSE_MIX = {"casual": 0.6, "lapsing": 0.2, "new": 0.2}
 CDNOW_SHIFT_DAYS = (date(2026, 1, 1) - date(1997, 1, 1)).days  # into the engine's time range
