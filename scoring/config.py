@@ -168,7 +168,8 @@ def _check(c: EngageConfig) -> None:
     _positive("scoring.half_life_days", s.half_life_days)
     _positive("scoring.burst_cap_per_minute", s.burst_cap_per_minute)
     _positive("scoring.default_gap_days", s.default_gap_days)
-    _positive("scoring.refresh_every_hours", s.refresh_every_hours)
+    if s.refresh_every_hours < 0:
+        raise ConfigError("scoring.refresh_every_hours", "must not be negative (0: no refresh)")
     if not 0 <= s.lateness_seconds <= 7 * 86_400:
         raise ConfigError("scoring.lateness_seconds", "must be between 0 and 604800 (7 days)")
     _positive("events.max_bytes", c.events.max_bytes)
@@ -220,6 +221,6 @@ def _check(c: EngageConfig) -> None:
     from scoring.churn.config import check_churn_config
     from scoring.triggers.config import check_triggers_config
 
-    check_churn_config(c.churn)
+    check_churn_config(c.churn, set(c.event_types))
     check_triggers_config(c)
     check_growth_config(c.referrals, c.points, set(c.event_types), set(c.triggers.types()))

@@ -130,9 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("model", help="list, swap, shadow or promote churn models (live)")
-    p.add_argument("action", choices=["list", "swap", "shadow", "promote"])
-    p.add_argument("name", nargs="?", help="model name (for swap and shadow)")
+    p = sub.add_parser(
+        "model", help="list, swap, shadow, promote or roll back churn models (live)"
+    )
+    p.add_argument("action", choices=["list", "swap", "shadow", "promote", "rollback"])
+    p.add_argument("name", nargs="?", help="model name (swap, shadow); version (rollback: "
+                   "default the one before the champion)")
     _broker_arg(p)
     p.add_argument("--timeout", type=float, default=15.0)
     p.add_argument("--topic-prefix", default="", help="as given to the worker")
@@ -308,6 +311,11 @@ def cmd_model(args: argparse.Namespace) -> int:
     from streams.topics import TopicNames
 
     names = TopicNames(prefix=args.topic_prefix)
+    if args.action == "rollback":
+        if args.name is not None and not args.name.isdigit():
+            raise UsageError(f"engage model rollback takes a VERSION number, not {args.name!r}")
+        version = int(args.name) if args.name else None
+        return run_model_command(_broker(args), "rollback", None, args.timeout, names, version)
     return run_model_command(_broker(args), args.action, args.name, args.timeout, names)
 
 

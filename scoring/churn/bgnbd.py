@@ -262,6 +262,13 @@ def expected_purchases(
     alive = probability_alive(p, frequency, recency, age)
     if horizon == 0:
         return 0.0
+    return expected_purchases_if_alive(p, horizon, frequency, age) * alive
+
+
+def expected_purchases_if_alive(
+    p: BgNbdParams, horizon: float, frequency: float, age: float
+) -> float:
+    """expected_purchases without its P(alive) factor (callers that have it already)."""
     h1, h2, c = p.r + frequency, p.b + frequency, p.a + p.b + frequency - 1.0
     log_u = math.log(p.alpha + age) - math.log(p.alpha + age + horizon)
     z = horizon / (p.alpha + age + horizon)
@@ -271,7 +278,7 @@ def expected_purchases(
         term = math.exp((h1 + excess) * log_u) * float(special.hyp2f1(c - h1, c - h2, c, z))
     else:
         term = math.exp(h1 * log_u) * float(special.hyp2f1(h1, h2, c, z))
-    return (p.a + p.b + frequency - 1.0) / (p.a - 1.0) * (1.0 - term) * alive
+    return (p.a + p.b + frequency - 1.0) / (p.a - 1.0) * (1.0 - term)
 
 
 def expected_purchases_new_customer(p: BgNbdParams, horizon: float) -> float:

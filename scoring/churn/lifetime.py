@@ -21,19 +21,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import msgspec
 
-from scoring.churn.bgnbd import (
-    BgNbdParams,
-    expected_purchases,
-    logit_alive,
-    probability_no_purchase,
-)
+from scoring.churn.bgnbd import BgNbdParams, expected_purchases_if_alive
+from scoring.churn.state import RECENT_DAYS, ChurnState
 from scoring.timeutil import MS_PER_DAY
 
 LONG_PULSE_HORIZONS = 4.0  # the slow decayed count's time constant, in horizons
 LOGIT_CLIP = 12.0  # BG/NBD log-odds are clipped here (P(alive) = 1 for one-time buyers)
+
+
+class LifetimeFields(Protocol):
+    """What the lifetime updates and features read and write: LifetimeState (research
+    harnesses) and the engine's ChurnState both have these fields."""
+
+    first_day: int
+    last_day: int
+    last_ms: int
+    active_days: int
+    gap_m2: float
+    pulse_short: float
+    pulse_long: float
+    spend: float
+    paid: int
 
 
 class LifetimeState(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -75,19 +87,19 @@ class LifetimeConfig:
         return self.horizon_days * LONG_PULSE_HORIZONS
 
 
-def _gap_mean(s: LifetimeState) -> float:
+def _gap_mean(s: LifetimeFields) -> float:
     repeats = s.active_days - 1
     return (s.last_day - s.first_day) / repeats if repeats > 0 else 0.0
 
 
-def _welford_add(s: LifetimeState, n_before: int, mean_before: float, gap: float) -> float:
+def _welford_add(s: LifetimeFields, n_before: int, mean_before: float, gap: float) -> float:
     """Add one gap to (n_before, mean_before, gap_m2); returns the new mean."""
     mean = mean_before + (gap - mean_before) / (n_before + 1)
     s.gap_m2 += (gap - mean_before) * (gap - mean)
     return mean
 
 
-def _welford_remove(s: LifetimeState, n_before: int, mean_before: float, gap: float) -> float:
+def _welford_remove(s: LifetimeFields, n_before: int, mean_before: float, gap: float) -> float:
     """Remove one gap (the inverse of _welford_add); returns the new mean."""
     if n_before <= 1:
         s.gap_m2 = 0.0
@@ -98,7 +110,7 @@ def _welford_remove(s: LifetimeState, n_before: int, mean_before: float, gap: fl
 
 
 def add_active_day(
-    s: LifetimeState,
+    s: LifetimeFields,
     day: int,
     config: LifetimeConfig,
     previous_day: int | None = None,
@@ -141,7 +153,7 @@ def add_active_day(
     s.active_days += 1
 
 
-def observe(s: LifetimeState, ts_ms: int, amount: float | None, config: LifetimeConfig) -> None:
+def observe(s: LifetimeFields, ts_ms: int, amount: float | None, config: LifetimeConfig) -> None:
     """One counted event at `ts_ms`, in time order (a late day goes through add_active_day)."""
     day = ts_ms // MS_PER_DAY
     if s.active_days and day < s.last_day:
@@ -152,6 +164,54 @@ def observe(s: LifetimeState, ts_ms: int, amount: float | None, config: Lifetime
     if amount is not None:
         s.spend += amount
         s.paid += 1
+
+
+_RECENT_MASK = (1 << RECENT_DAYS) - 1
+
+
+def record_return(s: ChurnState, ts_ms: int, amount: float, config: LifetimeConfig) -> None:
+    """One return at `ts_ms` with its signed `amount` (purchases +, refunds -, else 0), in
+    any order within the allowed lateness: the state is the same whatever the arrival order.
+
+    `recent_days` holds the return days of the last RECENT_DAYS days and `before_recent` the
+    latest one before them, so a late day finds the neighbours whose gap it splits.
+    """
+    day = ts_ms // MS_PER_DAY
+    if s.active_days == 0:
+        add_active_day(s, day, config)
+        s.recent_days, s.before_recent = 1, -1
+    elif day > s.last_day:
+        shift = day - s.last_day
+        bits = s.recent_days
+        lost = bits >> max(0, RECENT_DAYS - shift)  # bits that leave the window
+        if lost:
+            newest = max(0, RECENT_DAYS - shift) + ((lost & -lost).bit_length() - 1)
+            s.before_recent = s.last_day - newest
+        s.recent_days = ((bits << shift) | 1) & _RECENT_MASK if shift < RECENT_DAYS else 1
+        add_active_day(s, day, config)
+    elif day < s.last_day:
+        age = s.last_day - day
+        bits = s.recent_days
+        # a day older than the bits cannot come within the allowed lateness (<= 7 days)
+        if age < RECENT_DAYS and not bits >> age & 1:
+            later = bits & ((1 << age) - 1)  # bit i < age: a later return day
+            earlier = bits >> (age + 1)  # bit j: return day `day - 1 - j`
+            next_day = s.last_day - (later.bit_length() - 1)
+            if earlier:
+                previous: int | None = day - 1 - ((earlier & -earlier).bit_length() - 1)
+            else:
+                previous = s.before_recent if s.before_recent >= 0 else None
+            if previous is None:
+                add_active_day(s, day, config)  # before the first return day
+            else:
+                add_active_day(s, day, config, previous_day=previous, next_day=next_day)
+            s.recent_days = bits | (1 << age)
+    if ts_ms > s.last_ms:
+        s.last_ms = ts_ms
+    if amount:
+        s.spend += amount
+        if amount > 0:
+            s.paid += 1
 
 
 # ---- features -----------------------------------------------------------------------------
@@ -185,7 +245,7 @@ class Summary:
     age: float
 
 
-def summary_at(s: LifetimeState, now_ms: int) -> Summary:
+def summary_at(s: LifetimeFields, now_ms: int) -> Summary:
     """(x, t_x, T) in days at `now_ms`; T counts from the start of the first active day."""
     if s.active_days == 0:
         raise ValueError("no counted event yet")
@@ -198,11 +258,13 @@ def _clip(value: float, bound: float) -> float:
 
 
 def lifetime_features(
-    s: LifetimeState, now_ms: int, config: LifetimeConfig, params: BgNbdParams | None
+    s: LifetimeFields, now_ms: int, config: LifetimeConfig, params: BgNbdParams | None
 ) -> list[float]:
     """The vector named by LIFETIME_FEATURE_NAMES at `now_ms` (event time).
 
-    Without BG/NBD parameters (none fitted yet) the three BG/NBD features are 0.
+    Without BG/NBD parameters (none fitted yet) the three BG/NBD features are 0. On the hot
+    path (every example and prediction): the BG/NBD closed forms share their logarithms here
+    rather than calling scoring.churn.bgnbd's checked scalar functions one by one.
     """
     h = config.horizon_days
     summary = summary_at(s, now_ms)
@@ -214,28 +276,49 @@ def lifetime_features(
     gap_cv = 0.0
     if x >= 2 and mean_gap > 0:
         gap_cv = min(5.0, math.sqrt(s.gap_m2 / x) / mean_gap)
+    log1p, exp = math.log1p, math.exp
     features = [
-        math.log1p(recency),
+        log1p(recency),
         min(recency / h, 12.0),
-        math.log1p(x),
-        math.log1p(big_t),
+        log1p(x),
+        log1p(big_t),
         1.0 if x == 0 else 0.0,
         t_x / big_t if big_t >= 1.0 else 1.0,
-        math.log1p(recency / max(mean_gap, 1.0)) if x > 0 else 0.0,
+        log1p(recency / max(mean_gap, 1.0)) if x > 0 else 0.0,
         gap_cv,
-        math.log1p(h * x / (big_t + h)),
-        math.log1p(s.pulse_short * math.exp(-since_last_day / config.tau_short_days)),
-        math.log1p(s.pulse_long * math.exp(-since_last_day / config.tau_long_days)),
-        math.log1p(max(0.0, s.spend) / s.paid) if s.paid else 0.0,
-        math.log1p(max(0.0, s.spend)),
+        log1p(h * x / (big_t + h)),
+        log1p(s.pulse_short * exp(-since_last_day / config.tau_short_days)),
+        log1p(s.pulse_long * exp(-since_last_day / config.tau_long_days)),
+        log1p(max(0.0, s.spend) / s.paid) if s.paid else 0.0,
+        log1p(max(0.0, s.spend)),
     ]
     if params is None:
         return [*features, 0.0, 0.0, 0.0]
-    p_silent = probability_no_purchase(params, h, x, t_x, big_t)
+    return [*features, *bgnbd_features(params, h, x, t_x, big_t)]
+
+
+def bgnbd_features(
+    p: BgNbdParams, horizon: float, x: int, t_x: float, big_t: float
+) -> tuple[float, float, float]:
+    """(log-odds of a return within the horizon, log1p(expected returns), logit P(alive)),
+    the first and last clipped to +-LOGIT_CLIP (scoring.churn.bgnbd, eq. 9 and 10)."""
+    r_x = p.r + x
+    log_alpha_t = math.log(p.alpha + big_t)
+    if x == 0:
+        alive_logit = LOGIT_CLIP  # one-time buyers are alive with probability 1
+        alive = 1.0
+    else:
+        against = (
+            math.log(p.a) - math.log(p.b + x - 1.0) + r_x * (log_alpha_t - math.log(p.alpha + t_x))
+        )
+        alive_logit = _clip(-against, LOGIT_CLIP)
+        alive = 1.0 / (1.0 + math.exp(against)) if against < 700 else 0.0
+    silent_if_alive = r_x * (log_alpha_t - math.log(p.alpha + big_t + horizon))
+    p_silent = 1.0 - alive * -math.expm1(silent_if_alive)
     p_silent = min(max(p_silent, 1e-12), 1.0 - 1e-12)
-    return [
-        *features,
+    expected = expected_purchases_if_alive(p, horizon, x, big_t) * alive if p.a != 1.0 else 0.0
+    return (
         _clip(math.log((1.0 - p_silent) / p_silent), LOGIT_CLIP),
-        math.log1p(max(0.0, expected_purchases(params, h, x, t_x, big_t))),
-        _clip(logit_alive(params, x, t_x, big_t), LOGIT_CLIP),
-    ]
+        math.log1p(max(0.0, expected)),
+        alive_logit,
+    )

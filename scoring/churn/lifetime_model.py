@@ -7,8 +7,12 @@ observation point's weight (scoring.churn.schedule) to the regression.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
+from river import base
+
+from scoring.churn.calibration import sigmoid
 from scoring.churn.offset_model import OffsetLogisticRegression
 
 # Features that grow with calendar time: labels of long silences and old customers arrive last
@@ -37,3 +41,22 @@ def lifetime_logreg() -> Any:
     return preprocessing.StandardScaler() | linear_model.LogisticRegression(
         optimizer=optim.SGD(0.02), l2=1e-4
     )
+
+
+class BgNbdChurn(base.Classifier):
+    """BG/NBD alone: P(no return within the horizon) from the features' BG/NBD log-odds, with
+    the population parameters the trainer refits; labels are not learned."""
+
+    def predict_proba_one(
+        self, x: dict[Hashable, Any], **kwargs: Any
+    ) -> dict[bool | str | int, float]:
+        p = sigmoid(-float(x.get("bgnbd_logit_return", 0.0)))
+        return {False: 1.0 - p, True: p}
+
+    def learn_one(self, x: dict[Hashable, Any], y: bool | str | int, w: float = 1.0) -> None:
+        """Nothing to learn: the parameters come from the customers' summaries."""
+
+
+def bgnbd_churn() -> Any:
+    """BG/NBD's own churn probability (refitted from customer summaries, learns no labels)."""
+    return BgNbdChurn()

@@ -79,9 +79,12 @@ class ObservationSchedule:
         self.octave_bounds_days: tuple[tuple[float, float], ...] = tuple(bounds)
         self.octaves = len(bounds)
 
-    def _digest(self, user_id: str, anchor_ms: int) -> bytes:
+    def _digest(self, user: str | int, anchor_ms: int) -> bytes:
+        """`user`: the user id, or a stable integer key of it (the engine keeps a 16-bit
+        hash in the user's state, so due times need nothing but the state)."""
+        name = user.encode() if isinstance(user, str) else user.to_bytes(8, "big", signed=True)
         return hashlib.blake2b(
-            self.salt + user_id.encode() + b"\x00" + anchor_ms.to_bytes(8, "big", signed=True),
+            self.salt + name + b"\x00" + anchor_ms.to_bytes(8, "big", signed=True),
             digest_size=_BYTES_PER_OFFSET * self.octaves,
         ).digest()
 
@@ -92,18 +95,18 @@ class ObservationSchedule:
         offset_ms = math.floor((low + fraction * (high - low)) * MS_PER_DAY)
         return ObservationPoint(octave, anchor_ms + offset_ms, high - low)
 
-    def _from(self, user_id: str, anchor_ms: int, first: int) -> Iterator[ObservationPoint]:
+    def _from(self, user_id: str | int, anchor_ms: int, first: int) -> Iterator[ObservationPoint]:
         """The points of octaves `first`, `first` + 1, ... (computed as they are asked for)."""
         digest = self._digest(user_id, anchor_ms)
         for octave in range(first, self.octaves):
             yield self._point(digest, octave, anchor_ms)
 
-    def points(self, user_id: str, anchor_ms: int) -> tuple[ObservationPoint, ...]:
+    def points(self, user_id: str | int, anchor_ms: int) -> tuple[ObservationPoint, ...]:
         """Every candidate point after an event at `anchor_ms`, in time (= octave) order."""
         return tuple(self._from(user_id, anchor_ms, 0))
 
     def on_event(
-        self, user_id: str, anchor_ms: int, resolved: int, event_ms: int
+        self, user_id: str | int, anchor_ms: int, resolved: int, event_ms: int
     ) -> list[ResolvedPoint]:
         """The labels a counted event at `event_ms` (after the anchor) settles: every point
         opened before it and not yet labelled. The caller then re-anchors at `event_ms` with
@@ -122,7 +125,7 @@ class ObservationSchedule:
         return out
 
     def on_watermark(
-        self, user_id: str, anchor_ms: int, resolved: int, watermark_ms: int
+        self, user_id: str | int, anchor_ms: int, resolved: int, watermark_ms: int
     ) -> tuple[list[ResolvedPoint], int]:
         """Points whose horizon the watermark passed with no return: (churned labels, the new
         `resolved` count)."""
@@ -134,7 +137,7 @@ class ObservationSchedule:
             out.append(ResolvedPoint(point, 1, deadline))
         return out, resolved + len(out)
 
-    def next_due_ms(self, user_id: str, anchor_ms: int, resolved: int) -> int | None:
+    def next_due_ms(self, user_id: str | int, anchor_ms: int, resolved: int) -> int | None:
         """When a sweep next has something to label (None once every point is labelled)."""
         if resolved >= self.octaves:
             return None
