@@ -33,7 +33,7 @@ from typing import Any
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from benchmarks.common import broker_or_local, median
+from benchmarks.common import benchmark_broker, median
 from sinks.webhook_consumer import WebhookSettings, run_webhook_sink
 from tests.integration.worker_process import produce
 from tests.webhook_receiver import Reply, serve
@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--baseline-rev", default=BASELINE_REV)
     parser.add_argument("--broker", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     args = parser.parse_args()
-    broker = broker_or_local(args.broker)
+    broker = benchmark_broker(args.broker)
     base = baseline_tree(args.baseline_rev)
     latency_s = args.latency_ms / 1000
 

@@ -19,16 +19,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
-from benchmarks.common import broker_or_local, median
+from benchmarks.common import (
+    benchmark_broker,
+    median,
+    scoring_rate,
+    start_worker,
+    stop_worker,
+)
 from simulator import generate
 from streams.topics import TopicNames, ensure_topics
 from tests.integration.worker_process import free_port, produce
@@ -47,16 +50,6 @@ def bare_rate(broker: str, topic: str, n: int) -> float:
     return float(r["count"] / (r["last_s"] - r["first_s"]))
 
 
-def consumed(port: int) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("engage_events_consumed_total{"))
-
-
 def worker_rate(
     broker: str, names: TopicNames, n: int, partitions: int, root: Path = ROOT
 ) -> float:
@@ -66,31 +59,12 @@ def worker_rate(
     env = {**os.environ, "ENGAGE_MODEL_SIGNING_KEY": "bench-signing-key",
            "PYTHONPATH": str(root)}
     with tempfile.TemporaryDirectory() as data:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--broker", broker,
-             "--topic-prefix", names.prefix, "--app-id", app, "--partitions", str(partitions),
-             "--metrics-port", str(metrics_port), "--web-port", str(free_port()),
-             "--data-dir", data, "--log-level", "error"],
-            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, env=env,
-        )
+        proc = start_worker(broker, names.prefix, app, partitions, metrics_port, data,
+                            root=root, env=env)
         try:
-            first = last = None
-            deadline = time.monotonic() + 900
-            while time.monotonic() < deadline:
-                count = consumed(metrics_port)
-                now = time.monotonic()
-                if count and first is None:
-                    first, first_count = now, count
-                if count >= n:
-                    last = now
-                    break
-                time.sleep(0.1)
-            assert first is not None and last is not None, "worker did not finish"
-            return (n - first_count) / (last - first)
+            return scoring_rate([metrics_port], n)
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
+            stop_worker(proc)
 
 
 def main() -> None:
@@ -102,7 +76,7 @@ def main() -> None:
     parser.add_argument("--baseline-root", type=Path, default=None,
                         help="also run the worker of this source tree (e.g. the last release)")
     args = parser.parse_args()
-    broker = broker_or_local(args.broker)
+    broker = benchmark_broker(args.broker)
     names = TopicNames(prefix=f"bench{uuid.uuid4().hex[:6]}.")
     ensure_topics(broker, names, args.partitions)
     stream, _ = generate(users=max(100, args.events // 150), days=30, seed=4,

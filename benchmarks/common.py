@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from scoring.churn import evaluation
 from simulator import Truth, generate
 
-CACHE = Path(__file__).resolve().parents[1] / "var" / "bench"
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "var" / "bench"
 
 
 def simulated_file(users: int, days: float, seed: int) -> tuple[Path, list[Truth]]:
@@ -27,8 +34,8 @@ def simulated_file(users: int, days: float, seed: int) -> tuple[Path, list[Truth
     return path, truth
 
 
-def broker_or_local(named: str | None) -> str:
-    """The broker named (flag or $KAFKA_BOOTSTRAP_SERVERS), else the local one, started."""
+def benchmark_broker(named: str | None) -> str:
+    """The broker named by --broker / KAFKA_BOOTSTRAP_SERVERS, else the local one (started)."""
     if named:
         return named
     from deploy.local_kafka import default_broker, up
@@ -36,6 +43,61 @@ def broker_or_local(named: str | None) -> str:
     local = default_broker()
     up(local)
     return local.bootstrap
+
+
+def start_worker(
+    broker: str, prefix: str, app_id: str, partitions: int, metrics_port: int, data_dir: str,
+    root: Path = ROOT, env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """An `engage worker` child process of the source tree `root`, quiet, in its own process
+    group. The signing key only matters to the churn topology, which benchmarks do not judge."""
+    from tests.integration.worker_process import free_port
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker", "--broker", broker,
+         "--topic-prefix", prefix, "--app-id", app_id, "--partitions", str(partitions),
+         "--metrics-port", str(metrics_port), "--web-port", str(free_port()),
+         "--data-dir", data_dir, "--log-level", "error"],
+        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env or {**os.environ, "ENGAGE_MODEL_SIGNING_KEY": "bench-signing-key"},
+    )
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)
+
+
+def consumed_events(ports: list[int]) -> float:
+    """engage_events_consumed_total summed over the workers serving metrics on `ports`."""
+    total = 0.0
+    for port in ports:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            continue
+        total += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                     if line.startswith("engage_events_consumed_total{"))
+    return total
+
+
+def scoring_rate(ports: list[int], n: int, before: float = 0.0, timeout_s: float = 900) -> float:
+    """Events per second while the workers consume `n` more events, from the first to the
+    last increase of their counters."""
+    first = last = None
+    first_count = 0.0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        count, now = consumed_events(ports) - before, time.monotonic()
+        if count > 0 and first is None:
+            first, first_count = now, count
+        if count >= n:
+            last = now
+            break
+        time.sleep(0.05)
+    assert first is not None and last is not None, "the workers did not consume every event"
+    return (n - first_count) / (last - first)
 
 
 def median(values: list[float]) -> float:

@@ -5,8 +5,13 @@ a pinned Kafka release's jars (deploy/kafka/pom.xml) into a git-ignored cache, s
 formatted once, and the broker+controller runs as a background Java process whose pid we
 record, so `down` stops only the broker that `up` started.
 
+With `--sasl` the broker also listens for SASL_PLAINTEXT on port+2 (SCRAM-SHA-256, SCRAM-SHA-512
+and PLAIN; the SCRAM credentials are written when storage is formatted); `--tls` adds SASL_SSL on
+port+3 and mutual-TLS SSL on port+4, with a local CA and certificates made by openssl under the
+instance's `tls/` directory. Clients then connect as a real cluster would make them.
+
 Usage: python -m deploy.local_kafka up|down|status [--port 9092] [--controller-port 9093]
-(also `engage broker up|down|status`).
+       [--sasl] [--tls]   (also `engage broker up|down|status`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -30,6 +36,8 @@ POM = DEPLOY_DIR / "kafka" / "pom.xml"
 LOG4J_CONFIG = DEPLOY_DIR / "kafka" / "log4j2.properties"
 DEFAULT_HOME = DEPLOY_DIR / ".kafka"
 START_TIMEOUT_S = 90.0
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+DEFAULT_SASL_USER = ("engage", "engage-local-secret")
 
 
 class BrokerError(RuntimeError):
@@ -43,6 +51,10 @@ class LocalBroker:
     port: int = 9092
     controller_port: int = 9093
     home: Path = DEFAULT_HOME
+    sasl_port: int | None = None  # SASL_PLAINTEXT: SCRAM-SHA-256/512 and PLAIN
+    tls_port: int | None = None  # SASL_SSL, same mechanisms over TLS
+    mtls_port: int | None = None  # SSL with a required client certificate
+    sasl_user: tuple[str, str] = DEFAULT_SASL_USER  # (name, password)
 
     @property
     def libs(self) -> Path:
@@ -80,6 +92,36 @@ class LocalBroker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def tls_dir(self) -> Path:
+        return self.instance / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """The local CA's certificate: what clients trust (ssl cafile)."""
+        return self.tls_dir / "ca.pem"
+
+    @property
+    def client_cert_file(self) -> Path:
+        return self.tls_dir / "client.pem"
+
+    @property
+    def client_key_file(self) -> Path:
+        return self.tls_dir / "client.key"
+
+    @property
+    def scram_marker(self) -> Path:
+        return self.instance / "scram-users"
+
+    def client_listeners(self) -> dict[str, int]:
+        """Listener name -> port, for every client listener this broker has."""
+        listeners = {"PLAINTEXT": self.port}
+        for name, port in (("SASL_PLAINTEXT", self.sasl_port), ("SASL_SSL", self.tls_port),
+                           ("SSL", self.mtls_port)):
+            if port is not None:
+                listeners[name] = port
+        return listeners
+
 
 def default_broker() -> LocalBroker:
     """The broker named by ENGAGE_KAFKA_PORT / ENGAGE_KAFKA_HOME, else the defaults."""
@@ -87,6 +129,24 @@ def default_broker() -> LocalBroker:
     controller = int(os.environ.get("ENGAGE_KAFKA_CONTROLLER_PORT", str(port + 1)))
     home = Path(os.environ.get("ENGAGE_KAFKA_HOME", str(DEFAULT_HOME)))
     return LocalBroker(port=port, controller_port=controller, home=home)
+
+
+def with_security(broker: LocalBroker, sasl: bool, tls: bool) -> LocalBroker:
+    """The same broker with its SASL (port+2) and TLS (port+3, port+4) listeners switched on;
+    the SASL user comes from ENGAGE_KAFKA_SASL_USERNAME / _PASSWORD when they are set."""
+    from dataclasses import replace
+
+    user = (
+        os.environ.get("ENGAGE_KAFKA_SASL_USERNAME") or DEFAULT_SASL_USER[0],
+        os.environ.get("ENGAGE_KAFKA_SASL_PASSWORD") or DEFAULT_SASL_USER[1],
+    )
+    return replace(
+        broker,
+        sasl_port=broker.port + 2 if sasl or tls else None,
+        tls_port=broker.port + 3 if tls else None,
+        mtls_port=broker.port + 4 if tls else None,
+        sasl_user=user,
+    )
 
 
 def resolve_jars(broker: LocalBroker) -> None:
@@ -119,16 +179,49 @@ def resolve_jars(broker: LocalBroker) -> None:
     marker.write_text(POM.read_text())
 
 
+def _security_properties(broker: LocalBroker) -> dict[str, str]:
+    """Listener settings for SASL and TLS (the JAAS lines name the PLAIN user's password)."""
+    settings: dict[str, str] = {}
+    name, password = broker.sasl_user
+    for listener in ("SASL_PLAINTEXT", "SASL_SSL"):
+        if listener not in broker.client_listeners():
+            continue
+        prefix = f"listener.name.{listener.lower()}"
+        settings[f"{prefix}.sasl.enabled.mechanisms"] = ",".join([*SCRAM_MECHANISMS, "PLAIN"])
+        for mechanism in SCRAM_MECHANISMS:
+            settings[f"{prefix}.{mechanism.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+        settings[f"{prefix}.plain.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_{name}="{password}";'
+        )
+    for listener in ("SASL_SSL", "SSL"):
+        if listener not in broker.client_listeners():
+            continue
+        prefix = f"listener.name.{listener.lower()}"
+        settings[f"{prefix}.ssl.keystore.type"] = "PEM"
+        settings[f"{prefix}.ssl.keystore.location"] = str(broker.tls_dir / "broker.pem")
+        settings[f"{prefix}.ssl.truststore.type"] = "PEM"
+        settings[f"{prefix}.ssl.truststore.location"] = str(broker.ca_file)
+        settings[f"{prefix}.ssl.client.auth"] = "required" if listener == "SSL" else "none"
+    return settings
+
+
 def _properties(broker: LocalBroker) -> str:
+    clients = broker.client_listeners()
+    listeners = [f"{n}://127.0.0.1:{p}" for n, p in clients.items()]
+    protocols = ",".join(f"{n}:{n}" for n in clients)
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.bootstrap.servers": f"127.0.0.1:{broker.controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{broker.port},CONTROLLER://127.0.0.1:{broker.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker.port}",
+        "listeners": ",".join([*listeners, f"CONTROLLER://127.0.0.1:{broker.controller_port}"]),
+        "advertised.listeners": ",".join(listeners),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{protocols}",
+        **_security_properties(broker),
         "log.dirs": str(broker.data_dir),
         "num.partitions": "1",
         # Topics are created explicitly by the project, never by the broker.
@@ -162,6 +255,14 @@ def _java_cmd(broker: LocalBroker, main_class: str, *args: str) -> list[str]:
     ]
 
 
+def _scram_users(broker: LocalBroker) -> str:
+    """What the SCRAM credentials written at format time are (user name and a password hash)."""
+    if broker.sasl_port is None:
+        return ""
+    name, password = broker.sasl_user
+    return f"{name}:{hashlib.sha256(password.encode()).hexdigest()}\n"
+
+
 def new_cluster_id() -> str:
     """A random cluster id as Kafka's own Uuid.randomUuid makes them: URL-safe base64 of 16
     bytes that never starts with '-' (the storage tool would take it for an option, so one
@@ -173,12 +274,29 @@ def new_cluster_id() -> str:
 
 
 def format_storage(broker: LocalBroker) -> None:
-    """Format KRaft storage once per data dir (a formatted dir keeps its cluster id)."""
+    """Format KRaft storage once per data dir (a formatted dir keeps its cluster id).
+
+    SCRAM credentials live in the cluster metadata, so they are written at format time
+    (`--add-scram`); a dir formatted with other credentials must be reset first.
+    """
     broker.instance.mkdir(parents=True, exist_ok=True)
     broker.log_dir.mkdir(parents=True, exist_ok=True)
+    if broker.tls_port is not None or broker.mtls_port is not None:
+        make_certificates(broker)
     broker.properties_file.write_text(_properties(broker))
     if (broker.data_dir / "meta.properties").exists():
+        written = broker.scram_marker.read_text() if broker.scram_marker.exists() else ""
+        if _scram_users(broker) and written != _scram_users(broker):
+            raise BrokerError(
+                f"the broker on port {broker.port} was formatted without these SCRAM "
+                "credentials; `engage broker reset` it (its topics are lost) and start again"
+            )
         return
+    scram: list[str] = []
+    if broker.sasl_port is not None:
+        name, password = broker.sasl_user
+        for mechanism in SCRAM_MECHANISMS:
+            scram += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
     cmd = _java_cmd(
         broker,
         "kafka.tools.StorageTool",
@@ -188,12 +306,46 @@ def format_storage(broker: LocalBroker) -> None:
         "-c",
         str(broker.properties_file),
         "--standalone",
+        *scram,
     )
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise BrokerError(
             "formatting KRaft storage failed:\n" + (result.stdout + result.stderr)[-3000:]
         )
+    broker.scram_marker.write_text(_scram_users(broker))
+
+
+def make_certificates(broker: LocalBroker) -> None:
+    """A local CA, a broker certificate for 127.0.0.1/localhost and a client certificate
+    (PEM, unencrypted PKCS#8 keys as OpenSSL 3 writes them), made once per instance."""
+    tls = broker.tls_dir
+    if (tls / "broker.pem").exists() and broker.client_key_file.exists():
+        return
+    if shutil.which("openssl") is None:
+        raise BrokerError("openssl is not on PATH; it makes the local broker's certificates")
+    tls.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        result = subprocess.run(["openssl", *args], capture_output=True, text=True, cwd=tls)
+        if result.returncode != 0:
+            raise BrokerError(f"openssl {args[0]} failed:\n{result.stderr[-2000:]}")
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "825",
+            "-subj", "/CN=engage local CA", "-keyout", "ca.key", "-out", "ca.pem")
+    for name, ext in (("broker", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+                      ("client", "extendedKeyUsage=clientAuth")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=engage-{name}",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        (tls / f"{name}.ext").write_text(ext + "\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "825", "-extfile", f"{name}.ext",
+                "-out", f"{name}.crt")
+    # Kafka's PEM keystore: the private key and its certificate chain in one file.
+    (tls / "broker.pem").write_text(
+        (tls / "broker.key").read_text() + (tls / "broker.crt").read_text()
+    )
+    (tls / "client.pem").write_text((tls / "client.crt").read_text())
 
 
 def _pid(broker: LocalBroker) -> int | None:
@@ -278,14 +430,25 @@ def up(broker: LocalBroker, timeout_s: float = START_TIMEOUT_S) -> str:
                 + "\n"
                 + tail(broker.stdout_file, 15)
             )
-        if port_open(broker.port) and answers(broker.bootstrap, timeout_s=3):
-            return f"broker up on {broker.bootstrap} (pid {_pid(broker)}, logs {broker.log_file})"
+        if all(port_open(p) for p in broker.client_listeners().values()) and answers(
+            broker.bootstrap, timeout_s=3
+        ):
+            return f"broker up on {_describe(broker)} (pid {_pid(broker)}, logs {broker.log_file})"
         time.sleep(0.5)
     down(broker)
     raise BrokerError(
         f"the broker did not answer within {timeout_s:.0f}s. Last lines of its log:\n"
         + tail(broker.log_file)
     )
+
+
+def _describe(broker: LocalBroker) -> str:
+    text = ", ".join(f"{n} 127.0.0.1:{p}" for n, p in broker.client_listeners().items())
+    if broker.sasl_port is not None:
+        text += f"; SASL user {broker.sasl_user[0]!r}"
+    if broker.tls_port is not None:
+        text += f"; CA {broker.ca_file}, client certificate {broker.client_cert_file}"
+    return text
 
 
 def down(broker: LocalBroker, timeout_s: float = 30.0) -> str:
@@ -325,6 +488,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["up", "down", "status", "reset"])
     parser.add_argument("--port", type=int, default=None, help="client port (default 9092)")
     parser.add_argument("--controller-port", type=int, default=None, help="default port+1")
+    parser.add_argument("--sasl", action="store_true",
+                        help="also SASL_PLAINTEXT (SCRAM-SHA-256/512, PLAIN) on port+2")
+    parser.add_argument("--tls", action="store_true",
+                        help="also SASL_SSL on port+3 and mutual-TLS SSL on port+4")
     args = parser.parse_args(argv)
     base = default_broker()
     port = args.port or base.port
@@ -333,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         controller_port=args.controller_port or (port + 1 if args.port else base.controller_port),
         home=base.home,
     )
+    broker = with_security(broker, args.sasl, args.tls)
     try:
         if args.action == "up":
             print(up(broker))

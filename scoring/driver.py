@@ -153,7 +153,14 @@ class Driver:
         if source is not None and position is not None:
             outcome.state.routed_from[source] = position
         staged[user_id] = outcome.state
-        self._reschedule(partition, user_id, outcome.state, self.clock(partition).watermark_ms)
+        watermark = clock.watermark_ms
+        due = self.engine.next_due_ms(outcome.state)
+        if due is not None and due <= watermark:
+            # news that came after its time had passed here: swept at once, at the watermark
+            self.index(partition).schedule(user_id, watermark)
+            self._advanced.add(partition)
+        else:
+            self._reschedule(partition, user_id, outcome.state, watermark)
         return outcome
 
     def _reschedule(self, partition: int, user_id: str, state: UserState, after_ms: int) -> None:

@@ -250,6 +250,8 @@ class ScoringEngine:
         shared: PartitionShared | None = None,
     ) -> Outcome:
         """The watermark moved past something due for this silent user."""
+        if not state.events:
+            return self._sweep_unscored(state, user_id, watermark_ms, shared)
         now = max(watermark_ms, state.last_ms)
         examples: list[ChurnExample] = []
         if self.churn is not None:
@@ -283,8 +285,25 @@ class ScoringEngine:
         state.last_sweep_ms = now
         return Outcome("swept", state, now, triggers, examples, probability).took(moment)
 
+    def _sweep_unscored(
+        self, state: UserState, user_id: str, now: int, shared: PartitionShared | None
+    ) -> Outcome:
+        """A user with no counted event yet (known from messages): extensions only."""
+        shared = shared if shared is not None else self.unpartitioned
+        moment = Moment(user_id, state, now, shared, watermark_ms=now)
+        for extension in self.extensions:
+            extension.on_sweep(moment)
+        triggers: list[Trigger] = []
+        if self.triggers is not None and moment.signals:
+            ctx = self._quiet_context(user_id, state, now, shared, moment)
+            triggers = self.triggers.evaluate(ctx)
+            self._after_admission(moment, triggers, ctx)
+        return Outcome("swept", state, None, triggers).took(moment)
+
     def next_due_ms(self, state: UserState) -> int | None:
         """The earliest watermark at which `sweep` has something to do for this user."""
+        if not state.events:  # known only from messages (an invite): nothing to score yet
+            return self._extensions_due(state)
         due: list[int] = []
         last = state.last_ms
         # every user is revisited daily (not pushed back by each event), while not long gone
@@ -302,10 +321,13 @@ class ScoringEngine:
             trigger_due = self.triggers.next_due_ms(state)
             if trigger_due is not None:
                 due.append(trigger_due)
-        for extension in self.extensions:
-            extension_due = extension.next_due_ms(state)
-            if extension_due is not None:
-                due.append(extension_due)
+        extensions_due = self._extensions_due(state)
+        if extensions_due is not None:
+            due.append(extensions_due)
+        return min(due) if due else None
+
+    def _extensions_due(self, state: UserState) -> int | None:
+        due = [d for e in self.extensions if (d := e.next_due_ms(state)) is not None]
         return min(due) if due else None
 
     # -- reading ----------------------------------------------------------------------------

@@ -121,7 +121,10 @@ class Extension:
         return None
 
 
-BUILTIN_MODULES = ("scoring.referrals", "scoring.points", "scoring.leaderboards")
+BUILTIN_MODULES = (
+    "scoring.referrals", "scoring.points", "scoring.leaderboards", "scoring.experiments",
+    "scoring.population_health",
+)
 
 
 def builtin_extensions(config: EngageConfig) -> list[Extension]:

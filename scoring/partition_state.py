@@ -82,7 +82,7 @@ class PartitionState(
     tag_field="v",
     tag=PARTITION_STATE_VERSION,
     rename={"max_event_ms": "e", "offsets": "o", "sketches": "s", "budget": "b",
-            "boards": "lb"},
+            "boards": "lb", "population": "pn"},
 ):
     max_event_ms: int | None = None  # newest event time applied on the partition
     offsets: dict[str, int] = msgspec.field(default_factory=dict)  # input topic role -> offset
@@ -90,6 +90,9 @@ class PartitionState(
     budget: dict[int, list[int]] = msgspec.field(default_factory=dict)  # code -> [day, used]
     # "<period>:<period id>:<measure>" -> [[value, user_id], ...] best first (leaderboards)
     boards: dict[str, list[list[float | str]]] = msgspec.field(default_factory=dict)
+    # population health counts (scoring/population_health.py): "users", "dau:<day>", "mau:<month>",
+    # "cohort:<first week>:<weeks since>", "buyers", "repeat_buyers", "referrers"
+    population: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class PartitionShared:

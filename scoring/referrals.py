@@ -6,8 +6,9 @@ backlog a message can reach its recipient after events that came later in event 
 every decision here depends on event times and state, never on arrival order:
 
 1. R's referral event sends `invite` to I with R's invite chain (who invited R, who invited
-   them, ... up to `ring_depth`). The first invite of a user who was not seen before the
-   invite's time wins; invites to existing users are not referrals.
+   them, ... up to `ring_depth`). The earliest invite (event time) of a user not seen before
+   it wins, whichever arrived first (a later one told of a conversion is told to `retract`
+   it); invites to existing users are not referrals.
 2. A user compares every chain it learns with itself and its own invitees: a match closes a
    ring (A invites B invites C invites A). Every member is told (`ring`). A user whose
    chain changes passes the new chain on to its invitees (`chain`), so a ring is found
@@ -16,12 +17,16 @@ every decision here depends on event times and state, never on arrival order:
    is recorded when it happens, invite or not; once I has a referrer and that action came
    within `window_days` after the invite, I sends `converted` to R with evidence: I's
    active days and events at that moment, and how soon after the invite it came.
-4. R holds each conversion for `hold_days` of its own event time after it arrived, so that
-   ring news and the rest of a farm's or burst's conversions are in; then credits it
-   (`referral_converted`) unless it is suspicious — a ring, a farm (`farm_min_thin`
-   invitees with no activity of their own), a burst (`burst_count` conversions within
-   `burst_minutes`) — which is withheld and flagged (`referral_flagged`, with evidence).
-   A self-referral is flagged at once. Each invitee is credited or flagged once.
+4. R holds each conversion for `hold_days` of its own event time after the news arrived, so
+   that corrections from other partitions (a ring, an earlier invite's retraction) are in;
+   then credits it (`referral_converted`) unless it is suspicious, which is
+   withheld and flagged (`referral_flagged`, with the evidence): a ring; an invitee with no
+   activity of its own (`thin`: at most `thin_max_active_days` active days and
+   `thin_max_events` events when it qualified) — a `farm` once the referrer has
+   `farm_min_thin` such invitees; a `burst` (the `burst_count`-th conversion within
+   `burst_minutes`, counting those that qualified before it). A self-referral is flagged at
+   once. Each invitee is credited or flagged once, and each ring flagged once, by its first
+   member in id order, whichever member found it.
 """
 
 from __future__ import annotations
@@ -59,6 +64,10 @@ class Referrals(Extension):
             return
         event, r = m.event, m.state.referral
         assert event is not None
+        if r.referrer and not r.qualified and m.state.first_ms < r.invited_ms:
+            # the invite reached this partition before the user's own earlier events:
+            # an existing user after all, not brought in by the invite
+            r.referrer = ""
         if not r.first_qualified and self._qualifying(m):
             r.first_qualified = [m.now_ms, m.state.active_days, m.state.events]
             self._report(m)
@@ -78,6 +87,8 @@ class Referrals(Extension):
         """Tell the referrer, once, if the first qualifying action counts for the invite."""
         r = m.state.referral
         if not r.referrer or r.qualified or not r.first_qualified:
+            return
+        if m.state.events and m.state.first_ms < r.invited_ms:
             return
         at, active_days, events = r.first_qualified
         if not r.invited_ms <= at <= r.invited_ms + self.window_ms:
@@ -115,17 +126,26 @@ class Referrals(Extension):
             if message.sender == m.state.referral.referrer:
                 self._learn_chain(m, [str(u) for u in message.body.get("chain", [])])
         elif message.kind == "ring":
-            self._join_ring(m, [int(h) for h in message.body.get("members", [])])
+            self._join_ring(m, [int(h) for h in message.body.get("members", [])],
+                            sorted(str(u) for u in message.body.get("names", [])))
         elif message.kind == "converted":
             self._converted(m)
+        elif message.kind == "retract":  # an earlier invite by someone else won
+            r = m.state.referral
+            r.pending = [p for p in r.pending if p[0] != message.sender]
 
     def _invited(self, m: Moment, chain: list[str]) -> None:
         r, state = m.state.referral, m.state
         if not chain:
             return
         self._check_ring(m, chain)
-        if r.referrer or (state.events and state.first_ms < m.now_ms):
-            return  # invited before, or an existing user: not brought in by this invite
+        if state.events and state.first_ms < m.now_ms:
+            return  # an existing user: not brought in by this invite
+        if r.referrer and (r.invited_ms, r.referrer) <= (m.now_ms, chain[0]):
+            return  # an earlier invite wins, whichever arrived first
+        if r.referrer and r.qualified:  # told the later inviter already: take it back
+            m.send(r.referrer, "retract")
+            r.qualified = False
         r.referrer, r.invited_ms = chain[0], m.now_ms
         self._learn_chain(m, chain)
         self._report(m)  # it may have qualified before the invite reached this partition
@@ -150,18 +170,20 @@ class Referrals(Extension):
         hashes = sorted(short_hash(u) for u in members)
         if set(hashes) <= set(r.ring):
             return  # known already
-        self._join_ring(m, hashes)
-        m.count("engage_referral_flags_total", "ring")
-        evidence = {"reason": "ring", "members": members}
-        m.signals.append(Signal(FLAGGED, f"ring:{','.join(members)}", evidence,
-                                {"reason": "ring", "invitee": m.user_id}))
+        self._join_ring(m, hashes, members)
         for member in members:
             if member != m.user_id:
-                m.send(member, "ring", members=hashes)
+                m.send(member, "ring", members=hashes, names=members)
 
-    def _join_ring(self, m: Moment, hashes: list[int]) -> None:
+    def _join_ring(self, m: Moment, hashes: list[int], names: list[str] | None = None) -> None:
         r = m.state.referral
+        new = not set(hashes) <= set(r.ring)
         r.ring = sorted(set(r.ring) | set(hashes))
+        if new and names and m.user_id == min(names):  # one flag per ring, by one member
+            m.count("engage_referral_flags_total", "ring")
+            evidence = {"reason": "ring", "members": names}
+            m.signals.append(Signal(FLAGGED, f"ring:{','.join(names)}", evidence,
+                                    {"reason": "ring", "invitee": m.user_id}))
 
     def _converted(self, m: Moment) -> None:
         message = m.message
@@ -181,8 +203,9 @@ class Referrals(Extension):
     # -- the review period ends --------------------------------------------------------------
 
     def _due(self, pending: Pending) -> int:
-        """The review ends `hold_days` after the conversion arrived here (by this partition's
-        clock), so that what arrives together is judged together, here as in replay."""
+        """The review ends `hold_days` of this partition's event time after the news arrived
+        here (or after the invitee qualified, if that is later): time for corrections sent
+        from other partitions — an earlier invite's `retract`, a ring — to arrive too."""
         return max(int(pending[1]), int(pending[6])) + self.hold_ms
 
     def on_sweep(self, m: Moment) -> None:
@@ -217,22 +240,22 @@ class Referrals(Extension):
         thin_seen = r.thin + sum(self._thin(p) for p in together if p is not pending) + thin
         r.thin += thin
         window = int(c.burst_minutes * MS_PER_MINUTE)
-        times = [*history, *(int(p[1]) for p in together if p is not pending)]
-        in_burst = 1 + sum(abs(t - qualified_ms) < window for t in times)
+        earlier = [*history, *(int(p[1]) for p in together if p is not pending)]
+        in_burst = 1 + sum(qualified_ms - window < t <= qualified_ms for t in earlier)
         r.recent = sorted({*r.recent, qualified_ms})[-MAX_RECENT:]
         evidence = {"invitee": invitee, "invitee_active_days": int(active_days),
                     "invitee_events": int(events), "minutes_after_invite": float(minutes)}
         reason = None
         if bool(in_ring) or short_hash(invitee) in r.ring:
             reason = "ring"
-        elif thin and thin_seen >= c.farm_min_thin:
-            reason = "farm"
+        elif thin:  # never credited: whether the referrer looks like a farm is the evidence
+            reason = "farm" if thin_seen >= c.farm_min_thin else "thin"
         elif in_burst >= c.burst_count:
             reason = "burst"
         if reason is not None:
             r.flagged += 1
             m.count("engage_referral_flags_total", reason)
-            m.signals.append(Signal(FLAGGED, f"{reason}:{invitee}", {
+            m.signals.append(Signal(FLAGGED, f"withheld:{invitee}", {
                 "reason": reason, **evidence, "thin_invitees": thin_seen,
                 "conversions_in_burst_window": in_burst,
             }, {"reason": reason, "invitee": invitee}))

@@ -25,6 +25,7 @@ from scoring.churn.state import ChurnState
 from scoring.period_points import PeriodPoints
 from scoring.points_state import PointsState
 from scoring.referral_state import ReferralState
+from scoring.seen_state import Seen
 from scoring.triggers.state import TriggerState
 
 STATE_VERSION = 2
@@ -43,7 +44,8 @@ class UserState(
         "recent_ids": "ri", "burst": "b", "capped": "cp", "tier": "t",
         "below_since_ms": "bs", "last_sweep_ms": "sw", "input_offset": "o",
         "rekeyed_from": "rk", "routed_from": "ro", "churn": "c", "triggers": "tr",
-        "referral": "rf", "points": "pt", "periods": "pp",
+        "referral": "rf", "points": "pt", "periods": "pp", "experiments": "ex",
+        "seen": "sn",
     },
 ):
     first_ms: int = 0  # first counted event (event time, epoch ms)
@@ -73,6 +75,9 @@ class UserState(
     referral: ReferralState = msgspec.field(default_factory=ReferralState)
     points: PointsState = msgspec.field(default_factory=PointsState)
     periods: PeriodPoints = msgspec.field(default_factory=PeriodPoints)
+    # trigger type code -> [entered_ms, variant (1 treatment, 0 control), converted]
+    experiments: dict[int, list[int]] = msgspec.field(default_factory=dict)
+    seen: Seen = msgspec.field(default_factory=Seen)
 
 
 # Contract v1's types have fixed one-byte codes; types added by configuration get a code

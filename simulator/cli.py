@@ -135,7 +135,8 @@ def _open_sink(args: argparse.Namespace) -> Sink:
         return FileSink(args.out)
     broker = getattr(args, "broker", None) or os.environ.get("KAFKA_BOOTSTRAP_SERVERS",
                                                              DEFAULT_BROKER)
-    return KafkaSink(args.topic, broker)
+    # producer_config: Kafka security settings the `engage` CLI resolved (SASL, TLS)
+    return KafkaSink(args.topic, broker, **getattr(args, "producer_config", {}))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ Names follow Prometheus conventions (`engage_` prefix, `_total` counters, base u
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -12,6 +14,48 @@ from prometheus_client import (
     Histogram,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from scoring.leaderboards import period_label
+
+
+class PopulationCollector(Collector):
+    """Population health gauges, read at scrape time from the partitions this worker holds
+    (scoring/population_health.py): sum them over `partition` for the cluster."""
+
+    def __init__(self, population: dict[int, dict[str, int]]) -> None:
+        self.population = population
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        users = GaugeMetricFamily(
+            "engage_population_users",
+            "Users by kind (all, buyers, repeat_buyers, referrers), per partition.",
+            labels=["partition", "kind"])
+        active = GaugeMetricFamily(
+            "engage_population_active_users",
+            "Users active in the partition's current UTC day or calendar month (event time).",
+            labels=["partition", "window"])
+        cohorts = GaugeMetricFamily(
+            "engage_cohort_active_users",
+            "Users of a weekly cohort (week of their first event, its Monday) active again "
+            "in week weeks_since, per partition.", labels=["partition", "cohort", "weeks_since"])
+        for partition, counts in sorted(self.population.items()):
+            p = str(partition)
+            for kind, key in (("all", "users"), ("buyers", "buyers"),
+                              ("repeat_buyers", "repeat_buyers"), ("referrers", "referrers")):
+                users.add_metric([p, kind], counts.get(key, 0))
+            for window, prefix in (("day", "dau:"), ("month", "mau:")):
+                periods = [int(k.split(":")[1]) for k in counts if k.startswith(prefix)]
+                if periods:
+                    active.add_metric([p, window], counts[f"{prefix}{max(periods)}"])
+            for key, n in counts.items():
+                if key.startswith("cohort:"):
+                    _, week, since = key.split(":")
+                    cohorts.add_metric([p, period_label("week", int(week)), since], n)
+        yield users
+        yield active
+        yield cohorts
 
 
 class Metrics:
@@ -122,7 +166,7 @@ class Metrics:
         )
         self.referral_flags = Counter(
             "engage_referral_flags_total",
-            "Referrals withheld as suspicious, by reason (self_referral, ring, farm, burst).",
+            "Referrals withheld as suspicious, by reason (self_referral, ring, thin, farm, burst).",
             ["reason"], registry=r,
         )
         self.points = Counter(
@@ -133,12 +177,31 @@ class Metrics:
             "Redemptions, by outcome (spent; refused: more than the balance).",
             ["outcome"], registry=r,
         )
+        self.messages = Counter(
+            "engage_routed_messages_total",
+            "Messages between users' partitions (referral steps) applied, by kind and outcome "
+            "(received, already_applied).", ["kind", "outcome"], registry=r,
+        )
+        self.experiment_users = Counter(
+            "engage_experiment_users_total",
+            "Users entering a trigger type's experiment (their first trigger of the type), "
+            "by type and variant (intent to treat).", ["type", "variant"], registry=r,
+        )
+        self.experiment_conversions = Counter(
+            "engage_experiment_conversions_total",
+            "Experiment users with an outcome event within experiments.window_days of their "
+            "first trigger, by type and variant.", ["type", "variant"], registry=r,
+        )
         self._by_name: dict[str, Counter] = {
             c._name + "_total": c for c in (
                 self.referral_invites, self.referral_conversions, self.referral_flags,
-                self.points, self.points_redemptions,
+                self.points, self.points_redemptions, self.experiment_users,
+                self.experiment_conversions,
             )
         }
+        # partition -> its population counts (live references into the partition states)
+        self.population: dict[int, dict[str, int]] = {}
+        r.register(PopulationCollector(self.population))
 
     def count(self, name: str, labels: tuple[str, ...], amount: float = 1.0) -> None:
         """An increment asked for by the scoring core (engine extensions), by metric name."""

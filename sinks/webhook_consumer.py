@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -54,6 +55,7 @@ class WebhookSettings:
     standard_webhooks: bool = False
     deliver_expired: bool = False
     poll_timeout_ms: int = 200
+    kafka_client: dict[str, Any] = field(default_factory=dict)  # security (kafka_security)
     max_poll_interval_ms: int = 300_000
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
@@ -98,7 +100,9 @@ async def run_webhook_sink(
     """
     metrics = metrics or WebhookMetrics()
     topics = settings.topics
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", linger_ms=0)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.broker, acks="all", linger_ms=0, **settings.kafka_client
+    )
     try:
         await producer.start()
         await _check_topics(producer, settings.dead_letter_topic, topics)
@@ -123,6 +127,7 @@ async def run_webhook_sink(
                 max_poll_interval_ms=settings.max_poll_interval_ms,
                 session_timeout_ms=settings.session_timeout_ms,
                 heartbeat_interval_ms=settings.heartbeat_interval_ms,
+                **settings.kafka_client,
             )
             runtime = _Runtime(consumer, sink, settings, metrics)
             log.info(

@@ -207,7 +207,7 @@ class EngageWorker:
             store=settings.store_url,
             datadir=str(_ensure_dir(settings.data_dir / settings.app_id)),
             topic_partitions=settings.partitions,
-            topic_replication_factor=1,
+            topic_replication_factor=settings.topic_policy.replication_factor,
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
             web_enabled=True,
@@ -219,11 +219,12 @@ class EngageWorker:
             broker_commit_interval=1.0,
             broker_session_timeout=10.0,  # a crashed worker's partitions move on in 10 s
             broker_heartbeat_interval=3.0,
-            table_standby_replicas=0,
+            table_standby_replicas=settings.standby_replicas,
             # Shutdown must not wait for records a batch holds: their offsets are not
             # committed, and the next owner applies them once (input positions).
             stream_wait_empty=False,
             logging_config=None,
+            **settings.security.faust_settings(),
         )
         app = self.app
         self.table: faust.Table[bytes, bytes] = faust.Table(
@@ -233,6 +234,7 @@ class EngageWorker:
             key_type=bytes,  # bytes give Faust's raw serializers: keys are plain user ids
             value_type=bytes,
             help="Per-user scoring state (msgpack UserState) and one record per partition.",
+            extra_topic_configs=settings.topic_policy.internal_topic_config(),
         )
         app.tables.add(self.table)
         self.churn = ChurnShell(config, metrics, settings)

@@ -118,7 +118,7 @@ class ChurnShell:
         topic = self.settings.names.churn_models
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.broker, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset="earliest", **self.settings.security.client_settings(),
         )
         await consumer.start()
         try:

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from sinks.argtypes import positive_int
-from streams.settings import DEFAULT_BROKER, env_broker
+from streams import kafka_security
+from streams.settings import DEFAULT_BROKER
 
 
 class UsageError(Exception):
@@ -29,7 +30,7 @@ def _broker_arg(p: argparse.ArgumentParser) -> None:
         default=None,
         help=f"Kafka bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS or {DEFAULT_BROKER})",
     )
-
+    kafka_security.add_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,72 +45,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("broker", help="run the local Apache Kafka broker (KRaft, 127.0.0.1)")
     p.add_argument("action", choices=["up", "down", "status", "reset"])
     p.add_argument("--port", type=positive_int, default=None, help="client port (default 9092)")
+    p.add_argument("--sasl", action="store_true", help="also a SASL/SCRAM listener on port+2")
+    p.add_argument("--tls", action="store_true", help="also SASL_SSL (port+3), mTLS (port+4)")
     p.set_defaults(func=cmd_broker)
+
+    from streams import topics_command, worker_command
 
     p = sub.add_parser("topics", help="create every topic with its partitions and configs")
     _broker_arg(p)
-    p.add_argument("--partitions", type=positive_int, default=4)
-    p.set_defaults(func=cmd_topics)
+    topics_command.add_arguments(p)
+    p.set_defaults(func=topics_command.run)
 
-    p = sub.add_parser("worker", help="start the Faust worker")
+    p = sub.add_parser("worker", help="start the Faust worker (every option also from env)")
     _broker_arg(p)
-    _config_arg(p)
-    p.add_argument(
-        "--metrics-port",
-        type=positive_int,
-        default=int(os.environ.get("ENGAGE_METRICS_PORT", "9464")),
-        help="Prometheus port (default $ENGAGE_METRICS_PORT or 9464)",
-    )
-    p.add_argument(
-        "--web-port",
-        type=positive_int,
-        default=int(os.environ.get("ENGAGE_WEB_PORT", "6066")),
-        help="HTTP user lookup port (default $ENGAGE_WEB_PORT or 6066)",
-    )
-    p.add_argument(
-        "--partitions",
-        type=positive_int,
-        default=4,
-        help="partitions for new topics (an existing input topic's count wins)",
-    )
-    p.add_argument("--store", choices=["memory", "rocksdb"], default="memory")
-    p.add_argument("--data-dir", default=os.environ.get("ENGAGE_DATA_DIR", "var"))
-    p.add_argument("--input-topic", default="interactions")
-    p.add_argument(
-        "--topic-prefix",
-        default=os.environ.get("ENGAGE_TOPIC_PREFIX", ""),
-        help="prefix for every topic name (tenants, tests)",
-    )
-    p.add_argument("--app-id", default="engage", help="consumer group / Faust app id")
-    p.add_argument(
-        "--idle-advance-seconds",
-        type=float,
-        default=60.0,
-        help="an idle partition's watermark follows wall time after this long",
-    )
-    p.add_argument("--tick-seconds", type=float, default=5.0)
-    p.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
-    p.add_argument(
-        "--insecure-dev-key",
-        action="store_true",
-        default=os.environ.get("ENGAGE_INSECURE_DEV_KEY", "") not in ("", "0", "false"),
-        help="accept model artifacts signed with the public development key (local trials "
-        "only; default $ENGAGE_INSECURE_DEV_KEY). Production sets ENGAGE_MODEL_SIGNING_KEY "
-        "or ENGAGE_MODEL_SIGNING_KEY_FILE",
-    )
-    p.add_argument(
-        "--shutdown-timeout",
-        type=float,
-        default=float(os.environ.get("ENGAGE_SHUTDOWN_TIMEOUT", "15")),
-        help="after SIGTERM the process exits within this many seconds, whatever holds it "
-        "(default $ENGAGE_SHUTDOWN_TIMEOUT or 15)",
-    )
-    p.set_defaults(func=cmd_worker)
+    worker_command.add_arguments(p)
+    p.set_defaults(func=worker_command.run)
 
     p = sub.add_parser("simulate", help="synthetic traffic to a JSONL file or a topic")
     from simulator.cli import add_arguments as simulate_arguments
 
     simulate_arguments(p)
+    kafka_security.add_arguments(p)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("replay", help="run a JSONL(.gz) event file through the engine offline")
@@ -138,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "default the one before the champion)")
     _broker_arg(p)
     p.add_argument("--timeout", type=float, default=15.0)
-    p.add_argument("--topic-prefix", default="", help="as given to the worker")
+    p.add_argument("--topic-prefix", default=os.environ.get("ENGAGE_TOPIC_PREFIX", ""),
+                   help="as given to the worker (default $ENGAGE_TOPIC_PREFIX)")
     p.set_defaults(func=cmd_model)
 
     p = sub.add_parser("config", help="check a rules file and print the effective settings")
@@ -150,13 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     from streams.webhook_cli import add_arguments as webhook_arguments
 
     webhook_arguments(p)
+    kafka_security.add_arguments(p)
     p.set_defaults(func=cmd_webhook)
 
     p = sub.add_parser("watch", help="print scores and triggers as they arrive")
     _broker_arg(p)
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--scores", action="store_true", help="also print every score update")
-    p.add_argument("--topic-prefix", default="", help="as given to the worker (demo: 'demo.')")
+    p.add_argument("--topic-prefix", default=os.environ.get("ENGAGE_TOPIC_PREFIX", ""),
+                   help="as given to the worker (default $ENGAGE_TOPIC_PREFIX; demo: 'demo.')")
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser(
@@ -185,22 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _broker(args: argparse.Namespace) -> str:
-    return str(args.broker or env_broker())
+    return kafka_security.connection_from_args(args).bootstrap
+
+
+def _client(args: argparse.Namespace) -> dict[str, object]:
+    """kafka-python security settings for a side tool (flags, env, --kafka-config)."""
+    return kafka_security.connection_from_args(args).security.client_settings()
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
     from deploy.local_kafka import main as broker_main
 
     argv = [args.action] + (["--port", str(args.port)] if args.port else [])
+    argv += ["--sasl"] * args.sasl + ["--tls"] * args.tls
     return broker_main(argv)
-
-
-def cmd_topics(args: argparse.Namespace) -> int:
-    from streams.topics import TopicNames, ensure_topics
-
-    partitions = ensure_topics(_broker(args), TopicNames(), args.partitions)
-    print(f"topics ready on {_broker(args)} ({partitions} input partitions)")
-    return 0
 
 
 def _load_config(path: str | None):  # type: ignore[no-untyped-def]
@@ -214,52 +171,11 @@ def _load_config(path: str | None):  # type: ignore[no-untyped-def]
         raise UsageError(f"config file not found: {path}") from None
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from streams.run import run_worker
-    from streams.secrets import SecretError, refuse_dev_key, signing_key
-    from streams.settings import WorkerSettings
-    from streams.topics import TopicNames
-
-    config = _load_config(args.config)
-    try:
-        key = signing_key(config)
-    except SecretError as exc:
-        raise UsageError(str(exc)) from None
-    refusal = refuse_dev_key(key)
-    if refusal and not args.insecure_dev_key:
-        raise UsageError(refusal)
-    settings = WorkerSettings(
-        signing_key=key.key,
-        shutdown_timeout_s=args.shutdown_timeout,
-        broker=_broker(args),
-        config_path=args.config,
-        metrics_port=args.metrics_port,
-        web_port=args.web_port,
-        partitions=args.partitions,
-        store=args.store,
-        data_dir=Path(args.data_dir),
-        names=TopicNames(prefix=args.topic_prefix, input=args.input_topic),
-        app_id=args.app_id,
-        idle_advance_s=args.idle_advance_seconds,
-        tick_interval_s=args.tick_seconds,
-        log_level=args.log_level,
-    )
-    from streams.run import PortInUse
-    from streams.topics import TopologyError
-
-    try:
-        return run_worker(settings, config)
-    except (PortInUse, TopologyError) as exc:
-        raise UsageError(str(exc)) from None
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator.cli import run as simulate_run
 
-    if getattr(args, "broker", None) is None:
-        args.broker = env_broker()
+    if args.topic:
+        args.broker, args.producer_config = _broker(args), _client(args)
     return int(simulate_run(args))
 
 
@@ -315,8 +231,11 @@ def cmd_model(args: argparse.Namespace) -> int:
         if args.name is not None and not args.name.isdigit():
             raise UsageError(f"engage model rollback takes a VERSION number, not {args.name!r}")
         version = int(args.name) if args.name else None
-        return run_model_command(_broker(args), "rollback", None, args.timeout, names, version)
-    return run_model_command(_broker(args), args.action, args.name, args.timeout, names)
+        return run_model_command(_broker(args), "rollback", None, args.timeout, names, version,
+                                 client=_client(args))
+    return run_model_command(
+        _broker(args), args.action, args.name, args.timeout, names, client=_client(args)
+    )
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -339,6 +258,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_webhook(args: argparse.Namespace) -> int:
     from streams.webhook_cli import run as webhook_run
 
+    args.broker, args.kafka_client = _broker(args), _client(args)
     return webhook_run(args)
 
 
@@ -351,6 +271,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         show_scores=args.scores,
         names=TopicNames(prefix=args.topic_prefix),
+        client=_client(args),
     )
 
 
@@ -379,10 +300,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     from simulator.cli import UsageError as SimulatorUsageError
+    from streams.topics import TopicPolicyError
 
     try:
         return func(args)
-    except (UsageError, SimulatorUsageError) as exc:
+    except (UsageError, SimulatorUsageError, kafka_security.KafkaSecurityError,
+            TopicPolicyError) as exc:
         _subparser(parser, args.command).print_usage(sys.stderr)
         parser.exit(2, f"engage {args.command}: error: {exc}\n")
     except KeyboardInterrupt:
@@ -397,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.exit(
                 1,
                 f"engage {args.command}: cannot reach Kafka at {_broker(args)}: {exc}\n"
-                "(start the local broker with: engage broker up)\n",
+                "(start the local broker with: engage broker up; on a secured cluster check "
+                "the Kafka security settings: engage COMMAND --help)\n",
             )
         raise
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -18,13 +19,13 @@ from streams.topics import TopicNames
 
 def read_status(
     broker: str, timeout_s: float, request_id: str | None = None,
-    names: TopicNames | None = None,
+    names: TopicNames | None = None, client: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The newest trainer status (or the first that answers `request_id`)."""
     names = names or TopicNames()
     consumer = KafkaConsumer(
         bootstrap_servers=broker, enable_auto_commit=False, group_id=None,
-        consumer_timeout_ms=500,
+        consumer_timeout_ms=500, **(client or {}),
     )
     tp = TopicPartition(names.churn_status, 0)
     consumer.assign([tp])
@@ -47,14 +48,14 @@ def read_status(
 
 def send_command(
     broker: str, command: str, model: str | None, names: TopicNames | None = None,
-    version: int | None = None,
+    version: int | None = None, client: Mapping[str, Any] | None = None,
 ) -> str:
     request_id = uuid.uuid4().hex
     body: dict[str, Any] = {"command": command, "model": model, "request_id": request_id,
                             "issued_at": int(time.time() * 1000)}
     if version is not None:
         body["version"] = version
-    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all", **(client or {}))
     try:
         producer.send((names or TopicNames()).churn_control, key=b"control",
                       value=json.dumps(body).encode()).get(timeout=10)
@@ -103,16 +104,18 @@ def format_status(status: dict[str, Any]) -> str:
 def run_model_command(
     broker: str, action: str, name: str | None, timeout_s: float,
     names: TopicNames | None = None, version: int | None = None,
+    client: Mapping[str, Any] | None = None,
 ) -> int:
+    """`client`: security settings for kafka-python (streams.kafka_security)."""
     if action == "list":
-        status = read_status(broker, timeout_s, names=names)
+        status = read_status(broker, timeout_s, names=names, client=client)
         if status is None:
             print("no trainer status yet (is a worker running?)")
             return 1
         print(format_status(status))
         return 0
-    request_id = send_command(broker, action, name, names, version)
-    status = read_status(broker, timeout_s, request_id=request_id, names=names)
+    request_id = send_command(broker, action, name, names, version, client)
+    status = read_status(broker, timeout_s, request_id=request_id, names=names, client=client)
     if status is None:
         print(f"sent {action} {name or ''}; no answer from the trainer within {timeout_s:.0f}s")
         return 1

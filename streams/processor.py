@@ -198,6 +198,7 @@ class ScoringShell:
             self.last_arrival_wall_ms.pop(p, None)
             with contextlib.suppress(KeyError):
                 self.metrics.watermark.remove(str(p))
+            self.metrics.population.pop(p, None)
         gone = [
             u for u in self.recent_triggers
             if partition_for_user(u, self.partitions) not in self.assigned
@@ -217,8 +218,9 @@ class ScoringShell:
         for record in records:
             self._record(record, now_ms, staged, publish, result, touched)
         for partition in touched:
-            watermark = self.driver.clock(partition).watermark_ms
-            self.metrics.watermark.labels(str(partition)).set(watermark / 1000)
+            clock = self.driver.clock(partition)
+            self.metrics.watermark.labels(str(partition)).set(clock.watermark_ms / 1000)
+            self.metrics.population[partition] = clock.shared.stored.population
         for user_id, outcome in publish.items():
             self._score_record(user_id, outcome, result)
         result.states = staged
@@ -390,9 +392,11 @@ class ScoringShell:
                 role, part, offset, seq = (int(x) for x in value.split(b":"))
                 source, position = role * 4096 + part, offset * SEQ_LIMIT + seq
         outcome = self.driver.receive(record.partition, message, staged, source, position)
-        self._count(result, message.kind, outcome.status)
+        self.metrics.messages.labels(message.kind, outcome.status).inc()
+        result.counts[outcome.status] = result.counts.get(outcome.status, 0) + 1
         if outcome.status != "already_applied":
             self._emit(message.to, outcome, publish, result, now_ms)
+        self._sweep(publish, result, staged, now_ms)
 
     def _tick(
         self,

@@ -27,6 +27,7 @@ from scoring.driver import Driver
 from scoring.engine import ScoringEngine
 from scoring.events import Event, EventRules, InvalidEvent, decode_event
 from scoring.extensions import Routed
+from scoring.partition_state import PartitionState
 from scoring.partitioning import partition_for_user
 from scoring.records import ChurnExample, Suppression, Trigger, stamp
 from scoring.state import UserState
@@ -84,6 +85,7 @@ class ReplayResult:
     as_of_ms: int
     summary: dict[str, Any] = field(default_factory=dict)
     boards: dict[int, dict[str, list[list[float | str]]]] = field(default_factory=dict)
+    partitions: dict[int, PartitionState] = field(default_factory=dict)  # as a worker stores
 
 
 def build_replay_engine(
@@ -159,6 +161,10 @@ def run_replay(
             outcomes["messages"] += 1
             emit(got.triggers, got.examples, got.suppressed)
             queue += got.routed
+            for _partition, _user, swept in driver.sweep_advanced(states):
+                outcomes["sweeps"] += 1
+                emit(swept.triggers, swept.examples, swept.suppressed)
+                queue += swept.routed
 
     def emit(
         outcome_triggers: list[Trigger],
@@ -245,7 +251,8 @@ def run_replay(
     if loop is not None:
         summary["churn"] = loop.trainer.status()
     boards = {p: clock.shared.stored.boards for p, clock in driver.clocks.items()}
-    return ReplayResult(states, engine, loop, as_of_ms, summary, boards)
+    partition_states = {p: driver.partition_state(p) for p in driver.clocks}
+    return ReplayResult(states, engine, loop, as_of_ms, summary, boards, partition_states)
 
 
 def _lines(fh: IO[bytes]) -> Iterator[bytes]:

@@ -11,6 +11,7 @@ from faust.worker import Worker
 
 from scoring.config import EngageConfig
 from sinks.metrics import Metrics
+from streams.monitoring import attach_monitoring, logging_config
 from streams.settings import WorkerSettings
 from streams.topics import ensure_topics
 
@@ -21,11 +22,12 @@ class PortInUse(RuntimeError):
     """A port the worker needs is taken (another worker is probably running)."""
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
+def _port_free(port: int, address: str = "127.0.0.1") -> bool:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((address, port))
         except OSError:
             return False
     return True
@@ -70,28 +72,32 @@ def run_worker(settings: WorkerSettings, config: EngageConfig) -> int:
     from streams.app import EngageWorker
 
     partitions = ensure_topics(
-        settings.broker, settings.names, settings.partitions, config.triggers.types()
+        settings.broker, settings.names, settings.partitions, config.triggers.types(),
+        policy=settings.topic_policy, client=settings.security.client_settings(),
     )
     settings = replace(settings, partitions=partitions)
     metrics = Metrics()
+    bind = settings.web_bind
     try:
-        metrics.serve(settings.metrics_port)
+        metrics.serve(settings.metrics_port, bind)
     except OSError as exc:
         raise PortInUse(
-            f"cannot serve metrics on 127.0.0.1:{settings.metrics_port} ({exc.strerror}); "
+            f"cannot serve metrics on {bind}:{settings.metrics_port} ({exc.strerror}); "
             "choose another with --metrics-port or ENGAGE_METRICS_PORT"
         ) from None
-    if not _port_free(settings.web_port):
+    if not _port_free(settings.web_port, bind):
         raise PortInUse(
-            f"the web port 127.0.0.1:{settings.web_port} is in use; "
+            f"the web port {bind}:{settings.web_port} is in use; "
             "choose another with --web-port or ENGAGE_WEB_PORT"
         )
     worker = EngageWorker(settings, config, metrics)
+    attach_monitoring(worker.app, metrics)
     faust_worker = BoundedShutdownWorker(
         worker.app,
         loglevel=settings.log_level,
         quiet=True,
         redirect_stdouts=False,
+        logging_config=logging_config(settings.log_format, settings.log_level),
     )
     faust_worker.shutdown_timeout_s = settings.shutdown_timeout_s
     faust_worker.execute_from_commandline()  # exits the process when the worker stops

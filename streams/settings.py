@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.topics import TopicNames
+from streams.kafka_security import DEFAULT_BROKER, KafkaSecurity, resolve_connection
+from streams.topics import TopicNames, TopicPolicy
 
-DEFAULT_BROKER = "127.0.0.1:9092"
+__all__ = ["DEFAULT_BROKER", "WorkerSettings", "env_broker"]
 
 
 def env_broker() -> str:
@@ -23,8 +25,15 @@ class WorkerSettings:
         default_factory=lambda: int(os.environ.get("ENGAGE_METRICS_PORT", "9464"))
     )
     web_port: int = field(default_factory=lambda: int(os.environ.get("ENGAGE_WEB_PORT", "6066")))
-    web_bind: str = "127.0.0.1"
-    web_host: str = "127.0.0.1"
+    # Where the web views and /metrics listen. 127.0.0.1 keeps a laptop's worker private;
+    # the container image sets ENGAGE_BIND_ADDRESS=0.0.0.0 so probes and scrapes reach it.
+    web_bind: str = field(
+        default_factory=lambda: os.environ.get("ENGAGE_BIND_ADDRESS", "127.0.0.1")
+    )
+    # How other workers reach this one's web views (user lookups are forwarded to the
+    # partition's owner): a pod IP or DNS name. Empty: the bind address, or the host name
+    # when bound to every interface.
+    web_host: str = field(default_factory=lambda: os.environ.get("ENGAGE_ADVERTISED_HOST", ""))
     app_id: str = "engage"
     partitions: int = 4
     store: str = "memory"  # or "rocksdb" (rocksdict)
@@ -38,6 +47,10 @@ class WorkerSettings:
     stall_after_s: float = 30.0  # /readyz: outputs failing or input waiting this long
     signing_key: bytes = b""  # resolved by streams.secrets (never a flag)
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line, for log shippers
+    security: KafkaSecurity = field(default_factory=lambda: resolve_connection().security)
+    topic_policy: TopicPolicy = field(default_factory=TopicPolicy)
+    standby_replicas: int = 0  # warm copies of each table partition on other workers
 
     @property
     def broker_url(self) -> str:
@@ -46,3 +59,9 @@ class WorkerSettings:
     @property
     def store_url(self) -> str:
         return "rocksdb://" if self.store == "rocksdb" else "memory://"
+
+    def __post_init__(self) -> None:
+        if not self.web_host:  # Faust's canonical_url must name an address others can reach
+            wildcard = self.web_bind in ("0.0.0.0", "::", "")
+            host = socket.gethostname() if wildcard else self.web_bind
+            object.__setattr__(self, "web_host", host)

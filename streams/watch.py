@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 from kafka import KafkaConsumer
 
@@ -14,14 +16,15 @@ from streams.topics import TopicNames
 
 def watch(
     broker: str, seconds: float | None = None, show_scores: bool = False,
-    names: TopicNames | None = None,
+    names: TopicNames | None = None, client: Mapping[str, Any] | None = None,
 ) -> int:
-    """Print each trigger as it lands, and a score summary every few seconds."""
+    """Print each trigger as it lands, and a score summary every few seconds.
+    `client`: security settings for kafka-python (streams.kafka_security)."""
     names = names or TopicNames()
     topics = [names.trigger(t) for t in trigger_types()] + [names.scores, names.dlq]
     consumer = KafkaConsumer(
         *topics, bootstrap_servers=broker, auto_offset_reset="latest",
-        enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000,
+        enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000, **(client or {}),
     )
     deadline = time.monotonic() + seconds if seconds else None
     by_topic: Counter[str] = Counter()

@@ -186,6 +186,7 @@ def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
         max_connections=args.max_connections,
         standard_webhooks=_flag(args.standard_webhooks, "ENGAGE_WEBHOOK_STANDARD_WEBHOOKS"),
         deliver_expired=_flag(args.deliver_expired, "ENGAGE_WEBHOOK_DELIVER_EXPIRED"),
+        kafka_client=dict(getattr(args, "kafka_client", None) or {}),
     )
 
 

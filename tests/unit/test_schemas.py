@@ -71,3 +71,20 @@ def test_dead_letters_validate() -> None:
     assert len(result.outbox) == len(bad)
     for record in result.outbox:
         validator("dead-letter.v1.json").validate(json.loads(record.value))
+
+
+def test_routed_messages_and_leaderboard_records_validate() -> None:
+    from scoring.config import config_from_dict
+    from scoring.events import Event, Properties
+    from scoring.partition_state import PartitionShared
+
+    engine = build_engine(config_from_dict({}), churn=None)
+    shared = PartitionShared()
+    at = 1_767_225_600_000
+    out = engine.apply(None, Event("e1", "ref", "referral", at, 0.0, None,
+                                   Properties(target_user_id="friend")), at, shared)
+    (invite,) = out.routed
+    validator("routed.v1.json").validate(json.loads(json.dumps(
+        __import__("msgspec").to_builtins(invite))))
+    validator("leaderboards.v1.json").validate({"partition": 0, "boards": shared.stored.boards})
+    assert shared.stored.boards
