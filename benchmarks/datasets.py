@@ -16,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
+
+from streams.purchase_file import Purchase, PurchaseFileError, read_purchases
 
 CACHE = Path(__file__).resolve().parents[1] / "var" / "datasets"
 REQUIREMENT = "lifetimes==0.11.3"
@@ -35,14 +35,6 @@ FILES = {
 
 class DatasetError(RuntimeError):
     """The data set could not be fetched or failed its checksum."""
-
-
-@dataclass(frozen=True, slots=True)
-class Purchase:
-    customer: str
-    day: date
-    quantity: int
-    amount: float
 
 
 def _sha256(data: bytes) -> str:
@@ -86,22 +78,12 @@ def dataset_path(name: str, cache: Path = CACHE) -> Path:
 
 
 def load_cdnow(name: str = "CDNOW_sample.txt", cache: Path = CACHE) -> list[Purchase]:
-    """Rows of a CDNOW transaction file, in file order.
-
-    `CDNOW_sample.txt` has five columns (master id, sample id, date, quantity, amount); the
-    sample id names the customer. `CDNOW_master.txt` has four (id, date, quantity, amount).
-    """
-    rows = []
-    for line in dataset_path(name, cache).read_text().splitlines():
-        cols = line.split()
-        if not cols or not cols[0].isdigit():
-            continue  # the master file's header line
-        if len(cols) not in (4, 5):
-            raise DatasetError(f"{name}: unexpected line {line!r}")
-        customer, stamp, quantity, amount = cols[-4:] if len(cols) == 4 else cols[1:]
-        day = date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:8]))
-        rows.append(Purchase(customer, day, int(quantity), float(amount)))
-    return rows
+    """Rows of a CDNOW transaction file, in file order (streams/purchase_file.py reads the
+    layout: the sample's five columns, the master's four)."""
+    try:
+        return read_purchases(dataset_path(name, cache))
+    except PurchaseFileError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def load_cdnow_summary(cache: Path = CACHE) -> list[tuple[int, float, float]]:

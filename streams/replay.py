@@ -240,6 +240,7 @@ def run_replay(
         "sweeps": outcomes["sweeps"],
         "triggers": dict(sorted(trigger_counts.items())),
         "as_of": format_rfc3339_ms(as_of_ms) if as_of_ms else None,
+        "refresh_every_hours": config.scoring.refresh_every_hours,
         "seconds": round(elapsed, 3),
         "events_per_second": round((counted + sum(dead.values())) / elapsed) if elapsed else None,
         "state_bytes_per_user": {

@@ -77,6 +77,23 @@ def test_replay_writes_snapshot_and_triggers(
     assert summary["users"] == 20
 
 
+def test_replay_pays_for_the_score_refresh_only_when_it_writes_or_is_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from simulator import generate
+
+    stream, _ = generate(users=5, days=3, seed=2)
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(e) for e in stream) + "\n")
+    refresh = []
+    for extra in ([], ["--refresh"]):
+        assert main(["replay", str(events), "--no-progress", *extra]) == 0
+        refresh.append(json.loads(capsys.readouterr().out)["refresh_every_hours"])
+    assert refresh == [0.0, 24.0]
+
+
 def test_a_worker_refuses_the_public_development_key(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -162,3 +162,29 @@ def top_share(scores: Sequence[float], labels: Sequence[bool | int], share: floa
     precision = churners / users
     base_rate = positives / len(pairs)
     return TopShare(share, users, churners, precision, churners / positives, precision / base_rate)
+
+
+def scorecard(
+    scores: Sequence[float], labels: Sequence[bool | int], probabilistic: bool
+) -> dict[str, object]:
+    """Every figure a backtest reports for one scorer: ranking (ROC AUC, PR AUC), targeting
+    (capture and lift at the top 10 % and 20 %) and, for probabilities, Brier, the decile
+    calibration table and its ECE (a ranking such as days of silence has no calibration)."""
+    top10, top20 = top_share(scores, labels, 0.1), top_share(scores, labels, 0.2)
+    out: dict[str, object] = {
+        "roc_auc": roc_auc(scores, labels),
+        "pr_auc": average_precision(scores, labels),
+        "capture10": top10.capture,
+        "lift10": top10.lift,
+        "capture20": top20.capture,
+        "lift20": top20.lift,
+    }
+    if probabilistic:
+        table = calibration_table(scores, labels)
+        out["brier"] = brier_score(scores, labels)
+        out["ece"] = expected_calibration_error(table)
+        out["calibration"] = [
+            {"count": b.count, "mean_predicted": b.mean_predicted,
+             "observed_rate": b.observed_rate} for b in table
+        ]
+    return out
