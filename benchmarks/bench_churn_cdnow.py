@@ -38,14 +38,7 @@ from typing import Any
 from benchmarks.datasets import Purchase, load_cdnow
 from scoring.churn.bgnbd import BgNbdParams, fit_bgnbd, probability_no_purchase
 from scoring.churn.calibration import PlattCalibrator
-from scoring.churn.evaluation import (
-    average_precision,
-    brier_score,
-    calibration_table,
-    expected_calibration_error,
-    roc_auc,
-    top_share,
-)
+from scoring.churn.evaluation import scorecard
 from scoring.churn.lifetime import (
     LIFETIME_FEATURE_NAMES,
     LifetimeConfig,
@@ -352,20 +345,6 @@ def score_with_current_engine(
         snap.engage_today = scores
 
 
-def metrics(scores: list[float], labels: list[int], probabilistic: bool) -> dict[str, float]:
-    out = {
-        "roc_auc": roc_auc(scores, labels),
-        "pr_auc": average_precision(scores, labels),
-        "lift10": top_share(scores, labels, 0.1).lift,
-        "capture10": top_share(scores, labels, 0.1).capture,
-        "lift20": top_share(scores, labels, 0.2).lift,
-    }
-    if probabilistic:
-        out["brier"] = brier_score(scores, labels)
-        out["ece"] = expected_calibration_error(calibration_table(scores, labels))
-    return out
-
-
 def evaluate(snap: Snapshot) -> dict[str, Any]:
     y = snap.labels
     return {
@@ -374,11 +353,11 @@ def evaluate(snap: Snapshot) -> dict[str, Any]:
         "churn_rate": sum(y) / len(y),
         "examples_learned": snap.learned,
         "bgnbd_params": {k: round(getattr(snap.params, k), 4) for k in ("r", "alpha", "a", "b")},
-        "engage_lifetime": metrics(snap.model, y, True),
-        "recency_only": metrics(snap.recency, y, False),
-        "bgnbd": metrics(snap.bgnbd, y, True),
-        **({"engage_today": metrics(snap.engage_today, y, True)} if snap.engage_today else {}),
-        **({"batch_fit": metrics(snap.batch_fit, y, True)} if snap.batch_fit else {}),
+        "engage_lifetime": scorecard(snap.model, y, True),
+        "recency_only": scorecard(snap.recency, y, False),
+        "bgnbd": scorecard(snap.bgnbd, y, True),
+        **({"engage_today": scorecard(snap.engage_today, y, True)} if snap.engage_today else {}),
+        **({"batch_fit": scorecard(snap.batch_fit, y, True)} if snap.batch_fit else {}),
     }
 
 
