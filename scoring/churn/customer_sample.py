@@ -73,10 +73,16 @@ class CustomerSample:
             xs.append(x)
             recency.append(t_x)
             age.append(max(now_days - first, t_x))
+        # from the default start and, if given, from the last parameters; the better fit wins:
+        # a warm start alone can stay in a degenerate optimum found on a young population
+        # (no dropout, r and alpha ~1e6; seen on CDNOW)
         try:
-            return fit_bgnbd(xs, recency, age, initial=initial).params
+            fits = [fit_bgnbd(xs, recency, age)]
+            if initial is not None:
+                fits.append(fit_bgnbd(xs, recency, age, initial=initial))
         except ValueError:
             return None
+        return max(fits, key=lambda f: f.log_likelihood).params
 
     def encode(self) -> str:
         """The sample as base64 (20 bytes a customer), for the trainer's artifacts."""

@@ -76,14 +76,15 @@ def test_backtest_on_a_purchase_table_prints_exact_figures(
     scorers = result["scorers"]
     assert sorted(scorers) == ["bgnbd", "engage", "recency_only"]
     assert scorers["recency_only"]["roc_auc"] == pytest.approx(roc_auc(silences, labels))
-    assert {k: round(v, 6) for k, v in scorers["engage"].items() if k != "calibration"} == {
-        "roc_auc": 0.974857, "pr_auc": 0.985087, "capture10": 0.171429, "lift10": 1.714286,
-        "capture20": 0.342857, "lift20": 1.714286, "brier": 0.084, "ece": 0.108171,
-    }
-    assert {k: round(v, 6) for k, v in scorers["bgnbd"].items() if k != "calibration"} == {
+    figures = {
         "roc_auc": 0.977143, "pr_auc": 0.986189, "capture10": 0.171429, "lift10": 1.714286,
         "capture20": 0.342857, "lift20": 1.714286, "brier": 0.090265, "ece": 0.116816,
     }
+    # at the cut-off every customer is older than any labelled point (one cohort, first
+    # purchases within a week, labels at least a horizon old), so the
+    # default model's gate serves its BG/NBD prior alone, with the baseline's parameters
+    assert {k: round(v, 6) for k, v in scorers["bgnbd"].items() if k != "calibration"} == figures
+    assert {k: round(v, 6) for k, v in scorers["engage"].items() if k != "calibration"} == figures
     assert result["model"] == "lifetime@13"
     assert sum(b["count"] for b in scorers["engage"]["calibration"]) == 60
     written = [json.loads(line) for line in examples.read_text().splitlines()]

@@ -133,8 +133,10 @@ def test_a_return_resolves_every_point_it_follows_with_features_from_before_it()
         expected = lifetime_features(before, t, labels.lifetime, None)
         assert list(e["features"]) == list(FEATURE_NAMES)
         assert list(e["features"].values()) == pytest.approx(expected, abs=1e-6)
-        assert e["customer"] == {"first_day": EV // DAY, "last_day": EV // DAY,
-                                 "repeat_days": 0}
+        # the customer as of the resolution: the return that resolved it is in (the
+        # trainer's BG/NBD sample must not lag the customer's newest return)
+        assert e["customer"] == {"first_day": EV // DAY, "last_day": back // DAY,
+                                 "repeat_days": 1}
     assert (st.churn.active_days, st.churn.spend, st.churn.paid) == (2, 25.0, 2)
     assert st.churn.examples == 7
 

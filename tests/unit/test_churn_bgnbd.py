@@ -186,3 +186,29 @@ def test_bad_input_is_refused_clearly() -> None:
         BgNbdParams(0.0, 1.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="0 <= recency <= age"):
         probability_alive(LIFETIMES, 1, 5.0, 4.0)
+
+
+def test_the_customer_sample_refit_escapes_a_degenerate_warm_start() -> None:
+    """A refit started from the last parameters alone stayed in a no-dropout optimum found on
+    a young population (the parameters below, seen in `engage backtest` on CDNOW); the
+    sample fits from the default start too and keeps the better one."""
+    from scoring.churn.customer_sample import CustomerSample
+    from scoring.records import CustomerSummary
+
+    now_day = 10_000
+    sample = CustomerSample(5_000)
+    for i, (x, t_x, big_t) in enumerate(load_cdnow_summary()):
+        first = now_day - round(big_t * 7)
+        sample.update(f"c{i}", CustomerSummary(first_day=first, last_day=first + round(t_x * 7),
+                                               repeat_days=x))
+    stuck = BgNbdParams(r=1337174.5, alpha=323213456.4, a=2.06e-9, b=0.0075)
+    cold = sample.fit(now_day * MS_PER_DAY)
+    refit = sample.fit(now_day * MS_PER_DAY, initial=stuck)
+    assert cold is not None and refit == cold
+    assert cold.a == pytest.approx(0.79, abs=0.05) and cold.b == pytest.approx(2.43, abs=0.2)
+    rows = list(sample.rows.values())
+    xs = [x for _, _, x in rows]
+    t_x = [float(last - first) if x else 0.0 for first, last, x in rows]
+    age = [max(now_day - first, t) for (first, _, _), t in zip(rows, t_x, strict=True)]
+    warm_only = fit_bgnbd(xs, t_x, age, initial=stuck)
+    assert warm_only.log_likelihood < fit_bgnbd(xs, t_x, age).log_likelihood - 1.0
