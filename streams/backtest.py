@@ -31,6 +31,7 @@ from scoring.config import EngageConfig
 from scoring.events import Event
 from scoring.records import ChurnExample
 from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms, parse_rfc3339_ms
+from sinks.argtypes import positive_int
 from streams.cli import UsageError, _load_config
 from streams.offline_inputs import require_file
 from streams.purchase_file import PurchaseFileError, purchase_events, read_purchases
@@ -55,7 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--examples", metavar="OUT.jsonl", default=None,
                    help="also write the labelled observation points learned before the "
                    "cut-off (churn-example/v2 JSON lines)")
-    p.add_argument("--partitions", type=int, default=4, help="as the live input topic (4)")
+    p.add_argument("--partitions", type=positive_int, default=4,
+                   help="place users on this many partitions, as the live input topic (4)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--no-progress", action="store_true")
 
@@ -229,8 +231,6 @@ def run(args: argparse.Namespace) -> int:
     as_of_ms = parse_cutoff(args.cutoff)
     if not 0 < args.horizon <= MAX_HORIZON_DAYS:
         raise UsageError(f"--horizon must be more than 0 and at most {MAX_HORIZON_DAYS:g} days")
-    if args.partitions < 1:
-        raise UsageError("--partitions must be at least 1")
     if args.examples and not args.examples.endswith(".jsonl"):
         raise UsageError("--examples writes JSON lines: give a file name ending in .jsonl")
     config = msgspec.structs.replace(
