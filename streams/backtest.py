@@ -214,6 +214,8 @@ def print_result(result: dict[str, Any]) -> None:
     ]
     print(render_table(["scorer", "ROC AUC", "PR AUC", "Brier", "ECE", "capture@10%",
                         "lift@10%", "capture@20%", "lift@20%"], rows, "l" + "r" * 8))
+    if result["bgnbd_params"] is None:
+        print("BG/NBD: not fitted (fewer than 30 repeat customers in the population)")
     for name, m in result["scorers"].items():
         if "calibration" in m:
             print(f"\ncalibration of {name} by decile (predicted vs observed churn rate)")
