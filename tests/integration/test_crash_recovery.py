@@ -59,7 +59,7 @@ def wait_consumed(worker: WorkerHandle, at_least: float, timeout_s: float = 120.
         time.sleep(0.2)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_kills_and_a_broker_restart_change_no_count_and_no_trigger(
     kafka: BrokerUnderTest, tmp_path: Path
 ) -> None:
@@ -99,7 +99,9 @@ def test_kills_and_a_broker_restart_change_no_count_and_no_trigger(
 
     with running_worker(kafka.bootstrap, names, tmp_path, *args, config=rules,
                         partitions=PARTITIONS, log_name="final.log"):
-        latest = read_until_counted(kafka.bootstrap, names, dict(expected), timeout_s=240)
+        # a loaded machine slows the last worker down; it is waited for while it scores
+        latest = read_until_counted(kafka.bootstrap, names, dict(expected), timeout_s=120,
+                                    while_growing_s=360)
         audit = read_topic(
             kafka.bootstrap, names.audit,
             lambda rs: {t.get("trigger_id") for t in rs} >= replay_ids, timeout_s=60,

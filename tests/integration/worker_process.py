@@ -212,8 +212,12 @@ def read_topic(
     topic: str,
     until: Callable[[list[dict[str, Any]]], bool],
     timeout_s: float = 90.0,
+    while_growing_s: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """Every JSON record on `topic` from the start, read until `until(records)` or timeout."""
+    """Every JSON record on `topic` from the start, read until `until(records)` or timeout.
+    With `while_growing_s`, the timeout counts from the last new record instead (up to that
+    much longer in all): a worker that is slow on a loaded machine but still producing is
+    waited for, one that stopped is not."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -231,11 +235,16 @@ def read_topic(
         tps = [TopicPartition(topic, p) for p in sorted(partitions or [])]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
+        start = time.monotonic()
         while time.monotonic() < deadline:
+            before = len(records)
             for message in consumer:
                 records.append(json.loads(message.value))
             if until(records):
                 break
+            if len(records) > before and while_growing_s:
+                now = time.monotonic()
+                deadline = min(max(deadline, now + timeout_s), start + timeout_s + while_growing_s)
     finally:
         consumer.close()
     return records
@@ -264,7 +273,8 @@ def latest_by_user(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def read_until_counted(
-    bootstrap: str, names: TopicNames, expected: dict[str, int], timeout_s: float = 120.0
+    bootstrap: str, names: TopicNames, expected: dict[str, int], timeout_s: float = 120.0,
+    while_growing_s: float = 0.0,
 ) -> dict[str, dict[str, Any]]:
     """Read engagement.scores until each user's latest record counts `expected` events;
     returns the latest record per user (whatever was there at the timeout)."""
@@ -273,4 +283,5 @@ def read_until_counted(
         latest = latest_by_user(records)
         return all(latest.get(u, {}).get("events_counted") == n for u, n in expected.items())
 
-    return latest_by_user(read_topic(bootstrap, names.scores, all_counted, timeout_s=timeout_s))
+    return latest_by_user(read_topic(bootstrap, names.scores, all_counted, timeout_s=timeout_s,
+                                     while_growing_s=while_growing_s))
