@@ -114,6 +114,7 @@ def running_worker(
     bind: str = "127.0.0.1",
     env: dict[str, str] | None = None,
     partitions: int = 2,
+    log_level: str = "warn",
 ) -> Iterator[WorkerHandle]:
     handle_ports = (free_port(), free_port())
     cmd = [
@@ -138,7 +139,7 @@ def running_worker(
         "--tick-seconds",
         "1",
         "--log-level",
-        "warn",
+        log_level,
         "--bind-address",
         bind,
         *extra,
