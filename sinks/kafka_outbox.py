@@ -145,14 +145,9 @@ class KafkaOutbox:
                 self._failed(record, error, retry, replaced)
             if retry:
                 attempt += 1
-                self._stalled(retry, attempt)
-                delay = min(self.max_backoff_s, self.backoff_s * 2 ** min(attempt - 1, 16))
-                await self.sleep(delay * (0.5 + random.random() / 2))
+                await self._back_off(retry, attempt)
             pending = retry + replaced
-        if self.stalled_since is not None:
-            log.warning("outputs flow again after %.1f s", time.monotonic() - self.stalled_since)
-        self.stalled_since = None
-        self.metrics.output_stalled.set(0)
+        self._flowing()
 
     async def deliver_together(self, groups: Sequence[Sequence[OutputRecord]]) -> None:
         """Deliver each group — records of one topic partition — as one record batch, which
@@ -202,14 +197,9 @@ class KafkaOutbox:
                 retry.append(group)
             if retry:
                 attempt += 1
-                self._stalled([r for g in retry for r in g], attempt)
-                delay = min(self.max_backoff_s, self.backoff_s * 2 ** min(attempt - 1, 16))
-                await self.sleep(delay * (0.5 + random.random() / 2))
+                await self._back_off([r for g in retry for r in g], attempt)
             pending = retry
-        if self.stalled_since is not None:
-            log.warning("outputs flow again after %.1f s", time.monotonic() - self.stalled_since)
-        self.stalled_since = None
-        self.metrics.output_stalled.set(0)
+        self._flowing()
 
     def _failed(
         self, record: Any, error: BaseException, retry: list[Any], replaced: list[Any]
@@ -224,6 +214,18 @@ class KafkaOutbox:
             return
         log.error("output refused, dead-lettered instead: %s", self.last_error)
         replaced.append(_DeadOutput(self.dlq_topic, record, error))
+
+    async def _back_off(self, retry: list[Any], attempt: int) -> None:
+        """Report the stall, then wait: capped exponential backoff with jitter."""
+        self._stalled(retry, attempt)
+        delay = min(self.max_backoff_s, self.backoff_s * 2 ** min(attempt - 1, 16))
+        await self.sleep(delay * (0.5 + random.random() / 2))
+
+    def _flowing(self) -> None:
+        if self.stalled_since is not None:
+            log.warning("outputs flow again after %.1f s", time.monotonic() - self.stalled_since)
+        self.stalled_since = None
+        self.metrics.output_stalled.set(0)
 
     def _stalled(self, retry: list[Any], attempt: int) -> None:
         if self.stalled_since is None:
