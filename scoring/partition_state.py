@@ -10,6 +10,7 @@ records it says were processed are skipped whole.
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import msgspec
@@ -95,6 +96,11 @@ class PartitionState(
     population: dict[str, int] = msgspec.field(default_factory=dict)
 
 
+def _board_order(entry: list[float | str]) -> tuple[float, str]:
+    value, user = entry
+    return (-float(value), str(user))
+
+
 class PartitionShared:
     """The live form of a PartitionState: sketches as DDSketch objects, saved when changed."""
 
@@ -107,6 +113,10 @@ class PartitionShared:
         self.boards_changed = False  # a leaderboard moved since the shell last published
         self._sketches: dict[str, PopulationSketch] = {}
         self._dirty: set[str] = set()
+        # board key -> (the stored board, {user: value} on it)
+        self._members: dict[str, tuple[list[list[float | str]], dict[str, float]]] = {}
+        self._offers: dict[str, dict[str, float]] = {}  # board key -> user -> latest value
+        self._sizes: dict[str, int] = {}
 
     def sketch(self, name: str) -> PopulationSketch:
         """The named sketch, for reading and adding to (it is saved with the partition)."""
@@ -117,8 +127,27 @@ class PartitionShared:
         return sketch
 
     def rank(self, key: str, user_id: str, value: float, size: int) -> None:
-        """Place `user_id` with `value` on the board `key` (its top `size`), dropping boards
-        of the same kind and measure from earlier periods."""
+        """Offer `user_id` with `value` to the board `key` (its top `size`). Offers are kept
+        until the next snapshot and placed then, the latest per user: within a period values
+        only grow, so the boards come out exactly as if each offer had been placed at once,
+        for one placement per user and batch instead of one per event."""
+        offers = self._offers.setdefault(key, {})
+        offers[user_id] = max(value, offers.get(user_id, value))
+        self._sizes[key] = size
+
+    def boards(self) -> dict[str, list[list[float | str]]]:
+        """The boards with every offer placed, older periods before newer ones (a board of
+        a new period drops those of earlier ones)."""
+        for key in sorted(self._offers, key=lambda k: int(k.split(":", 2)[1])):
+            size = self._sizes[key]
+            for user_id, value in self._offers[key].items():
+                self._place(key, user_id, value, size)
+        self._offers.clear()
+        return self.stored.boards
+
+    def _place(self, key: str, user_id: str, value: float, size: int) -> None:
+        """Place `user_id` with `value` on the board `key`, dropping boards of the same kind
+        and measure from earlier periods; the board stays sorted by (-value, user)."""
         boards = self.stored.boards
         board = boards.get(key)
         if board is None:
@@ -127,20 +156,35 @@ class PartitionShared:
                         if k.startswith(kind + ":") and k.endswith(":" + measure)
                         and int(k.split(":", 2)[1]) < int(pid)]:
                 del boards[old]
+                self._members.pop(old, None)
             board = boards[key] = []
         # values only grow within a period: one at or under a full board's last was never on it
         if len(board) >= size and value <= float(board[-1][0]):
             return
-        for i, (_, user) in enumerate(board):
-            if user == user_id:
-                del board[i]
-                break
-        at = len(board)
-        while at and (-float(board[at - 1][0]), str(board[at - 1][1])) > (-value, user_id):
-            at -= 1
+        members = self._members_of(key, board)
+        old_value = members.get(user_id)
+        if old_value is not None:
+            at = bisect.bisect_left(board, (-old_value, user_id), key=_board_order)
+            if at < len(board) and board[at][1] == user_id:
+                del board[at]
+            else:  # not where its order says (a board stored by an older version): search
+                board[:] = [entry for entry in board if entry[1] != user_id]
+        at = bisect.bisect_left(board, (-value, user_id), key=_board_order)
         board.insert(at, [value, user_id])
+        members[user_id] = value
+        for _, dropped in board[size:]:
+            members.pop(str(dropped), None)
         del board[size:]
         self.boards_changed = True
+
+    def _members_of(self, key: str, board: list[list[float | str]]) -> dict[str, float]:
+        """Who is on a board with which value, rebuilt when the stored board was replaced."""
+        cached = self._members.get(key)
+        if cached is None or cached[0] is not board:
+            cached = self._members[key] = (
+                board, {str(user): float(value) for value, user in board}
+            )
+        return cached[1]
 
     def budget_share(self, budget: int) -> int:
         """This partition's part of a cluster-wide budget: an even split, the remainder to
@@ -158,7 +202,9 @@ class PartitionShared:
         return True
 
     def snapshot(self) -> PartitionState:
-        """The state to store now (sketches touched since the last snapshot re-encoded)."""
+        """The state to store now (sketches touched since the last snapshot re-encoded,
+        leaderboard offers placed)."""
+        self.boards()
         for name in self._dirty:
             self.stored.sketches[name] = self._sketches[name].stored()
         self._dirty.clear()

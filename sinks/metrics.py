@@ -151,7 +151,8 @@ class Metrics:
         )
         self.output_failures = Counter(
             "engage_output_failures_total",
-            "Output records Kafka did not take: retried (transient) or permanent (dead-lettered).",
+            "Output records Kafka did not take at once: retried (transient), permanent "
+            "(dead-lettered), or not_atomic (a changelog group sent record by record).",
             ["topic", "kind"], registry=r,
         )
         self.ready = Gauge(

@@ -32,7 +32,7 @@ from scoring.partition_state import (
 from scoring.partitioning import partition_for_user
 from scoring.state import UserState
 from scoring.state_codec import StateCodec, StateVersionError, codec_for
-from sinks.kafka_outbox import KafkaOutbox
+from sinks.kafka_outbox import GroupTooLarge, KafkaOutbox, OutputRecord
 from sinks.metrics import Metrics
 from streams.churn_shell import ChurnShell
 from streams.leaderboard_reader import LeaderboardReader
@@ -40,6 +40,9 @@ from streams.processor import InputRecord, OutRecord, ScoringShell
 from streams.settings import WorkerSettings
 
 log = logging.getLogger("engage.worker")
+# The largest record batch a worker writes to its changelog: one batch of input records'
+# user states and partition record, per changelog partition (the topic is created to take it).
+CHANGELOG_BATCH_BYTES = 8 * 1024 * 1024
 
 
 class _PartitionMessage:
@@ -234,7 +237,8 @@ class EngageWorker:
             key_type=bytes,  # bytes give Faust's raw serializers: keys are plain user ids
             value_type=bytes,
             help="Per-user scoring state (msgpack UserState) and one record per partition.",
-            extra_topic_configs=settings.topic_policy.internal_topic_config(),
+            extra_topic_configs={**settings.topic_policy.internal_topic_config(),
+                                 "max.message.bytes": str(CHANGELOG_BATCH_BYTES)},
         )
         app.tables.add(self.table)
         self.churn = ChurnShell(config, metrics, settings)
@@ -255,7 +259,7 @@ class EngageWorker:
             metrics=metrics,
             idle_advance_ms=int(settings.idle_advance_s * 1000),
         )
-        self.outbox = KafkaOutbox(self._send, names.dlq, metrics)
+        self.outbox = KafkaOutbox(self._send, names.dlq, metrics, send_group=self._send_group)
         self.leaderboards = LeaderboardReader(settings.broker, names.leaderboards)
         self.health = Health()
         self.held: set[int] = set()  # input partitions this worker owns
@@ -289,6 +293,24 @@ class EngageWorker:
             topic, key, value, partition, None, list(headers) if headers else None
         )
 
+    async def _send_group(
+        self, topic: str, partition: int, records: Sequence[OutputRecord]
+    ) -> Awaitable[Any]:
+        """One record batch on one partition (aiokafka's batch API under Faust's producer):
+        the broker appends it whole or not at all."""
+        from aiokafka.producer.message_accumulator import BatchBuilder
+
+        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        batch = BatchBuilder(CHANGELOG_BATCH_BYTES, 0)  # 0: no compression
+        for record in records:
+            headers = list(record.headers) if record.headers else []
+            if batch.append(timestamp=None, key=record.key, value=record.value,
+                            headers=headers) is None:
+                raise GroupTooLarge(f"{len(records)} records exceed one batch of "
+                                    f"{CHANGELOG_BATCH_BYTES} bytes")
+        future: Awaitable[Any] = await producer.send_batch(batch, topic, partition=partition)
+        return future
+
     async def process(self, records: list[InputRecord]) -> None:
         """One batch: score, deliver every output, then store the states that say so.
 
@@ -309,8 +331,13 @@ class EngageWorker:
             if generation == self.app.consumer_generation_id and not self.app.rebalancing:
                 users, partitions = self.store.changelog_records(result.states,
                                                                  result.partitions)
-                await self.outbox.deliver(users)  # states first: a partition record is never
-                await self.outbox.deliver(partitions)  # in the changelog before its users
+                # per changelog partition, its users' states and then its partition record,
+                # appended as one record batch: never a partition record without its users,
+                # nor users whose additive partition counts (sketches, budgets) are missing
+                groups: dict[int | None, list[OutRecord]] = {}
+                for record in users + partitions:
+                    groups.setdefault(record.partition, []).append(record)
+                await self.outbox.deliver_together(list(groups.values()))
                 self.store.apply_local(users + partitions, self.held)
                 self.health.batch_done(mine)
                 return

@@ -129,6 +129,8 @@ class BatchResult:
     states: dict[str, UserState] = field(default_factory=dict)
     partitions: dict[int, PartitionState] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    # (event type, outcome) -> records: the consumed-events metric, moved once per batch
+    consumed: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def parse_source(headers: Headers) -> tuple[int, int] | None:
@@ -217,6 +219,8 @@ class ScoringShell:
         self.metrics.batch_size.observe(len(records))
         for record in records:
             self._record(record, now_ms, staged, publish, result, touched)
+        for (event_type, status), n in result.consumed.items():
+            self.metrics.events_consumed.labels(event_type, status).inc(n)
         for partition in touched:
             clock = self.driver.clock(partition)
             self.metrics.watermark.labels(str(partition)).set(clock.watermark_ms / 1000)
@@ -279,7 +283,8 @@ class ScoringShell:
             self.driver.mark_processed(partition, role, record.offset)
 
     def _count(self, result: BatchResult, event_type: str, outcome: str) -> None:
-        self.metrics.events_consumed.labels(event_type, outcome).inc()
+        key = (event_type, outcome)
+        result.consumed[key] = result.consumed.get(key, 0) + 1
         result.counts[outcome] = result.counts.get(outcome, 0) + 1
 
     def _dead_letter(

@@ -251,7 +251,7 @@ def run_replay(
     }
     if loop is not None:
         summary["churn"] = loop.trainer.status()
-    boards = {p: clock.shared.stored.boards for p, clock in driver.clocks.items()}
+    boards = {p: clock.shared.boards() for p, clock in driver.clocks.items()}
     partition_states = {p: driver.partition_state(p) for p in driver.clocks}
     return ReplayResult(states, engine, loop, as_of_ms, summary, boards, partition_states)
 

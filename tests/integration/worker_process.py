@@ -114,6 +114,7 @@ def running_worker(
     bind: str = "127.0.0.1",
     env: dict[str, str] | None = None,
     partitions: int = 2,
+    log_level: str = "warn",
 ) -> Iterator[WorkerHandle]:
     handle_ports = (free_port(), free_port())
     cmd = [
@@ -138,7 +139,7 @@ def running_worker(
         "--tick-seconds",
         "1",
         "--log-level",
-        "warn",
+        log_level,
         "--bind-address",
         bind,
         *extra,
@@ -212,8 +213,12 @@ def read_topic(
     topic: str,
     until: Callable[[list[dict[str, Any]]], bool],
     timeout_s: float = 90.0,
+    while_growing_s: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """Every JSON record on `topic` from the start, read until `until(records)` or timeout."""
+    """Every JSON record on `topic` from the start, read until `until(records)` or timeout.
+    With `while_growing_s`, the timeout counts from the last new record instead (up to that
+    much longer in all): a worker that is slow on a loaded machine but still producing is
+    waited for, one that stopped is not."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -231,11 +236,16 @@ def read_topic(
         tps = [TopicPartition(topic, p) for p in sorted(partitions or [])]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
+        start = time.monotonic()
         while time.monotonic() < deadline:
+            before = len(records)
             for message in consumer:
                 records.append(json.loads(message.value))
             if until(records):
                 break
+            if len(records) > before and while_growing_s:
+                now = time.monotonic()
+                deadline = min(max(deadline, now + timeout_s), start + timeout_s + while_growing_s)
     finally:
         consumer.close()
     return records
@@ -264,7 +274,8 @@ def latest_by_user(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def read_until_counted(
-    bootstrap: str, names: TopicNames, expected: dict[str, int], timeout_s: float = 120.0
+    bootstrap: str, names: TopicNames, expected: dict[str, int], timeout_s: float = 120.0,
+    while_growing_s: float = 0.0,
 ) -> dict[str, dict[str, Any]]:
     """Read engagement.scores until each user's latest record counts `expected` events;
     returns the latest record per user (whatever was there at the timeout)."""
@@ -273,4 +284,5 @@ def read_until_counted(
         latest = latest_by_user(records)
         return all(latest.get(u, {}).get("events_counted") == n for u, n in expected.items())
 
-    return latest_by_user(read_topic(bootstrap, names.scores, all_counted, timeout_s=timeout_s))
+    return latest_by_user(read_topic(bootstrap, names.scores, all_counted, timeout_s=timeout_s,
+                                     while_growing_s=while_growing_s))
