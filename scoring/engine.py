@@ -156,11 +156,9 @@ class ScoringEngine:
         user_id = event.user_id
         examples: list[ChurnExample] = []
         was_churned = state.churn.churned_ms != 0
-        if self.churn is not None and not first:
+        if self.churn is not None:
             # before the event changes the state: open observations see the state they saw
-            examples = self.churn.on_activity(
-                state.churn, user_id, ts, lambda t: self.view(state, t).feature_vector()
-            )
+            examples = self.churn.on_activity(state, user_id, event)
             was_churned = was_churned or any(e.label == 1 for e in examples)
         previous_last = state.last_ms
         amount = event.amount * self.money_sign[etype] if event.amount else 0.0
@@ -257,9 +255,7 @@ class ScoringEngine:
         now = max(watermark_ms, state.last_ms)
         examples: list[ChurnExample] = []
         if self.churn is not None:
-            examples = self.churn.on_watermark(
-                state.churn, user_id, now, lambda t: self.view(state, t).feature_vector()
-            )
+            examples = self.churn.on_watermark(state.churn, user_id, now)
         view: UserView | None = None
 
         def view_now() -> UserView:  # built only when churn or triggers look at it
@@ -271,7 +267,7 @@ class ScoringEngine:
         dims = self.dimensions
         score = dims.composite(dims.at(state.dims, state.last_ms, now))
         previous_tier = self.tiers.update(state, score, now)
-        probability = self.predict_view(view_now()) if self.churn is not None else None
+        probability = self.churn.predict(state.churn, now) if self.churn is not None else None
         shared = shared if shared is not None else self.unpartitioned
         moment = Moment(user_id, state, now, shared)
         for extension in self.extensions:
@@ -312,7 +308,7 @@ class ScoringEngine:
         last = state.last_ms
         # every user is revisited daily (not pushed back by each event), while not long gone
         refresh = (state.last_sweep_ms or state.first_ms) + self.refresh_ms
-        if refresh <= last + self.refresh_for_ms:
+        if self.refresh_ms and refresh <= last + self.refresh_for_ms:
             due.append(refresh)
         tier_due = self.tiers.next_due_ms(state)
         if tier_due is not None:
@@ -340,7 +336,7 @@ class ScoringEngine:
         return UserView(state, now_ms, self.dimensions, self.default_gap_days)
 
     def predict_view(self, view: UserView) -> float | None:
-        return self.churn.predict(view.feature_vector()) if self.churn is not None else None
+        return self.churn.predict(view.state.churn, view.now_ms) if self.churn is not None else None
 
     def score_record(
         self,
