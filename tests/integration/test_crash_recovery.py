@@ -24,6 +24,7 @@ from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
     WorkerHandle,
+    input_progress,
     produce,
     read_topic,
     read_until_counted,
@@ -112,6 +113,7 @@ def test_kills_and_a_broker_restart_change_no_count_and_no_trigger(
     assert counted == dict(expected), (
         f"final worker consumed {seen:.0f}; short: "
         f"{sorted((u, n - counted.get(u, 0)) for u, n in expected.items() if counted.get(u) != n)}"
+        f"; (committed, end) per input partition: {input_progress(kafka.bootstrap, names)}"
         f"; see {tmp_path / 'final.log'}"
     )
     worker_ids = {t["trigger_id"] for t in audit}

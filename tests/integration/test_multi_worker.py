@@ -22,6 +22,7 @@ from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
     WorkerHandle,
+    input_progress,
     produce,
     read_until_counted,
     running_worker,
@@ -77,7 +78,11 @@ def test_workers_added_and_killed_count_like_replay_and_answer_every_lookup(
         produce(kafka_bootstrap, names.interactions, keyed[half:])
         latest = read_until_counted(kafka_bootstrap, names, dict(expected), timeout_s=120,
                                     while_growing_s=360)
-        assert {u: r["events_counted"] for u, r in latest.items()} == dict(expected)
+        counted = {u: r["events_counted"] for u, r in latest.items()}
+        assert counted == dict(expected), (
+            f"short: {sorted((u, n - counted.get(u, 0)) for u, n in expected.items() if counted.get(u) != n)}; "
+            f"(committed, end) per input partition: {input_progress(kafka_bootstrap, names)}"
+        )
         for live in (b, c):  # both answer for everyone, once the group has settled
             live.wait_json("/readyz/", lambda status, _body: status == 200, timeout_s=180)
             for user, n in list(expected.items())[:3]:
