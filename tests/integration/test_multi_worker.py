@@ -79,8 +79,9 @@ def test_workers_added_and_killed_count_like_replay_and_answer_every_lookup(
         latest = read_until_counted(kafka_bootstrap, names, dict(expected), timeout_s=120,
                                     while_growing_s=360)
         counted = {u: r["events_counted"] for u, r in latest.items()}
+        short = [(u, n - counted.get(u, 0)) for u, n in expected.items() if counted.get(u) != n]
         assert counted == dict(expected), (
-            f"short: {sorted((u, n - counted.get(u, 0)) for u, n in expected.items() if counted.get(u) != n)}; "
+            f"short: {short}; "
             f"(committed, end) per input partition: {input_progress(kafka_bootstrap, names)}"
         )
         for live in (b, c):  # both answer for everyone, once the group has settled
