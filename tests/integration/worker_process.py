@@ -291,17 +291,12 @@ def read_until_counted(
 def input_progress(bootstrap: str, names: TopicNames) -> dict[int, tuple[int, int]]:
     """Per input partition, (the worker group's committed offset, the end offset): says
     whether records short of a count were never consumed or consumed and not counted."""
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        committed = admin.list_consumer_group_offsets(f"{names.prefix}app")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"{names.prefix}app",
+                             enable_auto_commit=False)
+    try:  # `committed` reads the group's offsets without joining it
         tps = [TopicPartition(names.interactions, p)
                for p in sorted(consumer.partitions_for_topic(names.interactions) or [])]
         ends = consumer.end_offsets(tps)
-        return {tp.partition: (committed[tp].offset if tp in committed else -1, ends[tp])
-                for tp in tps}
+        return {tp.partition: (consumer.committed(tp) or -1, ends[tp]) for tp in tps}
     finally:
         consumer.close()
-        admin.close()
