@@ -43,6 +43,8 @@ log = logging.getLogger("engage.worker")
 # The largest record batch a worker writes to its changelog: one batch of input records'
 # user states and partition record, per changelog partition (the topic is created to take it).
 CHANGELOG_BATCH_BYTES = 8 * 1024 * 1024
+# How long a revocation waits for a batch in flight (within the 10 s session timeout)
+REVOKE_WAIT_S = 8.0
 
 
 class _PartitionMessage:
@@ -263,6 +265,10 @@ class EngageWorker:
         self.leaderboards = LeaderboardReader(settings.broker, names.leaderboards)
         self.health = Health()
         self.held: set[int] = set()  # input partitions this worker owns
+        # set while no batch is between scoring and storing: a revocation waits for it, so
+        # a partition's next owner never sees this worker's outputs land after its own
+        self.quiet = asyncio.Event()
+        self.quiet.set()
         self.settled_generation = -1  # the group generation whose table recovery is over
         self._topics: dict[str, faust.TopicT] = {}
         self.input_channel = app.topic(
@@ -326,23 +332,34 @@ class EngageWorker:
             mine = [r for r in records if TP(r.topic, r.partition) in assigned]
             if not mine:
                 return
-            result = self.shell.handle_batch(mine)
-            await self.outbox.deliver(result.outbox)
-            if generation == self.app.consumer_generation_id and not self.app.rebalancing:
-                users, partitions = self.store.changelog_records(result.states,
-                                                                 result.partitions)
-                # per changelog partition, its users' states and then its partition record,
-                # appended as one record batch: never a partition record without its users,
-                # nor users whose additive partition counts (sketches, budgets) are missing
-                groups: dict[int | None, list[OutRecord]] = {}
-                for record in users + partitions:
-                    groups.setdefault(record.partition, []).append(record)
-                await self.outbox.deliver_together(list(groups.values()))
-                self.store.apply_local(users + partitions, self.held)
-                self.health.batch_done(mine)
-                return
+            self.quiet.clear()
+            try:
+                if await self._score_and_store(mine, generation):
+                    return
+            finally:
+                self.quiet.set()
             log.info("a rebalance came during a batch: scoring it again")
             self.shell.forget_partitions(set(self.shell.assigned))
+
+    async def _score_and_store(self, mine: list[InputRecord], generation: int) -> bool:
+        """Score a batch, deliver its outputs, and store its state if no rebalance came
+        meanwhile (False: it did, and nothing was stored)."""
+        result = self.shell.handle_batch(mine)
+        await self.outbox.deliver(result.outbox)
+        if generation == self.app.consumer_generation_id and not self.app.rebalancing:
+            users, partitions = self.store.changelog_records(result.states,
+                                                             result.partitions)
+            # per changelog partition, its users' states and then its partition record,
+            # appended as one record batch: never a partition record without its users,
+            # nor users whose additive partition counts (sketches, budgets) are missing
+            groups: dict[int | None, list[OutRecord]] = {}
+            for record in users + partitions:
+                groups.setdefault(record.partition, []).append(record)
+            await self.outbox.deliver_together(list(groups.values()))
+            self.store.apply_local(users + partitions, self.held)
+            self.health.batch_done(mine)
+            return True
+        return False
 
     async def _settled(self) -> int:
         """Wait until the current assignment's recovery is over; its generation."""
@@ -419,6 +436,18 @@ class EngageWorker:
             self.health.assigned = {tp for tp in assigned or () if tp.topic in names_in}
 
         app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+
+        async def on_revoked(sender: Any, revoked: set[TP] | None = None, **_: Any) -> None:
+            """Faust awaits this before the group moves partitions: let a batch in flight
+            finish delivering (bounded), so its outputs never land after the next owner's."""
+            if not self.quiet.is_set():
+                try:
+                    await asyncio.wait_for(self.quiet.wait(), REVOKE_WAIT_S)
+                except TimeoutError:
+                    log.warning("a batch still in flight after %.0f s; revoking anyway",
+                                REVOKE_WAIT_S)
+
+        app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 
         async def on_settled(sender: Any, **_: Any) -> None:
             """Faust finished recovering the table for this assignment."""
