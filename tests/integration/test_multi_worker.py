@@ -24,6 +24,7 @@ from tests.integration.worker_process import (
     WorkerHandle,
     input_progress,
     produce,
+    read_topic,
     read_until_counted,
     running_worker,
     unique_names,
@@ -80,10 +81,13 @@ def test_workers_added_and_killed_count_like_replay_and_answer_every_lookup(
                                     while_growing_s=360)
         counted = {u: r["events_counted"] for u, r in latest.items()}
         short = [(u, n - counted.get(u, 0)) for u, n in expected.items() if counted.get(u) != n]
-        assert counted == dict(expected), (
-            f"short: {short}; "
-            f"(committed, end) per input partition: {input_progress(kafka_bootstrap, names)}"
-        )
+        if counted != dict(expected):
+            dead = read_topic(kafka_bootstrap, names.dlq, lambda rs: False, timeout_s=3)
+            raise AssertionError(
+                f"short: {short}; "
+                f"(committed, end) per input partition: {input_progress(kafka_bootstrap, names)}; "
+                f"dead letters: {[(d.get('reason'), d.get('detail')) for d in dead][:10]}"
+            )
         for live in (b, c):  # both answer for everyone, once the group has settled
             live.wait_json("/readyz/", lambda status, _body: status == 200, timeout_s=180)
             for user, n in list(expected.items())[:3]:
