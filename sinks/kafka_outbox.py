@@ -64,6 +64,21 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(root, KafkaError) and not getattr(root, "retriable", False)
 
 
+async def _acknowledged(
+    future: Awaitable[Any] | None, send_error: BaseException | None
+) -> BaseException | None:
+    """None once the broker acknowledged; else why not (the send's own error, or the ack's)."""
+    if future is None:
+        return send_error
+    try:
+        await future
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return exc
+    return None
+
+
 def _is_kafka(exc: BaseException) -> bool:
     """An error of Kafka's client (else a group's path is broken: go record by record)."""
     from aiokafka.errors import KafkaError
@@ -132,17 +147,9 @@ class KafkaOutbox:
                 except Exception as exc:
                     futures.append((record, None, exc))
             for record, future, send_error in futures:
-                error = send_error
-                if future is not None:
-                    try:
-                        await future
-                        continue
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:
-                        error = exc
-                assert error is not None
-                self._failed(record, error, retry, replaced)
+                error = await _acknowledged(future, send_error)
+                if error is not None:
+                    self._failed(record, error, retry, replaced)
             if retry:
                 attempt += 1
                 await self._back_off(retry, attempt)
@@ -176,16 +183,10 @@ class KafkaOutbox:
                 except Exception as exc:
                     sent.append((group, None, exc))
             retry: list[list[Any]] = []
-            for group, future, error in sent:
-                if future is not None:
-                    try:
-                        await future
-                        continue
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:
-                        error = exc
-                assert error is not None
+            for group, future, send_error in sent:
+                error = await _acknowledged(future, send_error)
+                if error is None:
+                    continue
                 if isinstance(error, GroupTooLarge) or is_permanent(error) or not _is_kafka(error):
                     self.metrics.output_failures.labels(group[0].topic, "not_atomic").inc()
                     log.warning("%d records delivered one by one, not as one batch: %s",
