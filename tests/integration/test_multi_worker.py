@@ -48,6 +48,11 @@ def wait_for(condition, timeout_s: float = 90.0) -> None:  # type: ignore[no-unt
         time.sleep(0.5)
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue #9 open: after a worker is killed, counts can fall short (a stalled "
+    "input partition, or events lost at a handover); docs/guarantees.md, known defects",
+)
 @pytest.mark.timeout(900)
 def test_workers_added_and_killed_count_like_replay_and_answer_every_lookup(
     kafka_bootstrap: str, tmp_path: Path
