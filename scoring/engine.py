@@ -221,24 +221,26 @@ class ScoringEngine:
                         watermark_ms=watermark_ms)
         for extension in self.extensions:
             extension.on_message(moment)
-        triggers: list[Trigger] = []
-        if self.triggers is not None and moment.signals:
-            ctx = self._quiet_context(message.to, state, now, shared, moment)
-            triggers = self.triggers.evaluate(ctx)
-            self._after_admission(moment, triggers, ctx)
+        triggers = self._judge_signals(message.to, state, now, shared, moment)
         return Outcome("received", state, None, triggers).took(moment)
 
-    def _quiet_context(
+    def _judge_signals(
         self, user_id: str, state: UserState, now: int, shared: PartitionShared, moment: Moment
-    ) -> TriggerContext:
-        """A moment without an event or a sweep: only signals are judged."""
+    ) -> list[Trigger]:
+        """A moment without an event or a sweep of its own: only the extensions' signals
+        are judged (no trigger context is built when there are none)."""
+        if self.triggers is None or not moment.signals:
+            return []
         rank = self.tiers.rank(state)
-        return TriggerContext(
+        ctx = TriggerContext(
             user_id=user_id, now_ms=now, event=None, state=state,
             view=lambda: self.view(state, now), previous_tier=rank, tier=rank,
             tier_names=self.tiers.names, shared=shared,
             churn_probability=lambda: None, signals=moment.signals, signals_only=True,
         )
+        triggers = self.triggers.evaluate(ctx)
+        self._after_admission(moment, triggers, ctx)
+        return triggers
 
     # -- time passing -----------------------------------------------------------------------
 
@@ -293,11 +295,7 @@ class ScoringEngine:
         moment = Moment(user_id, state, now, shared, watermark_ms=now)
         for extension in self.extensions:
             extension.on_sweep(moment)
-        triggers: list[Trigger] = []
-        if self.triggers is not None and moment.signals:
-            ctx = self._quiet_context(user_id, state, now, shared, moment)
-            triggers = self.triggers.evaluate(ctx)
-            self._after_admission(moment, triggers, ctx)
+        triggers = self._judge_signals(user_id, state, now, shared, moment)
         return Outcome("swept", state, None, triggers).took(moment)
 
     def next_due_ms(self, state: UserState) -> int | None:

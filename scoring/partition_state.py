@@ -10,7 +10,6 @@ records it says were processed are skipped whole.
 
 from __future__ import annotations
 
-import bisect
 import math
 
 import msgspec
@@ -113,8 +112,6 @@ class PartitionShared:
         self.boards_changed = False  # a leaderboard moved since the shell last published
         self._sketches: dict[str, PopulationSketch] = {}
         self._dirty: set[str] = set()
-        # board key -> (the stored board, {user: value} on it)
-        self._members: dict[str, tuple[list[list[float | str]], dict[str, float]]] = {}
         self._offers: dict[str, dict[str, float]] = {}  # board key -> user -> latest value
         self._sizes: dict[str, int] = {}
 
@@ -139,15 +136,12 @@ class PartitionShared:
         """The boards with every offer placed, older periods before newer ones (a board of
         a new period drops those of earlier ones)."""
         for key in sorted(self._offers, key=lambda k: int(k.split(":", 2)[1])):
-            size = self._sizes[key]
-            for user_id, value in self._offers[key].items():
-                self._place(key, user_id, value, size)
+            self._merge(key, self._offers[key], self._sizes[key])
         self._offers.clear()
         return self.stored.boards
 
-    def _place(self, key: str, user_id: str, value: float, size: int) -> None:
-        """Place `user_id` with `value` on the board `key`, dropping boards of the same kind
-        and measure from earlier periods; the board stays sorted by (-value, user)."""
+    def _merge(self, key: str, offers: dict[str, float], size: int) -> None:
+        """Merge a batch's offers into the board `key`: its top `size` by (-value, user)."""
         boards = self.stored.boards
         board = boards.get(key)
         if board is None:
@@ -156,35 +150,19 @@ class PartitionShared:
                         if k.startswith(kind + ":") and k.endswith(":" + measure)
                         and int(k.split(":", 2)[1]) < int(pid)]:
                 del boards[old]
-                self._members.pop(old, None)
-            board = boards[key] = []
-        # values only grow within a period: one at or under a full board's last was never on it
-        if len(board) >= size and value <= float(board[-1][0]):
+            board = []
+        # values only grow within a period: an offer at or under a full board's last
+        # was never on it and cannot enter
+        floor = float(board[-1][0]) if len(board) >= size else -math.inf
+        entering = {user: value for user, value in offers.items() if value > floor}
+        if not entering:
+            boards.setdefault(key, board)
             return
-        members = self._members_of(key, board)
-        old_value = members.get(user_id)
-        if old_value is not None:
-            at = bisect.bisect_left(board, (-old_value, user_id), key=_board_order)
-            if at < len(board) and board[at][1] == user_id:
-                del board[at]
-            else:  # not where its order says (a board stored by an older version): search
-                board[:] = [entry for entry in board if entry[1] != user_id]
-        at = bisect.bisect_left(board, (-value, user_id), key=_board_order)
-        board.insert(at, [value, user_id])
-        members[user_id] = value
-        for _, dropped in board[size:]:
-            members.pop(str(dropped), None)
-        del board[size:]
+        merged = [entry for entry in board if entry[1] not in entering]
+        merged += [[value, user] for user, value in entering.items()]
+        merged.sort(key=_board_order)
+        boards[key] = merged[:size]
         self.boards_changed = True
-
-    def _members_of(self, key: str, board: list[list[float | str]]) -> dict[str, float]:
-        """Who is on a board with which value, rebuilt when the stored board was replaced."""
-        cached = self._members.get(key)
-        if cached is None or cached[0] is not board:
-            cached = self._members[key] = (
-                board, {str(user): float(value) for value, user in board}
-            )
-        return cached[1]
 
     def budget_share(self, budget: int) -> int:
         """This partition's part of a cluster-wide budget: an even split, the remainder to

@@ -64,6 +64,22 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(root, KafkaError) and not getattr(root, "retriable", False)
 
 
+async def _started(
+    send: Awaitable[Awaitable[Any]],
+) -> tuple[Awaitable[Any] | None, BaseException | None]:
+    """(the acknowledgement to await, None), or (None, why the send itself failed)."""
+    try:
+        return await send, None
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return None, exc
+
+
+def _describe(topic: str, error: BaseException) -> str:
+    return f"{topic}: {type(_root(error)).__name__}: {_root(error)}"
+
+
 async def _acknowledged(
     future: Awaitable[Any] | None, send_error: BaseException | None
 ) -> BaseException | None:
@@ -137,15 +153,9 @@ class KafkaOutbox:
             replaced: list[Any] = []
             futures: list[tuple[Any, Awaitable[Any] | None, BaseException | None]] = []
             for record in pending:
-                try:
-                    acked = await self.send(
-                        record.topic, record.key, record.value, record.partition, record.headers
-                    )
-                    futures.append((record, acked, None))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    futures.append((record, None, exc))
+                futures.append((record, *await _started(self.send(
+                    record.topic, record.key, record.value, record.partition, record.headers
+                ))))
             for record, future, send_error in futures:
                 error = await _acknowledged(future, send_error)
                 if error is not None:
@@ -165,8 +175,7 @@ class KafkaOutbox:
         counted as `not_atomic`)."""
         if self.send_group is None:
             for group in groups:
-                await self.deliver(group[:-1])
-                await self.deliver(group[-1:])
+                await self._one_by_one(group)
             return
         pending = [list(g) for g in groups if g]
         attempt = 0
@@ -175,13 +184,8 @@ class KafkaOutbox:
             for group in pending:
                 first = group[0]
                 assert first.partition is not None, "a group names its partition"
-                try:
-                    sent.append((group, await self.send_group(first.topic, first.partition, group),
-                                 None))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    sent.append((group, None, exc))
+                sent.append((group, *await _started(
+                    self.send_group(first.topic, first.partition, group))))
             retry: list[list[Any]] = []
             for group, future, send_error in sent:
                 error = await _acknowledged(future, send_error)
@@ -191,10 +195,9 @@ class KafkaOutbox:
                     self.metrics.output_failures.labels(group[0].topic, "not_atomic").inc()
                     log.warning("%d records delivered one by one, not as one batch: %s",
                                 len(group), error)
-                    await self.deliver(group[:-1])  # the last (a partition record) only
-                    await self.deliver(group[-1:])  # once all before it are acknowledged
+                    await self._one_by_one(group)
                     continue
-                self.last_error = f"{group[0].topic}: {type(_root(error)).__name__}: {_root(error)}"
+                self.last_error = _describe(group[0].topic, error)
                 retry.append(group)
             if retry:
                 attempt += 1
@@ -205,7 +208,7 @@ class KafkaOutbox:
     def _failed(
         self, record: Any, error: BaseException, retry: list[Any], replaced: list[Any]
     ) -> None:
-        self.last_error = f"{record.topic}: {type(_root(error)).__name__}: {_root(error)}"
+        self.last_error = _describe(record.topic, error)
         if not is_permanent(error):
             retry.append(record)
             return
@@ -215,6 +218,12 @@ class KafkaOutbox:
             return
         log.error("output refused, dead-lettered instead: %s", self.last_error)
         replaced.append(_DeadOutput(self.dlq_topic, record, error))
+
+    async def _one_by_one(self, group: Sequence[OutputRecord]) -> None:
+        """A group record by record: its last (a partition record) only once all before it
+        are acknowledged."""
+        await self.deliver(group[:-1])
+        await self.deliver(group[-1:])
 
     async def _back_off(self, retry: list[Any], attempt: int) -> None:
         """Report the stall, then wait: capped exponential backoff with jitter."""

@@ -109,21 +109,21 @@ class TableStore:
     # a state older than the offsets say. The worker instead sends them through its outbox,
     # waits for every acknowledgement, and only then updates the local store.
 
-    def changelog_records(
+    def changelog_groups(
         self, states: dict[str, UserState], partitions: dict[int, PartitionState]
-    ) -> tuple[list[OutRecord], list[OutRecord]]:
-        """(users' records, then partitions' records): sent in that order, each acked."""
+    ) -> list[list[OutRecord]]:
+        """Per changelog partition, its users' states and then its partition record: each
+        group is written as one record batch (all or none), then applied here."""
         topic = self.table.changelog_topic.get_topic_name()
-        users = [
-            OutRecord(topic, user_id.encode(), self.codec.encode(state),
-                      partition_for_user(user_id, self.partitions))
-            for user_id, state in states.items()
-        ]
-        parts = [
-            OutRecord(topic, partition_key(p).encode(), encode_partition_state(state), p)
-            for p, state in partitions.items()
-        ]
-        return users, parts
+        groups: dict[int, list[OutRecord]] = {}
+        for user_id, state in states.items():
+            p = partition_for_user(user_id, self.partitions)
+            groups.setdefault(p, []).append(
+                OutRecord(topic, user_id.encode(), self.codec.encode(state), p))
+        for p, clock in partitions.items():
+            groups.setdefault(p, []).append(
+                OutRecord(topic, partition_key(p).encode(), encode_partition_state(clock), p))
+        return list(groups.values())
 
     def apply_local(self, records: list[OutRecord], held: set[int]) -> None:
         """Put changelog records already acknowledged into this worker's store (those of
@@ -272,8 +272,7 @@ class EngageWorker:
         self.settled_generation = -1  # the group generation whose table recovery is over
         self._topics: dict[str, faust.TopicT] = {}
         self.input_channel = app.topic(
-            names.interactions, names.rekeyed, names.ticks, names.routed,
-            key_serializer="raw", value_serializer="raw",
+            *names.scoring_inputs, key_serializer="raw", value_serializer="raw",
             partitions=settings.partitions, internal=False,
         )
         self._register()
@@ -347,16 +346,12 @@ class EngageWorker:
         result = self.shell.handle_batch(mine)
         await self.outbox.deliver(result.outbox)
         if generation == self.app.consumer_generation_id and not self.app.rebalancing:
-            users, partitions = self.store.changelog_records(result.states,
-                                                             result.partitions)
-            # per changelog partition, its users' states and then its partition record,
-            # appended as one record batch: never a partition record without its users,
-            # nor users whose additive partition counts (sketches, budgets) are missing
-            groups: dict[int | None, list[OutRecord]] = {}
-            for record in users + partitions:
-                groups.setdefault(record.partition, []).append(record)
-            await self.outbox.deliver_together(list(groups.values()))
-            self.store.apply_local(users + partitions, self.held)
+            # one record batch per changelog partition: never a partition record without
+            # its users, nor users whose additive partition counts (sketches, budgets) are not
+            groups = self.store.changelog_groups(result.states, result.partitions)
+            await self.outbox.deliver_together(groups)
+            for group in groups:
+                self.store.apply_local(group, self.held)
             self.health.batch_done(mine)
             return True
         return False
@@ -417,9 +412,7 @@ class EngageWorker:
             self.metrics.users_tracked.set(self.store.user_count())
             self.metrics.ready.set(1 if self.readiness()[0] else 0)
 
-        names_in = {
-            self.names.interactions, self.names.rekeyed, self.names.ticks, self.names.routed,
-        }
+        names_in = set(self.names.scoring_inputs)
 
         async def on_assigned(sender: Any, assigned: set[TP] | None = None, **_: Any) -> None:
             """The new assignment (Faust revokes everything first, then reassigns, and

@@ -228,8 +228,8 @@ class ScoringShell:
         for user_id, outcome in publish.items():
             self._score_record(user_id, outcome, result)
         result.states = staged
-        result.partitions = {p: self.driver.partition_state(p) for p in sorted(touched)}
         for p in sorted(touched):
+            result.partitions[p] = self.driver.partition_state(p)  # places leaderboard offers
             shared = self.driver.clock(p).shared
             if shared.boards_changed:  # every worker merges every partition's boards
                 shared.boards_changed = False

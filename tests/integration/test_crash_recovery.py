@@ -23,12 +23,13 @@ from simulator import generate
 from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
+    KNOWN_SHORTFALL,
     WorkerHandle,
-    input_progress,
     produce,
     read_topic,
     read_until_counted,
     running_worker,
+    shortfall_report,
     unique_names,
 )
 from tests.kafka_fixture import BrokerUnderTest
@@ -60,11 +61,7 @@ def wait_consumed(worker: WorkerHandle, at_least: float, timeout_s: float = 120.
         time.sleep(0.2)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue #9 open: after a worker is killed, counts can fall short (a stalled "
-    "input partition, or events lost at a handover); docs/guarantees.md, known defects",
-)
+@KNOWN_SHORTFALL
 @pytest.mark.timeout(900)
 def test_kills_and_a_broker_restart_change_no_count_and_no_trigger(
     kafka: BrokerUnderTest, tmp_path: Path
@@ -115,21 +112,10 @@ def test_kills_and_a_broker_restart_change_no_count_and_no_trigger(
         audit = [t for t in audit if t.get("schema") == "trigger/v1"]
         seen = consumed(worker)
     counted = {u: r["events_counted"] for u, r in latest.items()}
-    if counted != dict(expected):
-        progress = input_progress(kafka.bootstrap, names)
-        stalled = {p: ce for p, ce in progress.items() if ce[0] < ce[1]}
-        over = [u for u, n in expected.items() if counted.get(u, 0) > n]
-        if stalled and not over:
-            # Known open defect (issue #9): after the crashes an input partition can stop
-            # being fetched at its committed offset, in every later worker process, with
-            # nothing in the logs. Only that case is excused: any over-count, and any
-            # shortfall while every partition was consumed to its end, still fails.
-            pytest.xfail(f"input partition stalled at its committed offset: {stalled}")
     assert counted == dict(expected), (
-        f"final worker consumed {seen:.0f}; short: "
-        f"{sorted((u, n - counted.get(u, 0)) for u, n in expected.items() if counted.get(u) != n)}"
-        f"; (committed, end) per input partition: {input_progress(kafka.bootstrap, names)}"
-        f"; see {tmp_path / 'final.log'}"
+        f"final worker consumed {seen:.0f}; "
+        f"{shortfall_report(kafka.bootstrap, names, dict(expected), counted)}; "
+        f"see {tmp_path / 'final.log'}"
     )
     worker_ids = {t["trigger_id"] for t in audit}
     offline = {(t := json.loads(line))["trigger_id"]: t

@@ -21,12 +21,12 @@ from simulator import generate
 from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
+    KNOWN_SHORTFALL,
     WorkerHandle,
-    input_progress,
     produce,
-    read_topic,
     read_until_counted,
     running_worker,
+    shortfall_report,
     unique_names,
 )
 
@@ -48,11 +48,7 @@ def wait_for(condition, timeout_s: float = 90.0) -> None:  # type: ignore[no-unt
         time.sleep(0.5)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue #9 open: after a worker is killed, counts can fall short (a stalled "
-    "input partition, or events lost at a handover); docs/guarantees.md, known defects",
-)
+@KNOWN_SHORTFALL
 @pytest.mark.timeout(900)
 def test_workers_added_and_killed_count_like_replay_and_answer_every_lookup(
     kafka_bootstrap: str, tmp_path: Path
@@ -85,21 +81,8 @@ def test_workers_added_and_killed_count_like_replay_and_answer_every_lookup(
         latest = read_until_counted(kafka_bootstrap, names, dict(expected), timeout_s=120,
                                     while_growing_s=360)
         counted = {u: r["events_counted"] for u, r in latest.items()}
-        short = [(u, n - counted.get(u, 0)) for u, n in expected.items() if counted.get(u) != n]
-        if counted != dict(expected):
-            progress = input_progress(kafka_bootstrap, names)
-            stalled = {p: ce for p, ce in progress.items() if ce[0] < ce[1]}
-            if stalled and not any(counted.get(u, 0) > n for u, n in expected.items()):
-                # the known open defect of issue #9 (see test_crash_recovery): an input
-                # partition that stops being fetched at its committed offset after a worker
-                # is killed; only that case is excused, any other mismatch fails below
-                pytest.xfail(f"input partition stalled at its committed offset: {stalled}")
-            dead = read_topic(kafka_bootstrap, names.dlq, lambda rs: False, timeout_s=3)
-            raise AssertionError(
-                f"short: {short}; "
-                f"(committed, end) per input partition: {progress}; "
-                f"dead letters: {[(d.get('reason'), d.get('detail')) for d in dead][:10]}"
-            )
+        assert counted == dict(expected), shortfall_report(
+            kafka_bootstrap, names, dict(expected), counted)
         for live in (b, c):  # both answer for everyone, once the group has settled
             live.wait_json("/readyz/", lambda status, _body: status == 200, timeout_s=180)
             for user, n in list(expected.items())[:3]:

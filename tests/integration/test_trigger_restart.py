@@ -15,6 +15,7 @@ import pytest
 from simulator import generate
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
+    KNOWN_SHORTFALL,
     produce,
     read_topic,
     read_until_counted,
@@ -25,11 +26,7 @@ from tests.integration.worker_process import (
 pytestmark = pytest.mark.kafka
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue #9 open: after a worker is killed, counts can fall short (a stalled "
-    "input partition, or events lost at a handover); docs/guarantees.md, known defects",
-)
+@KNOWN_SHORTFALL
 def test_no_second_trigger_after_a_crash_and_restart(kafka_bootstrap: str, tmp_path: Path) -> None:
     names = unique_names()
     stream, _ = generate(users=50, days=21, seed=9)

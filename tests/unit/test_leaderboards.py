@@ -19,8 +19,8 @@ from tests.helpers import DAY, T0
 
 
 def test_a_board_restored_from_its_stored_form_goes_on_exactly() -> None:
-    """Offers placed batch by batch give the exact top N, and the live index of who is on a
-    board is rebuilt from a restored (decoded) board."""
+    """Offers placed batch by batch give the exact top N, also across a restart from the
+    stored (decoded) boards."""
     shared = PartitionShared()
     rng = random.Random(7)
     totals: dict[str, float] = defaultdict(float)
