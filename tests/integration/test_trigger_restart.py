@@ -20,6 +20,7 @@ from tests.integration.worker_process import (
     read_topic,
     read_until_counted,
     running_worker,
+    shortfall_report,
     unique_names,
 )
 
@@ -50,7 +51,8 @@ def test_no_second_trigger_after_a_crash_and_restart(kafka_bootstrap: str, tmp_p
         produce(kafka_bootstrap, names.interactions, keyed[cut:])
 
         latest = read_until_counted(kafka_bootstrap, names, expected, timeout_s=180)
-        assert {u: r["events_counted"] for u, r in latest.items()} == expected
+        counted = {u: r["events_counted"] for u, r in latest.items()}
+        assert counted == expected, shortfall_report(kafka_bootstrap, names, expected, counted)
         time.sleep(2.0)
         audit = read_topic(kafka_bootstrap, names.audit, lambda rs: False, timeout_s=3)
 
