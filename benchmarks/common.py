@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from scoring.churn import evaluation
 from simulator import Truth, generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,20 +105,8 @@ def median(values: list[float]) -> float:
 
 
 def roc_auc(scores: list[float], labels: list[bool]) -> float:
-    """Mann-Whitney ROC AUC with ties counted as one half."""
-    pairs = sorted(zip(scores, labels, strict=True))
-    ranks: list[float] = [0.0] * len(pairs)
-    i = 0
-    while i < len(pairs):
-        j = i
-        while j + 1 < len(pairs) and pairs[j + 1][0] == pairs[i][0]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[k] = (i + j) / 2 + 1
-        i = j + 1
-    positives = sum(1 for _, y in pairs if y)
-    negatives = len(pairs) - positives
-    if not positives or not negatives:
+    """Mann-Whitney ROC AUC with ties counted as one half; NaN without both classes."""
+    try:
+        return evaluation.roc_auc(scores, labels)
+    except ValueError:
         return float("nan")
-    rank_sum = sum(r for r, (_, y) in zip(ranks, pairs, strict=True) if y)
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import itertools
 import tomllib
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -39,6 +40,13 @@ class EventsConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 
     max_bytes: int = 16_384
     max_future_seconds: float = 300.0
+    # earlier event times are refused as unit mistakes (seconds sent as milliseconds);
+    # histories from before 2000 (e.g. CDNOW, 1997) set an earlier floor
+    min_timestamp: Annotated[datetime, msgspec.Meta(tz=True)] = datetime(2000, 1, 1, tzinfo=UTC)
+
+    @property
+    def min_timestamp_ms(self) -> int:
+        return round(self.min_timestamp.timestamp() * 1000)
 
 
 class EventTypeConfig(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -233,12 +241,15 @@ def _check(c: EngageConfig) -> None:
     _positive("scoring.half_life_days", s.half_life_days)
     _positive("scoring.burst_cap_per_minute", s.burst_cap_per_minute)
     _positive("scoring.default_gap_days", s.default_gap_days)
-    _positive("scoring.refresh_every_hours", s.refresh_every_hours)
+    if s.refresh_every_hours < 0:
+        raise ConfigError("scoring.refresh_every_hours", "must not be negative (0: no refresh)")
     if not 0 <= s.lateness_seconds <= 7 * 86_400:
         raise ConfigError("scoring.lateness_seconds", "must be between 0 and 604800 (7 days)")
     _positive("events.max_bytes", c.events.max_bytes)
     if c.events.max_future_seconds < 0:
         raise ConfigError("events.max_future_seconds", "must not be negative")
+    if c.events.min_timestamp.year < 1970:
+        raise ConfigError("events.min_timestamp", "must not be before 1970-01-01T00:00:00Z")
     for name, dim in s.dimensions.items():
         if name not in DIMENSIONS:
             raise ConfigError(f"scoring.dimensions.{name}", f"unknown dimension; use {DIMENSIONS}")
@@ -284,6 +295,6 @@ def _check(c: EngageConfig) -> None:
     from scoring.churn.config import check_churn_config
     from scoring.triggers.config import check_triggers_config
 
-    check_churn_config(c.churn)
+    check_churn_config(c.churn, set(c.event_types))
     check_triggers_config(c)
     check_growth_config(c.referrals, c.points, set(c.event_types), set(c.triggers.types()))

@@ -185,11 +185,9 @@ class ScoringEngine:
         user_id = event.user_id
         examples: list[ChurnExample] = []
         was_churned = state.churn.churned_ms != 0
-        if self.churn is not None and not first:
+        if self.churn is not None:
             # before the event changes the state: open observations see the state they saw
-            examples = self.churn.on_activity(
-                state.churn, user_id, ts, lambda t: self.view(state, t).feature_vector()
-            )
+            examples = self.churn.on_activity(state, user_id, event)
             was_churned = was_churned or any(e.label == 1 for e in examples)
         previous_last = state.last_ms
         amount = event.amount * self.money_sign[etype] if event.amount else 0.0
@@ -257,24 +255,26 @@ class ScoringEngine:
                         watermark_ms=watermark_ms)
         for extension in self.extensions:
             extension.on_message(moment)
-        triggers: list[Trigger] = []
-        if self.triggers is not None and moment.signals:
-            ctx = self._quiet_context(message.to, state, now, shared, moment)
-            triggers = self.triggers.evaluate(ctx)
-            self._after_admission(moment, triggers, ctx)
+        triggers = self._judge_signals(message.to, state, now, shared, moment)
         return Outcome("received", state, None, triggers).took(moment)
 
-    def _quiet_context(
+    def _judge_signals(
         self, user_id: str, state: UserState, now: int, shared: PartitionShared, moment: Moment
-    ) -> TriggerContext:
-        """A moment without an event or a sweep: only signals are judged."""
+    ) -> list[Trigger]:
+        """A moment without an event or a sweep of its own: only the extensions' signals
+        are judged (no trigger context is built when there are none)."""
+        if self.triggers is None or not moment.signals:
+            return []
         rank = self.tiers.rank(state)
-        return TriggerContext(
+        ctx = TriggerContext(
             user_id=user_id, now_ms=now, event=None, state=state,
             view=lambda: self.view(state, now), previous_tier=rank, tier=rank,
             tier_names=self.tiers.names, shared=shared,
             churn_probability=lambda: None, signals=moment.signals, signals_only=True,
         )
+        triggers = self.triggers.evaluate(ctx)
+        self._after_admission(moment, triggers, ctx)
+        return triggers
 
     # -- time passing -----------------------------------------------------------------------
 
@@ -292,9 +292,7 @@ class ScoringEngine:
         now = max(watermark_ms, state.last_ms)
         examples: list[ChurnExample] = []
         if self.churn is not None:
-            examples = self.churn.on_watermark(
-                state.churn, user_id, now, lambda t: self.view(state, t).feature_vector()
-            )
+            examples = self.churn.on_watermark(state.churn, user_id, now)
         view: UserView | None = None
 
         def view_now() -> UserView:  # built only when churn or triggers look at it
@@ -304,7 +302,7 @@ class ScoringEngine:
             return view
 
         score, lines, placement, previous_tier = self._judge(state, now, shared, ())
-        probability = self.predict_view(view_now()) if self.churn is not None else None
+        probability = self.churn.predict(state.churn, now) if self.churn is not None else None
         moment = Moment(user_id, state, now, shared)
         for extension in self.extensions:
             extension.on_sweep(moment)
@@ -333,11 +331,7 @@ class ScoringEngine:
         moment = Moment(user_id, state, now, shared, watermark_ms=now)
         for extension in self.extensions:
             extension.on_sweep(moment)
-        triggers: list[Trigger] = []
-        if self.triggers is not None and moment.signals:
-            ctx = self._quiet_context(user_id, state, now, shared, moment)
-            triggers = self.triggers.evaluate(ctx)
-            self._after_admission(moment, triggers, ctx)
+        triggers = self._judge_signals(user_id, state, now, shared, moment)
         return Outcome("swept", state, None, triggers).took(moment)
 
     def next_due_ms(self, state: UserState) -> int | None:
@@ -357,7 +351,7 @@ class ScoringEngine:
         last = state.last_ms
         # every user is revisited daily (not pushed back by each event), while not long gone
         refresh = (state.last_sweep_ms or state.first_ms) + self.refresh_ms
-        if refresh <= last + self.refresh_for_ms:
+        if self.refresh_ms and refresh <= last + self.refresh_for_ms:
             due.append(refresh)
         tier_due = self.tiers.next_due_ms(state)
         if tier_due is not None:
@@ -439,7 +433,7 @@ class ScoringEngine:
         return UserView(state, now_ms, self.dimensions, self.default_gap_days)
 
     def predict_view(self, view: UserView) -> float | None:
-        return self.churn.predict(view.feature_vector()) if self.churn is not None else None
+        return self.churn.predict(view.state.churn, view.now_ms) if self.churn is not None else None
 
     def score_record(
         self,

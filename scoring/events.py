@@ -21,8 +21,9 @@ from typing import Annotated
 import msgspec
 
 from scoring.config import EngageConfig
+from scoring.timeutil import format_rfc3339_ms
 
-MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: anything earlier is a unit mistake
+MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: the default events.min_timestamp
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -74,6 +75,7 @@ class EventRules(msgspec.Struct, frozen=True):
     max_future_ms: int = 300_000
     rating_min: int = 1
     rating_max: int = 5
+    min_ts_ms: int = MIN_TS_MS  # events.min_timestamp: earlier is a unit mistake
 
     @classmethod
     def from_config(cls, config: EngageConfig) -> EventRules:
@@ -83,6 +85,7 @@ class EventRules(msgspec.Struct, frozen=True):
             max_future_ms=int(config.events.max_future_seconds * 1000),
             rating_min=config.scoring.satisfaction.rating_min,
             rating_max=config.scoring.satisfaction.rating_max,
+            min_ts_ms=config.events.min_timestamp_ms,
         )
 
 
@@ -163,9 +166,11 @@ def decode_event(raw: bytes | None, *, now_ms: int, rules: EventRules) -> Event:
         raise InvalidEvent("unknown_type", f"event type {wire.type!r} is not configured")
     ts = wire.ts
     ts_ms = ts if isinstance(ts, int) else round(ts.timestamp() * 1000)
-    if ts_ms < MIN_TS_MS:
+    if ts_ms < rules.min_ts_ms:
         raise InvalidEvent(
-            "bad_timestamp", f"ts {ts!r} is before 2000-01-01 (seconds instead of ms?)"
+            "bad_timestamp",
+            f"ts {ts!r} is before {format_rfc3339_ms(rules.min_ts_ms)} "
+            "(events.min_timestamp; seconds instead of ms?)",
         )
     if ts_ms > now_ms + rules.max_future_ms:
         raise InvalidEvent(

@@ -25,33 +25,26 @@ if TYPE_CHECKING:
 
 
 class ChurnHooks(Protocol):
-    """What the engine asks of the churn module."""
+    """What the engine asks of the churn module. The churn module keeps everything it needs
+    in `UserState.churn` (the user's lifetime summary and observation schedule), so each
+    call is O(1) and nothing is recomputed from the engine's windows."""
 
-    def predict(self, features: Sequence[float]) -> float | None:
-        """Churn probability in [0, 1] from the champion model; None before any model."""
+    def predict(self, churn_state: ChurnState, now_ms: int) -> float | None:
+        """Churn probability in [0, 1] at `now_ms` from the champion model; None before any
+        model, or for a user outside the churn population."""
 
     def model_tag(self) -> str | None:
         """`name@version` of the model behind predict(), None before any."""
 
-    def on_activity(
-        self,
-        churn_state: ChurnState,
-        user_id: str,
-        event_ms: int,
-        features_at: Callable[[int], list[float]],
-    ) -> list[ChurnExample]:
-        """A counted event, *before* it changes the state: resolve open observation points
-        (a return within the horizon, or after it). Returns resolved examples."""
+    def on_activity(self, state: UserState, user_id: str, event: Event) -> list[ChurnExample]:
+        """Every counted event (the first one included), *before* it changes `state`: update
+        the lifetime summary in `state.churn` and, for a return, resolve the observation
+        points it follows. Returns resolved examples."""
 
     def on_watermark(
-        self,
-        churn_state: ChurnState,
-        user_id: str,
-        watermark_ms: int,
-        features_at: Callable[[int], list[float]],
+        self, churn_state: ChurnState, user_id: str, watermark_ms: int
     ) -> list[ChurnExample]:
-        """A sweep: resolve points whose horizon the watermark passed as churned, and open
-        today's observation point (at most one per user per day)."""
+        """A sweep: resolve the points whose horizon the watermark passed as churned."""
 
     def next_due_ms(self, churn_state: ChurnState) -> int | None:
         """Earliest watermark at which on_watermark would change something."""

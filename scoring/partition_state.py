@@ -14,6 +14,8 @@ users' states (each records its own entry) when a worker takes the partition ove
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 from scoring.population_reference import (
@@ -74,6 +76,11 @@ class PartitionState(
     population: dict[str, int] = msgspec.field(default_factory=dict)
 
 
+def _board_order(entry: list[float | str]) -> tuple[float, str]:
+    value, user = entry
+    return (-float(value), str(user))
+
+
 class PartitionShared:
     """The live form of a PartitionState: the population histograms, the reference in
     force, and the exchange through which partitions share their snapshots."""
@@ -92,6 +99,8 @@ class PartitionShared:
         self.partition = partition  # which of `partitions` this is (budget shares)
         self.partitions = partitions
         self.boards_changed = False  # a leaderboard moved since the shell last published
+        self._offers: dict[str, dict[str, float]] = {}  # board key -> user -> latest value
+        self._sizes: dict[str, int] = {}
         self.enabled = enabled
         self.exchange = exchange if exchange is not None else SnapshotExchange()
         self.population = PartitionPopulation(window_days)
@@ -135,8 +144,24 @@ class PartitionShared:
         return self.exchange.waiting_for(watermark_day)
 
     def rank(self, key: str, user_id: str, value: float, size: int) -> None:
-        """Place `user_id` with `value` on the board `key` (its top `size`), dropping boards
-        of the same kind and measure from earlier periods."""
+        """Offer `user_id` with `value` to the board `key` (its top `size`). Offers are kept
+        until the next snapshot and placed then, the latest per user: within a period values
+        only grow, so the boards come out exactly as if each offer had been placed at once,
+        for one placement per user and batch instead of one per event."""
+        offers = self._offers.setdefault(key, {})
+        offers[user_id] = max(value, offers.get(user_id, value))
+        self._sizes[key] = size
+
+    def boards(self) -> dict[str, list[list[float | str]]]:
+        """The boards with every offer placed, older periods before newer ones (a board of
+        a new period drops those of earlier ones)."""
+        for key in sorted(self._offers, key=lambda k: int(k.split(":", 2)[1])):
+            self._merge(key, self._offers[key], self._sizes[key])
+        self._offers.clear()
+        return self.stored.boards
+
+    def _merge(self, key: str, offers: dict[str, float], size: int) -> None:
+        """Merge a batch's offers into the board `key`: its top `size` by (-value, user)."""
         boards = self.stored.boards
         board = boards.get(key)
         if board is None:
@@ -145,19 +170,18 @@ class PartitionShared:
                         if k.startswith(kind + ":") and k.endswith(":" + measure)
                         and int(k.split(":", 2)[1]) < int(pid)]:
                 del boards[old]
-            board = boards[key] = []
-        # values only grow within a period: one at or under a full board's last was never on it
-        if len(board) >= size and value <= float(board[-1][0]):
+            board = []
+        # values only grow within a period: an offer at or under a full board's last
+        # was never on it and cannot enter
+        floor = float(board[-1][0]) if len(board) >= size else -math.inf
+        entering = {user: value for user, value in offers.items() if value > floor}
+        if not entering:
+            boards.setdefault(key, board)
             return
-        for i, (_, user) in enumerate(board):
-            if user == user_id:
-                del board[i]
-                break
-        at = len(board)
-        while at and (-float(board[at - 1][0]), str(board[at - 1][1])) > (-value, user_id):
-            at -= 1
-        board.insert(at, [value, user_id])
-        del board[size:]
+        merged = [entry for entry in board if entry[1] not in entering]
+        merged += [[value, user] for user, value in entering.items()]
+        merged.sort(key=_board_order)
+        boards[key] = merged[:size]
         self.boards_changed = True
 
     def budget_share(self, budget: int) -> int:
@@ -176,7 +200,8 @@ class PartitionShared:
         return True
 
     def snapshot(self) -> PartitionState:
-        """The state to store now."""
+        """The state to store now (leaderboard offers placed)."""
+        self.boards()
         return self.stored
 
 

@@ -135,15 +135,29 @@ class ScoreRecord(msgspec.Struct, kw_only=True):
     points: int | None = None  # the ledger's balance (None: the ledger is off)
 
 
-class ChurnExample(msgspec.Struct, kw_only=True):
-    """churn-example/v1: a resolved observation point, what the trainer learns from."""
+class CustomerSummary(msgspec.Struct, kw_only=True):
+    """A user's lifetime over return events when the example was resolved (UTC day numbers):
+    the trainer fits BG/NBD's population parameters from a sample of these."""
 
-    schema: str = "churn-example/v1"
+    first_day: int
+    last_day: int
+    repeat_days: int  # return days after the first (BG/NBD's frequency x)
+
+
+class ChurnExample(msgspec.Struct, kw_only=True):
+    """churn-example/v2: a resolved observation point, what the trainer learns from.
+
+    v2 (issue #11): lifetime features (scoring.churn.layout), the point's `weight` (the days
+    of silence it stands for) and the user's `customer` summary."""
+
+    schema: str = "churn-example/v2"
     user_id: str
     observed_at: str
     resolved_at: str
     label: int
+    weight: float = 1.0
     features: dict[str, float]
+    customer: CustomerSummary | None = None
 
 
 def stamp(trigger: Trigger, emitted_ms: int, expires_hours: float) -> Trigger:

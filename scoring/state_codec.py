@@ -132,8 +132,8 @@ class StateCodec:
             events=old.events, monetary=old.monetary, recent_ids=old.recent_ids,
             burst=old.burst, capped=old.capped, tier=tier,
             below_since_ms=old.below_since_ms, last_sweep_ms=old.last_sweep_ms,
-            churn=ChurnState(obs=c.obs, last_obs_day=c.last_obs_day, churned_ms=c.churned_ms,
-                             examples=c.examples),
+            # version 1's open daily observation points are dropped (log-scale points since)
+            churn=ChurnState(churned_ms=c.churned_ms, examples=c.examples),
             # version 1's trigger positions are the rules' fixed codes (scoring.triggers)
             triggers=TriggerState(
                 last_fired_ms=t.last_fired_ms, episodes=t.episodes, badges=badges, day=t.day,

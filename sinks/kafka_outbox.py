@@ -29,6 +29,15 @@ Send = Callable[
 ]
 
 
+# send_group(topic, partition, records) -> a future resolved when the broker acks them all,
+# appended to the partition's log as one record batch (all or none); raises GroupTooLarge
+SendGroup = Callable[[str, int, Sequence["OutputRecord"]], Awaitable[Awaitable[Any]]]
+
+
+class GroupTooLarge(Exception):
+    """A group of records does not fit one record batch."""
+
+
 class OutputRecord(Protocol):
     """What the outbox needs of a record (streams.processor.OutRecord has these fields)."""
 
@@ -53,6 +62,44 @@ def is_permanent(exc: BaseException) -> bool:
     if isinstance(root, KafkaTimeoutError):
         return False
     return isinstance(root, KafkaError) and not getattr(root, "retriable", False)
+
+
+async def _started(
+    send: Awaitable[Awaitable[Any]],
+) -> tuple[Awaitable[Any] | None, BaseException | None]:
+    """(the acknowledgement to await, None), or (None, why the send itself failed)."""
+    try:
+        return await send, None
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return None, exc
+
+
+def _describe(topic: str, error: BaseException) -> str:
+    return f"{topic}: {type(_root(error)).__name__}: {_root(error)}"
+
+
+async def _acknowledged(
+    future: Awaitable[Any] | None, send_error: BaseException | None
+) -> BaseException | None:
+    """None once the broker acknowledged; else why not (the send's own error, or the ack's)."""
+    if future is None:
+        return send_error
+    try:
+        await future
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _is_kafka(exc: BaseException) -> bool:
+    """An error of Kafka's client (else a group's path is broken: go record by record)."""
+    from aiokafka.errors import KafkaError
+
+    return isinstance(_root(exc), KafkaError)
 
 
 class _DeadOutput:
@@ -86,8 +133,10 @@ class KafkaOutbox:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        send_group: SendGroup | None = None,
     ) -> None:
         self.send = send
+        self.send_group = send_group
         self.dlq_topic = dlq_topic
         self.metrics = metrics
         self.backoff_s = backoff_s
@@ -104,42 +153,62 @@ class KafkaOutbox:
             replaced: list[Any] = []
             futures: list[tuple[Any, Awaitable[Any] | None, BaseException | None]] = []
             for record in pending:
-                try:
-                    acked = await self.send(
-                        record.topic, record.key, record.value, record.partition, record.headers
-                    )
-                    futures.append((record, acked, None))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    futures.append((record, None, exc))
+                futures.append((record, *await _started(self.send(
+                    record.topic, record.key, record.value, record.partition, record.headers
+                ))))
             for record, future, send_error in futures:
-                error = send_error
-                if future is not None:
-                    try:
-                        await future
-                        continue
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:
-                        error = exc
-                assert error is not None
-                self._failed(record, error, retry, replaced)
+                error = await _acknowledged(future, send_error)
+                if error is not None:
+                    self._failed(record, error, retry, replaced)
             if retry:
                 attempt += 1
-                self._stalled(retry, attempt)
-                delay = min(self.max_backoff_s, self.backoff_s * 2 ** min(attempt - 1, 16))
-                await self.sleep(delay * (0.5 + random.random() / 2))
+                await self._back_off(retry, attempt)
             pending = retry + replaced
-        if self.stalled_since is not None:
-            log.warning("outputs flow again after %.1f s", time.monotonic() - self.stalled_since)
-        self.stalled_since = None
-        self.metrics.output_stalled.set(0)
+        self._flowing()
+
+    async def deliver_together(self, groups: Sequence[Sequence[OutputRecord]]) -> None:
+        """Deliver each group — records of one topic partition — as one record batch, which
+        Kafka appends whole or not at all: a crash can never leave half of a group in the
+        log (a batch's user states without its partition record). Transient failures retry
+        the group; a group that does not fit one batch, or that Kafka refuses, is delivered
+        record by record, its last record only once the others are acknowledged (logged and
+        counted as `not_atomic`)."""
+        if self.send_group is None:
+            for group in groups:
+                await self._one_by_one(group)
+            return
+        pending = [list(g) for g in groups if g]
+        attempt = 0
+        while pending:
+            sent: list[tuple[list[Any], Awaitable[Any] | None, BaseException | None]] = []
+            for group in pending:
+                first = group[0]
+                assert first.partition is not None, "a group names its partition"
+                sent.append((group, *await _started(
+                    self.send_group(first.topic, first.partition, group))))
+            retry: list[list[Any]] = []
+            for group, future, send_error in sent:
+                error = await _acknowledged(future, send_error)
+                if error is None:
+                    continue
+                if isinstance(error, GroupTooLarge) or is_permanent(error) or not _is_kafka(error):
+                    self.metrics.output_failures.labels(group[0].topic, "not_atomic").inc()
+                    log.warning("%d records delivered one by one, not as one batch: %s",
+                                len(group), error)
+                    await self._one_by_one(group)
+                    continue
+                self.last_error = _describe(group[0].topic, error)
+                retry.append(group)
+            if retry:
+                attempt += 1
+                await self._back_off([r for g in retry for r in g], attempt)
+            pending = retry
+        self._flowing()
 
     def _failed(
         self, record: Any, error: BaseException, retry: list[Any], replaced: list[Any]
     ) -> None:
-        self.last_error = f"{record.topic}: {type(_root(error)).__name__}: {_root(error)}"
+        self.last_error = _describe(record.topic, error)
         if not is_permanent(error):
             retry.append(record)
             return
@@ -149,6 +218,24 @@ class KafkaOutbox:
             return
         log.error("output refused, dead-lettered instead: %s", self.last_error)
         replaced.append(_DeadOutput(self.dlq_topic, record, error))
+
+    async def _one_by_one(self, group: Sequence[OutputRecord]) -> None:
+        """A group record by record: its last (a partition record) only once all before it
+        are acknowledged."""
+        await self.deliver(group[:-1])
+        await self.deliver(group[-1:])
+
+    async def _back_off(self, retry: list[Any], attempt: int) -> None:
+        """Report the stall, then wait: capped exponential backoff with jitter."""
+        self._stalled(retry, attempt)
+        delay = min(self.max_backoff_s, self.backoff_s * 2 ** min(attempt - 1, 16))
+        await self.sleep(delay * (0.5 + random.random() / 2))
+
+    def _flowing(self) -> None:
+        if self.stalled_since is not None:
+            log.warning("outputs flow again after %.1f s", time.monotonic() - self.stalled_since)
+        self.stalled_since = None
+        self.metrics.output_stalled.set(0)
 
     def _stalled(self, retry: list[Any], attempt: int) -> None:
         if self.stalled_since is None:

@@ -115,12 +115,26 @@ class Metrics:
         )
         self.model_metric = Gauge(
             "engage_churn_model_metric",
-            "Progressive-validation metrics (roc_auc, log_loss, brier) by role and model.",
+            "Progressive-validation metrics (roc_auc, log_loss, brier, ece over the latest "
+            "10000 examples, recent_log_loss: ADWIN's mean loss) by role and model; absent "
+            "before the first label.",
+            ["role", "model", "metric"], registry=r,
+        )
+        self.model_drifts = Gauge(
+            "engage_churn_model_drift_detections",
+            "Changes in the model's log loss detected by ADWIN since the model took its role.",
+            ["role", "model"], registry=r,
+        )
+        self.comparison_metric = Gauge(
+            "engage_churn_comparison_metric",
+            "Champion and shadow on the same examples since the shadow started (paired): "
+            "examples, roc_auc, log_loss, brier, ece by role and model.",
             ["role", "model", "metric"], registry=r,
         )
         self.artifacts_rejected = Counter(
             "engage_churn_model_artifacts_rejected_total",
-            "Model artifacts refused (unsigned, tampered, wrong key, malformed).",
+            "Model artifacts refused (unsigned, tampered, wrong key, malformed, layout: "
+            "trained on other features).",
             ["reason"], registry=r,
         )
 
@@ -137,7 +151,8 @@ class Metrics:
         )
         self.output_failures = Counter(
             "engage_output_failures_total",
-            "Output records Kafka did not take: retried (transient) or permanent (dead-lettered).",
+            "Output records Kafka did not take at once: retried (transient), permanent "
+            "(dead-lettered), or not_atomic (a changelog group sent record by record).",
             ["topic", "kind"], registry=r,
         )
         self.ready = Gauge(

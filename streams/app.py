@@ -32,7 +32,7 @@ from scoring.partition_state import (
 from scoring.partitioning import partition_for_user
 from scoring.state import UserState
 from scoring.state_codec import StateCodec, StateVersionError, codec_for
-from sinks.kafka_outbox import KafkaOutbox
+from sinks.kafka_outbox import GroupTooLarge, KafkaOutbox, OutputRecord
 from sinks.metrics import Metrics
 from streams.churn_shell import ChurnShell
 from streams.holding import acknowledge, keep_unacknowledged
@@ -42,6 +42,11 @@ from streams.processor import InputRecord, OutRecord, ScoringShell
 from streams.settings import WorkerSettings
 
 log = logging.getLogger("engage.worker")
+# The largest record batch a worker writes to its changelog: one batch of input records'
+# user states and partition record, per changelog partition (the topic is created to take it).
+CHANGELOG_BATCH_BYTES = 8 * 1024 * 1024
+# How long a revocation waits for a batch in flight (within the 10 s session timeout)
+REVOKE_WAIT_S = 8.0
 
 
 class _PartitionMessage:
@@ -106,21 +111,21 @@ class TableStore:
     # a state older than the offsets say. The worker instead sends them through its outbox,
     # waits for every acknowledgement, and only then updates the local store.
 
-    def changelog_records(
+    def changelog_groups(
         self, states: dict[str, UserState], partitions: dict[int, PartitionState]
-    ) -> tuple[list[OutRecord], list[OutRecord]]:
-        """(users' records, then partitions' records): sent in that order, each acked."""
+    ) -> list[list[OutRecord]]:
+        """Per changelog partition, its users' states and then its partition record: each
+        group is written as one record batch (all or none), then applied here."""
         topic = self.table.changelog_topic.get_topic_name()
-        users = [
-            OutRecord(topic, user_id.encode(), self.codec.encode(state),
-                      partition_for_user(user_id, self.partitions))
-            for user_id, state in states.items()
-        ]
-        parts = [
-            OutRecord(topic, partition_key(p).encode(), encode_partition_state(state), p)
-            for p, state in partitions.items()
-        ]
-        return users, parts
+        groups: dict[int, list[OutRecord]] = {}
+        for user_id, state in states.items():
+            p = partition_for_user(user_id, self.partitions)
+            groups.setdefault(p, []).append(
+                OutRecord(topic, user_id.encode(), self.codec.encode(state), p))
+        for p, clock in partitions.items():
+            groups.setdefault(p, []).append(
+                OutRecord(topic, partition_key(p).encode(), encode_partition_state(clock), p))
+        return list(groups.values())
 
     def apply_local(self, records: list[OutRecord], held: set[int]) -> None:
         """Put changelog records already acknowledged into this worker's store (those of
@@ -236,7 +241,8 @@ class EngageWorker:
             key_type=bytes,  # bytes give Faust's raw serializers: keys are plain user ids
             value_type=bytes,
             help="Per-user scoring state (msgpack UserState) and one record per partition.",
-            extra_topic_configs=settings.topic_policy.internal_topic_config(),
+            extra_topic_configs={**settings.topic_policy.internal_topic_config(),
+                                 "max.message.bytes": str(CHANGELOG_BATCH_BYTES)},
         )
         app.tables.add(self.table)
         self.churn = ChurnShell(config, metrics, settings)
@@ -260,15 +266,18 @@ class EngageWorker:
             exchange=self.population.exchange,
             max_reference_wait_ms=int(settings.reference_wait_s * 1000),
         )
-        self.outbox = KafkaOutbox(self._send, names.dlq, metrics)
+        self.outbox = KafkaOutbox(self._send, names.dlq, metrics, send_group=self._send_group)
         self.leaderboards = LeaderboardReader(settings.broker, names.leaderboards)
         self.health = Health()
         self.held: set[int] = set()  # input partitions this worker owns
+        # set while no batch is between scoring and storing: a revocation waits for it, so
+        # a partition's next owner never sees this worker's outputs land after its own
+        self.quiet = asyncio.Event()
+        self.quiet.set()
         self.settled_generation = -1  # the group generation whose table recovery is over
         self._topics: dict[str, faust.TopicT] = {}
         self.input_channel = app.topic(
-            names.interactions, names.rekeyed, names.ticks, names.routed,
-            key_serializer="raw", value_serializer="raw",
+            *names.scoring_inputs, key_serializer="raw", value_serializer="raw",
             partitions=settings.partitions, internal=False,
         )
         self._register()
@@ -294,6 +303,24 @@ class EngageWorker:
             topic, key, value, partition, None, list(headers) if headers else None
         )
 
+    async def _send_group(
+        self, topic: str, partition: int, records: Sequence[OutputRecord]
+    ) -> Awaitable[Any]:
+        """One record batch on one partition (aiokafka's batch API under Faust's producer):
+        the broker appends it whole or not at all."""
+        from aiokafka.producer.message_accumulator import BatchBuilder
+
+        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        batch = BatchBuilder(CHANGELOG_BATCH_BYTES, 0)  # 0: no compression
+        for record in records:
+            headers = list(record.headers) if record.headers else []
+            if batch.append(timestamp=None, key=record.key, value=record.value,
+                            headers=headers) is None:
+                raise GroupTooLarge(f"{len(records)} records exceed one batch of "
+                                    f"{CHANGELOG_BATCH_BYTES} bytes")
+        future: Awaitable[Any] = await producer.send_batch(batch, topic, partition=partition)
+        return future
+
     async def process(self, records: list[InputRecord]) -> None:
         """One batch: score, deliver every output, then store the states that say so.
 
@@ -314,22 +341,35 @@ class EngageWorker:
             mine = [r for r in records if TP(r.topic, r.partition) in assigned]
             if not mine:
                 return
-            await self.population.wait_caught_up()
-            result = self.shell.handle_batch(mine)
-            result.outbox.extend(self.population.outbox(self.shell.driver))  # closed days
-            await self.outbox.deliver(result.outbox)
-            if generation == self.app.consumer_generation_id and not self.app.rebalancing:
-                keep_unacknowledged(result.held)  # waiting for other partitions' snapshots
-                users, partitions = self.store.changelog_records(result.states,
-                                                                 result.partitions)
-                await self.outbox.deliver(users)  # states first: a partition record is never
-                await self.outbox.deliver(partitions)  # in the changelog before its users
-                self.store.apply_local(users + partitions, self.held)
-                acknowledge(result.released)  # held in an earlier batch, stored now
-                self.health.batch_done(mine)
-                return
+            await self.population.wait_caught_up()  # bounded; once per worker
+            self.quiet.clear()
+            try:
+                if await self._score_and_store(mine, generation):
+                    return
+            finally:
+                self.quiet.set()
             log.info("a rebalance came during a batch: scoring it again")
             self.shell.forget_partitions(set(self.shell.assigned))
+
+    async def _score_and_store(self, mine: list[InputRecord], generation: int) -> bool:
+        """Score a batch, deliver its outputs, and store its state if no rebalance came
+        meanwhile (False: it did, and nothing was stored)."""
+        result = self.shell.handle_batch(mine)
+        result.outbox.extend(self.population.outbox(self.shell.driver))  # closed days
+        await self.outbox.deliver(result.outbox)
+        if generation == self.app.consumer_generation_id and not self.app.rebalancing:
+            keep_unacknowledged(result.held)  # waiting for other partitions' snapshots
+            # one record batch per changelog partition: never a partition record without
+            # its users, nor users whose additive partition counts (population, budgets)
+            # are not
+            groups = self.store.changelog_groups(result.states, result.partitions)
+            await self.outbox.deliver_together(groups)
+            for group in groups:
+                self.store.apply_local(group, self.held)
+            acknowledge(result.released)  # held in an earlier batch, stored now
+            self.health.batch_done(mine)
+            return True
+        return False
 
     async def _settled(self) -> int:
         """Wait until the current assignment's recovery is over; its generation."""
@@ -387,9 +427,7 @@ class EngageWorker:
             self.metrics.users_tracked.set(self.store.user_count())
             self.metrics.ready.set(1 if self.readiness()[0] else 0)
 
-        names_in = {
-            self.names.interactions, self.names.rekeyed, self.names.ticks, self.names.routed,
-        }
+        names_in = set(self.names.scoring_inputs)
 
         async def on_assigned(sender: Any, assigned: set[TP] | None = None, **_: Any) -> None:
             """The new assignment (Faust revokes everything first, then reassigns, and
@@ -406,6 +444,18 @@ class EngageWorker:
             self.health.assigned = {tp for tp in assigned or () if tp.topic in names_in}
 
         app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+
+        async def on_revoked(sender: Any, revoked: set[TP] | None = None, **_: Any) -> None:
+            """Faust awaits this before the group moves partitions: let a batch in flight
+            finish delivering (bounded), so its outputs never land after the next owner's."""
+            if not self.quiet.is_set():
+                try:
+                    await asyncio.wait_for(self.quiet.wait(), REVOKE_WAIT_S)
+                except TimeoutError:
+                    log.warning("a batch still in flight after %.0f s; revoking anyway",
+                                REVOKE_WAIT_S)
+
+        app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 
         async def on_settled(sender: Any, **_: Any) -> None:
             """Faust finished recovering the table for this assignment."""

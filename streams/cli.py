@@ -83,12 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the partition count of the live input topic from this broker")
     p.add_argument("--topic-prefix", default=os.environ.get("ENGAGE_TOPIC_PREFIX", ""),
                    help="as given to the worker (default $ENGAGE_TOPIC_PREFIX)")
+    p.add_argument("--refresh", action="store_true",
+                   help="run the periodic score refresh (scoring.refresh_every_hours) even "
+                   "without --snapshot/--triggers, e.g. for trigger counts equal to a worker's")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("model", help="list, swap, shadow or promote churn models (live)")
-    p.add_argument("action", choices=["list", "swap", "shadow", "promote"])
-    p.add_argument("name", nargs="?", help="model name (for swap and shadow)")
+    p = sub.add_parser(
+        "model", help="list, swap, shadow, promote or roll back churn models (live)"
+    )
+    p.add_argument("action", choices=["list", "swap", "shadow", "promote", "rollback"])
+    p.add_argument("name", nargs="?", help="model name (swap, shadow); version (rollback: "
+                   "default the one before the champion)")
     _broker_arg(p)
     p.add_argument("--timeout", type=float, default=15.0)
     p.add_argument("--topic-prefix", default=None, help="as given to the worker (default "
@@ -133,9 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web-port", type=positive_int, default=6066)
     p.set_defaults(func=cmd_demo)
 
+    from streams import backtest as backtest_cli  # churn backtest (issue #11)
     from streams import report_cli, uplift_cli, whatif_cli  # offline growth tools (issue #14)
 
-    for command in (uplift_cli, report_cli, whatif_cli):
+    for command in (uplift_cli, report_cli, whatif_cli, backtest_cli):
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
         command.add_arguments(p)
         p.set_defaults(func=command.run)
@@ -211,6 +218,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         triggers_path=args.triggers,
         progress=not args.no_progress,
         partitions=partitions,
+        # the refresh only makes score records: worth it when something is written
+        refresh=bool(args.refresh or args.snapshot or args.triggers),
     )
     import json
 
@@ -228,8 +237,15 @@ def cmd_model(args: argparse.Namespace) -> int:
 
     client = _client(args)
     prefix = resolve_prefix(_broker(args), args.topic_prefix, lambda n: n.churn_control, client)
-    return run_model_command(_broker(args), args.action, args.name, args.timeout,
-                             TopicNames(prefix=prefix), client=client)
+    names = TopicNames(prefix=prefix)
+    if args.action == "rollback":
+        if args.name is not None and not args.name.isdigit():
+            raise UsageError(f"engage model rollback takes a VERSION number, not {args.name!r}")
+        version = int(args.name) if args.name else None
+        return run_model_command(_broker(args), "rollback", None, args.timeout, names, version,
+                                 client=client)
+    return run_model_command(_broker(args), args.action, args.name, args.timeout, names,
+                             client=client)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

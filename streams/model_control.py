@@ -1,4 +1,4 @@
-"""`engage model list|swap|shadow|promote`: talk to the running trainer over Kafka.
+"""`engage model list|swap|shadow|promote|rollback`: talk to the running trainer over Kafka.
 
 Commands go to `churn.control`; the trainer answers on the compacted `churn.status` with its
 status and the `request_id` it last handled, which is how this waits for the effect.
@@ -48,11 +48,13 @@ def read_status(
 
 def send_command(
     broker: str, command: str, model: str | None, names: TopicNames | None = None,
-    client: Mapping[str, Any] | None = None,
+    version: int | None = None, client: Mapping[str, Any] | None = None,
 ) -> str:
     request_id = uuid.uuid4().hex
-    body = {"command": command, "model": model, "request_id": request_id,
-            "issued_at": int(time.time() * 1000)}
+    body: dict[str, Any] = {"command": command, "model": model, "request_id": request_id,
+                            "issued_at": int(time.time() * 1000)}
+    if version is not None:
+        body["version"] = version
     producer = KafkaProducer(bootstrap_servers=broker, acks="all", **(client or {}))
     try:
         producer.send((names or TopicNames()).churn_control, key=b"control",
@@ -62,18 +64,35 @@ def send_command(
     return request_id
 
 
+def _figures(metrics: dict[str, Any]) -> str:
+    return "  ".join(
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={'—' if v is None else v}"
+        for k, v in metrics.items()
+    )
+
+
 def format_status(status: dict[str, Any]) -> str:
     lines = [f"examples: {status.get('examples_by_label', {})}"]
     for role in ("champion", "shadow"):
         model = status.get(role)
         if not model:
             continue
-        metrics = model.get("metrics", {})
-        shown = "  ".join(
-            f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
-        )
         version = f" v{model['version']}" if model.get("version") else ""
-        lines.append(f"{role:<9} {model.get('name')}{version}  {shown}")
+        figures = _figures(model.get("metrics", {}))
+        lines.append(f"{role:<9} {model.get('name')}{version}  {figures}")
+    comparison = status.get("comparison")
+    if comparison:
+        lines.append(f"paired on the same {comparison['examples']} examples since the shadow "
+                     f"started (shadow better on {comparison['shadow_better_share']}):")
+        for role in ("champion", "shadow"):
+            side = dict(comparison[role])
+            name = side.pop("name")
+            lines.append(f"  {role:<9} {name}  {_figures(side)}")
+    versions = status.get("versions")
+    if versions:
+        lines.append("versions: " + ", ".join(
+            f"{v['version']} ({v['name']})" for v in versions[:10]
+        ) + (" ..." if len(versions) > 10 else ""))
     available = status.get("available")
     if available:
         lines.append("available: " + ", ".join(available))
@@ -84,7 +103,8 @@ def format_status(status: dict[str, Any]) -> str:
 
 def run_model_command(
     broker: str, action: str, name: str | None, timeout_s: float,
-    names: TopicNames | None = None, client: Mapping[str, Any] | None = None,
+    names: TopicNames | None = None, version: int | None = None,
+    client: Mapping[str, Any] | None = None,
 ) -> int:
     """`client`: security settings for kafka-python (streams.kafka_security)."""
     if action == "list":
@@ -94,7 +114,7 @@ def run_model_command(
             return 1
         print(format_status(status))
         return 0
-    request_id = send_command(broker, action, name, names, client)
+    request_id = send_command(broker, action, name, names, version, client)
     status = read_status(broker, timeout_s, request_id=request_id, names=names, client=client)
     if status is None:
         print(f"sent {action} {name or ''}; no answer from the trainer within {timeout_s:.0f}s")

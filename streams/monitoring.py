@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+from time import monotonic
 from typing import Any
 
 import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.types import TP, EventT, StreamT
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 
 from sinks.metrics import Metrics
@@ -22,11 +24,31 @@ FAUST_METRICS_PREFIX = "engage_faust"
 LOG_FORMATS = ("text", "json")
 
 
+class LeanPrometheusMonitor(PrometheusMonitor):
+    """Faust's Prometheus monitor without its per-event stream accounting (counters by stream
+    and task, the per-event runtime histogram): no dashboard or alert reads them, and they
+    cost about 6 % of a busy worker's CPU (py-spy). Per-message offsets (the lag), commits,
+    sends and rebalances are kept, and so is the inbound time Faust's slow-stream check reads."""
+
+    def on_stream_event_in(
+        self, tp: TP, offset: int, stream: StreamT[Any], event: EventT[Any]
+    ) -> dict[str, Any] | None:
+        self.events_total += 1
+        self.stream_inbound_time[tp] = monotonic()
+        return None
+
+    def on_stream_event_out(
+        self, tp: TP, offset: int, stream: StreamT[Any], event: EventT[Any],
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        return None
+
+
 def attach_monitoring(app: faust.App, metrics: Metrics) -> None:
     """Send Faust's sensor events to Prometheus metrics on `metrics.registry`, and add the
     process and interpreter collectors there (once per registry)."""
     faust_metrics = FaustMetrics.create(metrics.registry, FAUST_METRICS_PREFIX)
-    app.monitor = PrometheusMonitor(metrics=faust_metrics)
+    app.monitor = LeanPrometheusMonitor(metrics=faust_metrics)
     ProcessCollector(registry=metrics.registry)
     PlatformCollector(registry=metrics.registry)
     GCCollector(registry=metrics.registry)

@@ -132,6 +132,8 @@ class BatchResult:
     states: dict[str, UserState] = field(default_factory=dict)
     partitions: dict[int, PartitionState] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    # (event type, outcome) -> records: the consumed-events metric, moved once per batch
+    consumed: dict[tuple[str, str], int] = field(default_factory=dict)
     # records whose partition waits for others' population snapshots (streams/holding.py):
     # keep these unacknowledged; acknowledge those released (held in an earlier batch)
     held: list[InputRecord] = field(default_factory=list)
@@ -231,6 +233,8 @@ class ScoringShell:
         self.holds.release(  # what waited for other partitions' snapshots, in order
             lambda r: self._record(r, now_ms, staged, publish, result, touched), now_ms, result
         )
+        for (event_type, status), n in result.consumed.items():
+            self.metrics.events_consumed.labels(event_type, status).inc(n)
         for partition in touched:
             clock = self.driver.clock(partition)
             self.metrics.watermark.labels(str(partition)).set(clock.watermark_ms / 1000)
@@ -238,8 +242,8 @@ class ScoringShell:
         for user_id, outcome in publish.items():
             self._score_record(user_id, outcome, result)
         result.states = staged
-        result.partitions = {p: self.driver.partition_state(p) for p in sorted(touched)}
         for p in sorted(touched):
+            result.partitions[p] = self.driver.partition_state(p)  # places leaderboard offers
             shared = self.driver.clock(p).shared
             if shared.boards_changed:  # every worker merges every partition's boards
                 shared.boards_changed = False
@@ -295,7 +299,8 @@ class ScoringShell:
             self.driver.mark_processed(partition, role, record.offset)
 
     def _count(self, result: BatchResult, event_type: str, outcome: str) -> None:
-        self.metrics.events_consumed.labels(event_type, outcome).inc()
+        key = (event_type, outcome)
+        result.consumed[key] = result.consumed.get(key, 0) + 1
         result.counts[outcome] = result.counts.get(outcome, 0) + 1
 
     def _dead_letter(

@@ -48,22 +48,34 @@ def open_lines(path: str | Path) -> IO[bytes]:
 
 class InProcessChurn:
     """The live topology (scorer -> examples -> trainer -> model versions -> scorer) in one
-    process: a new model version reaches the predictor every `publish_every_examples`."""
+    process: a new model version, with the BG/NBD parameters of the day, reaches the
+    predictor every `publish_every_examples`. `on_example` sees every resolved example."""
 
-    def __init__(self, config: EngageConfig) -> None:
+    def __init__(
+        self, config: EngageConfig, on_example: Callable[[ChurnExample], None] | None = None
+    ) -> None:
         c = config.churn
-        self.trainer = ChurnTrainer(c.model, c.shadow)
+        self.trainer = ChurnTrainer.from_config(c)
         self.predictor = Predictor()
         self.publish_every = c.publish_every_examples
-        self.labels = ChurnLabels(c, self.predictor.predict, self.predictor.tag)
+        self.labels = ChurnLabels(
+            config, self.predictor.predict, self.predictor.tag, self.predictor.bgnbd
+        )
+        self.on_example = on_example
 
     def learn(self, examples: list[ChurnExample]) -> None:
+        trainer = self.trainer
         for example in examples:
-            self.trainer.learn(example)
-            if self.trainer.since_publish >= self.publish_every:
-                champion = self.trainer.champion
-                version = self.trainer.next_version(now_ms=0)
-                self.predictor.load(champion.model, champion.name, version)
+            if self.on_example is not None:
+                self.on_example(example)
+            trainer.learn(example)
+            if trainer.since_publish >= self.publish_every:
+                self.publish()
+
+    def publish(self) -> None:
+        champion = self.trainer.champion
+        version = self.trainer.next_version(now_ms=0)
+        self.predictor.load(champion.model, champion.name, version, self.trainer.params)
 
 
 @dataclass
@@ -88,9 +100,13 @@ class ReplayResult:
 
 
 def build_replay_engine(
-    config: EngageConfig, *, churn: bool = True, triggers: bool = True
+    config: EngageConfig,
+    *,
+    churn: bool = True,
+    triggers: bool = True,
+    on_example: Callable[[ChurnExample], None] | None = None,
 ) -> tuple[ScoringEngine, InProcessChurn | None]:
-    loop = InProcessChurn(config) if churn else None
+    loop = InProcessChurn(config, on_example) if churn else None
     engine = build_engine(config, churn=loop.labels if loop else None, triggers=triggers)
     return engine, loop
 
@@ -115,9 +131,24 @@ def run_replay(
     churn: bool = True,
     triggers: bool = True,
     now_ms: Callable[[], int] | None = None,
+    refresh: bool = True,
+    after_as_of: Callable[[Event], None] | None = None,
+    on_example: Callable[[ChurnExample], None] | None = None,
 ) -> ReplayResult:
-    """Score every event of the file; write the snapshot and triggers; return a summary."""
-    engine, loop = build_replay_engine(config, churn=churn, triggers=triggers)
+    """Score every event of the file; write the snapshot and triggers; return a summary.
+
+    `refresh=False` leaves out the periodic score refresh (`scoring.refresh_every_hours`):
+    sweeps that only publish a score record, which a replay that writes no snapshot and no
+    triggers would throw away. `after_as_of` sees the valid events after `as_of` (a
+    backtest labels from them); `on_example` every resolved churn example.
+    """
+    if not refresh and config.scoring.refresh_every_hours:
+        config = msgspec.structs.replace(
+            config, scoring=msgspec.structs.replace(config.scoring, refresh_every_hours=0.0)
+        )
+    engine, loop = build_replay_engine(
+        config, churn=churn, triggers=triggers, on_example=on_example
+    )
     rules = EventRules.from_config(config)
     wall = now_ms or (lambda: int(time.time() * 1000))
     states: dict[str, UserState] = {}
@@ -195,6 +226,8 @@ def run_replay(
                     continue
                 if as_of is not None and event.ts_ms > as_of:
                     outcomes["after_as_of"] += 1
+                    if after_as_of is not None:
+                        after_as_of(event)
                     continue
                 feed.add(partition_for_user(event.user_id, partitions), event)
             feed.finish()
@@ -222,6 +255,7 @@ def run_replay(
         "sweeps": outcomes["sweeps"],
         "triggers": dict(sorted(trigger_counts.items())),
         "as_of": format_rfc3339_ms(as_of_ms) if as_of_ms else None,
+        "refresh_every_hours": config.scoring.refresh_every_hours,
         "seconds": round(elapsed, 3),
         "events_per_second": round((counted + sum(dead.values())) / elapsed) if elapsed else None,
         "state_bytes_per_user": {
@@ -236,7 +270,7 @@ def run_replay(
     }
     if loop is not None:
         summary["churn"] = loop.trainer.status()
-    boards = {p: clock.shared.stored.boards for p, clock in driver.clocks.items()}
+    boards = {p: clock.shared.boards() for p, clock in driver.clocks.items()}
     partition_states = {p: driver.partition_state(p) for p in driver.clocks}
     return ReplayResult(states, engine, loop, as_of_ms, summary, boards, partition_states,
                         driver, partitions)

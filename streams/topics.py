@@ -60,6 +60,11 @@ class TopicNames:
         return self._n("engagement.ticks")
 
     @property
+    def scoring_inputs(self) -> tuple[str, ...]:
+        """What the scoring agent reads: partitioned alike, a user on one partition in all."""
+        return (self.interactions, self.rekeyed, self.ticks, self.routed)
+
+    @property
     def scores(self) -> str:
         return self._n("engagement.scores")
 
@@ -283,8 +288,7 @@ def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent worker won
                 admin.create_topics(missing, timeout_ms=30_000)
         counts = _partition_counts(admin)
-        copartitioned = (names.interactions, names.rekeyed, names.ticks, names.routed)
-        wrong = {n: counts.get(n) for n in copartitioned if counts.get(n) != partitions}
+        wrong = {n: counts.get(n) for n in names.scoring_inputs if counts.get(n) != partitions}
         if wrong:
             raise TopologyError(
                 f"topics {wrong} must have {partitions} partitions like {names.interactions!r}"

@@ -54,16 +54,23 @@ def test_bad_config_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code == 2 and "`scoring.half_life_days`" in err and "greater than 0" in err
 
 
+def _simulated_events(tmp_path: Path, users: int, days: int) -> Path:
+    import json
+
+    from simulator import generate
+
+    stream, _ = generate(users=users, days=days, seed=2)
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(e) for e in stream) + "\n")
+    return events
+
+
 def test_replay_writes_snapshot_and_triggers(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import json
 
-    from simulator import generate
-
-    stream, _ = generate(users=20, days=10, seed=2)
-    events = tmp_path / "events.jsonl"
-    events.write_text("\n".join(json.dumps(e) for e in stream) + "\n")
+    events = _simulated_events(tmp_path, users=20, days=10)
     snapshot, triggers = tmp_path / "snap.jsonl", tmp_path / "trig.jsonl"
     assert main(["replay", str(events), "--snapshot", str(snapshot), "--triggers",
                  str(triggers), "--no-progress"]) == 0
@@ -75,6 +82,19 @@ def test_replay_writes_snapshot_and_triggers(
     assert all(json.loads(line)["trigger_id"] for line in triggers.read_text().splitlines())
     summary = json.loads(capsys.readouterr().out)
     assert summary["users"] == 20
+
+
+def test_replay_pays_for_the_score_refresh_only_when_it_writes_or_is_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    events = _simulated_events(tmp_path, users=5, days=3)
+    refresh = []
+    for extra in ([], ["--refresh"]):
+        assert main(["replay", str(events), "--no-progress", *extra]) == 0
+        refresh.append(json.loads(capsys.readouterr().out)["refresh_every_hours"])
+    assert refresh == [0.0, 24.0]
 
 
 def test_a_worker_refuses_the_public_development_key(

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 MAGIC = b"ENGAGE-MODEL/1\n"
@@ -56,8 +57,12 @@ def read_metadata(blob: bytes) -> dict[str, Any]:
     return meta
 
 
-def load_artifact(blob: bytes, key: bytes) -> tuple[Any, dict[str, Any]]:
-    """Verify, then unpickle. Raises ArtifactRejected before touching pickle on any doubt."""
+def load_artifact(
+    blob: bytes, key: bytes, check: Callable[[dict[str, Any]], str | None] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Verify, then unpickle. Raises ArtifactRejected before touching pickle on any doubt;
+    `check` may refuse the verified metadata (reason `layout`: a model trained on features
+    this release does not compute, see scoring.churn.layout)."""
     meta = read_metadata(blob)
     payload = blob[len(MAGIC) :].partition(b"\n")[2]
     signature = meta.pop("signature", None)
@@ -69,4 +74,7 @@ def load_artifact(blob: bytes, key: bytes) -> tuple[Any, dict[str, Any]]:
         raise ArtifactRejected("bad_signature", "signature does not match (tampered or wrong key)")
     if hashlib.sha256(payload).hexdigest() != meta.get("payload_sha256"):
         raise ArtifactRejected("bad_signature", "payload digest mismatch")
+    problem = check(meta) if check is not None else None
+    if problem is not None:
+        raise ArtifactRejected("layout", f"{meta.get('name')} v{meta.get('version')}: {problem}")
     return pickle.loads(payload), meta

@@ -1,7 +1,8 @@
 """Named churn model specs: built-ins, dotted paths and an entry-point group.
 
 A model is any river binary classifier (`predict_proba_one`, `learn_one`) over the feature
-dict of scoring.features.FEATURE_NAMES. Data scientists plug theirs in as
+dict of scoring.churn.layout.FEATURE_NAMES (lifetime features over return events, with
+BG/NBD's); `learn_one` may take a sample weight `w`. Data scientists plug theirs in as
 `package.module:factory` (a zero-argument callable returning the pipeline) or by declaring
 an entry point in the `engage.models` group of their own package.
 """
@@ -17,7 +18,7 @@ ENTRY_POINT_GROUP = "engage.models"
 
 
 def logreg() -> Any:
-    """Standard-scaled logistic regression: calibrated, cheap, the default champion."""
+    """Standard-scaled river logistic regression over every feature (no prior)."""
     from river import linear_model, optim, preprocessing
 
     return preprocessing.StandardScaler() | linear_model.LogisticRegression(
@@ -41,10 +42,26 @@ def forest() -> Any:
     return river_forest.ARFClassifier(n_models=5, seed=7)
 
 
+def lifetime() -> Any:
+    """BG/NBD's churn log-odds as a prior, corrections learned online: the default champion."""
+    from scoring.churn.lifetime_model import lifetime_offset_logreg
+
+    return lifetime_offset_logreg()
+
+
+def bgnbd() -> Any:
+    """BG/NBD alone, refitted from the customers' summaries (learns no labels): a baseline."""
+    from scoring.churn.lifetime_model import bgnbd_churn
+
+    return bgnbd_churn()
+
+
 BUILTINS: dict[str, Callable[[], Any]] = {
     "logreg": logreg,
     "hoeffding": hoeffding,
     "forest": forest,
+    "lifetime": lifetime,
+    "bgnbd": bgnbd,
 }
 
 

@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from scoring.churn.artifacts import read_metadata
-from scoring.features import FEATURE_NAMES
+from scoring.churn.layout import FEATURE_NAMES
 from simulator import generate
 from streams.cli import main
 from streams.model_control import read_status, send_command
@@ -79,7 +79,8 @@ def test_swap_while_events_flow(kafka_bootstrap: str, tmp_path: Path) -> None:
     ensure_topics(kafka_bootstrap, names, 2)
     with running_worker(kafka_bootstrap, names, tmp_path, config=rules) as worker:
         produce(kafka_bootstrap, names.interactions, keyed(first))
-        wait_for(lambda: any(v["name"] == "logreg" for v in model_versions(kafka_bootstrap, names)))
+        wait_for(lambda: any(v["name"] == "lifetime"  # the default champion
+                             for v in model_versions(kafka_bootstrap, names)))
 
         flowing = threading.Thread(
             target=produce, args=(kafka_bootstrap, names.interactions, keyed(during))
@@ -99,7 +100,7 @@ def test_swap_while_events_flow(kafka_bootstrap: str, tmp_path: Path) -> None:
 
         versions = model_versions(kafka_bootstrap, names)
         swapped = [v for v in versions if v["name"] == "hoeffding"]
-        before = [v for v in versions if v["name"] == "logreg"]
+        before = [v for v in versions if v["name"] == "lifetime"]
         assert swapped and before
         assert min(v["version"] for v in swapped) > max(v["version"] for v in before)
         late_users = {e["user_id"] for e in after}
@@ -110,9 +111,12 @@ def test_swap_while_events_flow(kafka_bootstrap: str, tmp_path: Path) -> None:
         # A challenger: shadowed side by side with the champion, then promoted, via the CLI.
         prefix = ["--broker", kafka_bootstrap, "--topic-prefix", names.prefix, "--timeout", "60"]
         assert main(["model", "shadow", "logreg", *prefix]) == 0
+        # observed long before the stream's time: released (learned) as they arrive
         produce(kafka_bootstrap, names.churn_examples, [
             (b"u", json.dumps({"features": dict.fromkeys(FEATURE_NAMES, 1.0), "label": i % 2,
-                               "user_id": "u"}).encode()) for i in range(20)
+                               "user_id": "u", "observed_at": f"2020-01-01T00:00:{i:02d}.000Z",
+                               "resolved_at": "2020-01-02T00:00:00.000Z"}).encode())
+            for i in range(20)
         ])
         wait_for(lambda: (read_status(kafka_bootstrap, 10, names=names) or {}).get(
             "shadow", {}).get("metrics", {}).get("validated", 0) >= 20)

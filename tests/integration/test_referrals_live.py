@@ -68,7 +68,7 @@ def clock(days: range) -> list[dict[str, Any]]:
     return [ev(f"filler{u}", "view", T0 + d * DAY + u * MINUTE) for d in days for u in range(24)]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_referrals_across_partitions_credit_once_and_flag_fraud(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -105,14 +105,16 @@ def test_referrals_across_partitions_credit_once_and_flag_fraud(
     with running_worker(kafka_bootstrap, names, tmp_path, *args, config=rules,
                         partitions=PARTITIONS, log_name="second.log") as worker:
         produce(kafka_bootstrap, names.interactions, keyed[len(keyed) // 2 :])
-        read_until_counted(kafka_bootstrap, names, dict(counted), timeout_s=180)
+        read_until_counted(kafka_bootstrap, names, dict(counted), timeout_s=120,
+                           while_growing_s=300)
         # every message delivered (invites, rings and conversions), then time moves on
         read_topic(kafka_bootstrap, names.routed, lambda rs: len(rs) >= 3 + 1 + 2 + 2 + 4 + 4,
                    timeout_s=120)
         time.sleep(2.0)
         produce(kafka_bootstrap, names.interactions,
                 [(e["user_id"].encode(), json.dumps(e).encode()) for e in later])
-        read_until_counted(kafka_bootstrap, names, dict(all_counted), timeout_s=180)
+        read_until_counted(kafka_bootstrap, names, dict(all_counted), timeout_s=120,
+                           while_growing_s=300)
         audit = read_topic(
             kafka_bootstrap, names.audit,
             lambda rs: decisions([t for t in rs if t["type"].startswith("referral_")])

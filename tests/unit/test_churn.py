@@ -1,10 +1,11 @@
-"""Churn labels (edges, via ChurnLabels and via the engine), signed artifacts, the model
-registry, and the trainer / predictor."""
+"""Churn outcome, observation points and delayed labels (via ChurnLabels and via the engine),
+signed artifacts, the model registry, and the trainer / predictor."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,13 +22,22 @@ from scoring.churn.artifacts import (
     read_metadata,
     sign_artifact,
 )
-from scoring.churn.labels import ChurnLabels
+from scoring.churn.bgnbd import BgNbdParams
+from scoring.churn.labels import ChurnLabels, user_key
+from scoring.churn.layout import FEATURE_LAYOUT, FEATURE_NAMES, layout_problem
+from scoring.churn.lifetime import lifetime_features
 from scoring.churn.state import ChurnState
-from scoring.churn.trainer import ChurnTrainer, ModelSlot, Predictor, as_features
+from scoring.churn.trainer import (
+    ChurnTrainer,
+    ExampleRefused,
+    ModelSlot,
+    Predictor,
+    as_features,
+    example_id,
+)
 from scoring.config import ConfigError, EngageConfig, config_from_dict, load_config
 from scoring.engine import ScoringEngine
 from scoring.events import Event
-from scoring.features import FEATURE_NAMES
 from scoring.state import UserState
 from scoring.state_codec import encode_state
 from scoring.timeutil import format_rfc3339_ms
@@ -38,38 +48,17 @@ T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HOUR = 3_600_000
 DAY = 86_400_000
 HORIZON = 14 * DAY  # the default churn.horizon_days
-OBS = T0 + 10 * HOUR  # an observation point: 10:00 on day 0
+EV = T0 + 10 * HOUR  # the user's first event: 10:00 on day 0
+KEY_U1 = user_key("u1")
 
 
 def vec(seed: float = 0.0) -> list[float]:
     return [seed + i for i in range(len(FEATURE_NAMES))]
 
 
-class FeaturesAt:
-    """A features_at(t) callable recording the times the labeller asked about; the vector it
-    returns encodes t (hours since T0), so an example shows which moment it describes."""
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    def __call__(self, t: int) -> list[float]:
-        self.calls.append(t)
-        return vec((t - T0) / HOUR)
-
-
-def features_of(t: int) -> dict[str, float]:
-    """The example features FeaturesAt yields for an observation at t."""
-    return dict(zip(FEATURE_NAMES, vec((t - T0) / HOUR), strict=True))
-
-
 # ---------------------------------------------------------------------------------------------
-# Labels, directly on ChurnLabels
+# The outcome and observation points, directly on ChurnLabels
 # ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def labels() -> ChurnLabels:
-    return AsRead(load_config().churn)
 
 
 class AsRead(ChurnLabels):
@@ -82,273 +71,202 @@ class AsRead(ChurnLabels):
         return msgspec.to_builtins(super().on_watermark(*args, **kwargs))
 
 
-def _open(labels: ChurnLabels, at: int = OBS) -> ChurnState:
-    """A state with one observation point, taken by a sweep at `at`."""
-    cs = ChurnState()
-    feats = FeaturesAt()
-    assert labels.on_watermark(cs, "u1", at, feats) == []
-    assert cs.obs == [at]
-    assert feats.calls == []  # features are recomputed at resolution, never stored
-    return cs
+def _labels(overrides: dict[str, Any] | None = None, **kwargs: Any) -> AsRead:
+    return AsRead(config_from_dict(overrides or {}), **kwargs)
 
 
-def test_a_sweep_opens_an_observation_point_at_the_watermark(labels: ChurnLabels) -> None:
-    cs = ChurnState()
-    feats = FeaturesAt()
-    assert labels.on_watermark(cs, "u1", OBS, feats) == []
-    assert (cs.obs, cs.last_obs_day, cs.churned_ms, cs.examples) == ([OBS], OBS // DAY, 0, 0)
-    assert feats.calls == []
-    assert labels.next_due_ms(cs) == OBS + HORIZON + 1
+def _event(labels: ChurnLabels, state: UserState, ts: int, etype: str = "session_start",
+           amount: float = 0.0, user: str = "u1") -> Any:
+    return labels.on_activity(state, user, Event(f"{user}@{ts}", user, etype, ts, amount))
 
 
-def test_an_event_opens_no_observation_point(labels: ChurnLabels) -> None:
-    cs = ChurnState()
-    feats = FeaturesAt()
-    assert labels.on_activity(cs, "u1", OBS, feats) == []
-    assert (cs.obs, cs.last_obs_day, cs.examples) == ([], -1, 0)
-    assert feats.calls == []
-    assert labels.next_due_ms(cs) is None
+def _points(labels: ChurnLabels, anchor: int) -> list[int]:
+    return [p.observed_ms for p in labels.schedule.points(KEY_U1, anchor)]
 
 
-def test_return_exactly_at_the_horizon_is_label_0(labels: ChurnLabels) -> None:
-    cs = _open(labels)
-    feats = FeaturesAt()
-    examples = labels.on_activity(cs, "u1", OBS + HORIZON, feats)
-    assert len(examples) == 1
-    ex = examples[0]
-    assert ex["label"] == 0
-    assert ex["schema"] == "churn-example/v1"
-    assert ex["user_id"] == "u1"
-    assert ex["observed_at"] == format_rfc3339_ms(OBS) == "2026-01-01T10:00:00.000Z"
-    assert ex["resolved_at"] == format_rfc3339_ms(OBS + HORIZON) == "2026-01-15T10:00:00.000Z"
-    # the features of the observation moment, not of the return
-    assert feats.calls == [OBS]
-    assert ex["features"] == features_of(OBS)
-    assert (cs.obs, cs.churned_ms, cs.examples) == ([], 0, 1)
-    # the return itself opens nothing: the next sweep does
-    assert labels.next_due_ms(cs) is None
+def test_the_first_return_anchors_points_and_resolves_nothing() -> None:
+    labels = _labels()
+    st = UserState()
+    assert _event(labels, st, EV) == []
+    cs = st.churn
+    assert (cs.first_day, cs.last_day, cs.last_ms, cs.active_days, cs.resolved, cs.key) == (
+        EV // DAY, EV // DAY, EV, 1, 0, KEY_U1)
+    points = _points(labels, EV)
+    assert len(points) == 11  # octaves [0,1), [1,2), [2,4) ... [512, 730) days of silence
+    assert points == sorted(points) and EV <= points[0] < EV + DAY
+    assert labels.next_due_ms(cs) == points[0] + HORIZON + 1
+    assert labels.next_due_ms(ChurnState()) is None
 
 
-def test_return_one_ms_after_the_horizon_is_label_1_resolved_at_the_deadline(
-    labels: ChurnLabels,
-) -> None:
-    cs = _open(labels)
-    feats = FeaturesAt()
-    examples = labels.on_activity(cs, "u1", OBS + HORIZON + 1, feats)
-    assert [(e["label"], e["resolved_at"]) for e in examples] == [
-        (1, format_rfc3339_ms(OBS + HORIZON))
-    ]
-    assert examples[0]["features"] == features_of(OBS)
-    assert feats.calls == [OBS]
-    # they are back: not flagged churned, nothing open
-    assert (cs.obs, cs.churned_ms, cs.examples) == ([], 0, 1)
+def test_a_return_exactly_at_the_horizon_is_label_0_and_one_ms_later_label_1() -> None:
+    labels = _labels()
+    first = _points(labels, EV)[0]
+    for back, label, resolved in ((first + HORIZON, 0, first + HORIZON),
+                                  (first + HORIZON + 1, 1, first + HORIZON)):
+        st = UserState()
+        _event(labels, st, EV)
+        examples = _event(labels, st, back)
+        e = examples[0]
+        assert (e["schema"], e["user_id"], e["label"]) == ("churn-example/v2", "u1", label)
+        assert e["observed_at"] == format_rfc3339_ms(first)
+        assert e["resolved_at"] == format_rfc3339_ms(resolved)
+        assert e["weight"] == 1.0  # the first octave stands for one day of silence
+        assert st.churn.last_ms == back and st.churn.resolved == 0  # re-anchored
+        assert st.churn.churned_ms == 0
 
 
-@pytest.mark.parametrize("offset", [-DAY, -HOUR, -1, 0])
-def test_an_event_at_or_before_the_observation_time_discards_it(
-    labels: ChurnLabels, offset: int
-) -> None:
-    # it is not a return, but it changes the state the point's features come from
-    cs = _open(labels)
-    feats = FeaturesAt()
-    assert labels.on_activity(cs, "u1", OBS + offset, feats) == []
-    assert cs.obs == []
-    assert feats.calls == []
-    assert cs.examples == 0
-    assert labels.next_due_ms(cs) is None
+def test_a_return_resolves_every_point_it_follows_with_features_from_before_it() -> None:
+    labels = _labels()
+    st = UserState()
+    _event(labels, st, EV, "purchase", amount=20.0)
+    before = ChurnState(**msgspec.structs.asdict(st.churn))
+    points = _points(labels, EV)
+    back = points[6] + HOUR  # the 7th point ([32, 64) days) has opened
+    examples = _event(labels, st, back, "purchase", amount=5.0)
+    assert [e["observed_at"] for e in examples] == [format_rfc3339_ms(t) for t in points[:7]]
+    assert [e["label"] for e in examples] == [int(back > t + HORIZON) for t in points[:7]]
+    assert [e["resolved_at"] for e in examples] == [
+        format_rfc3339_ms(min(back, t + HORIZON)) for t in points[:7]]
+    assert [e["weight"] for e in examples] == [1.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    for e, t in zip(examples, points, strict=False):
+        # what the user looked like at the point: the return is not in them
+        expected = lifetime_features(before, t, labels.lifetime, None)
+        assert list(e["features"]) == list(FEATURE_NAMES)
+        assert list(e["features"].values()) == pytest.approx(expected, abs=1e-6)
+        # the customer as of the resolution: the return that resolved it is in (the
+        # trainer's BG/NBD sample must not lag the customer's newest return)
+        assert e["customer"] == {"first_day": EV // DAY, "last_day": back // DAY,
+                                 "repeat_days": 1}
+    assert (st.churn.active_days, st.churn.spend, st.churn.paid) == (2, 25.0, 2)
+    assert st.churn.examples == 7
 
 
-def test_any_event_after_the_observation_time_is_a_return_even_the_same_day(
-    labels: ChurnLabels,
-) -> None:
-    cs = _open(labels)
-    examples = labels.on_activity(cs, "u1", OBS + 1, FeaturesAt())
-    assert [(e["label"], e["resolved_at"]) for e in examples] == [(0, format_rfc3339_ms(OBS + 1))]
-    assert cs.obs == []
+def test_sweeps_label_each_point_churned_once_and_points_go_on_after_a_churn() -> None:
+    labels = _labels({"churn": {"population_days": 100}})
+    st = UserState()
+    _event(labels, st, EV)
+    cs = st.churn
+    points = _points(labels, EV)
+    assert len(points) == 8  # octaves up to [64, 100) days: the population's silences
+    swept: list[tuple[int, list[Any]]] = []
+    while (due := labels.next_due_ms(cs)) is not None:
+        assert labels.on_watermark(cs, "u1", due - 1) == []
+        swept.append((due, labels.on_watermark(cs, "u1", due)))
+        assert cs.churned_ms == due - 1  # labelled churned at the point's deadline
+    assert [due for due, _ in swept] == [t + HORIZON + 1 for t in points]
+    assert [[e["label"] for e in out] for _, out in swept] == [[1]] * 8
+    assert [out[0]["observed_at"] for _, out in swept] == [format_rfc3339_ms(t) for t in points]
+    assert (cs.resolved, cs.churned_ms, cs.examples) == (8, points[-1] + HORIZON, 8)
+    # the next return resolves nothing more (all labelled) and says they are back
+    assert _event(labels, st, points[-1] + HORIZON + DAY) == []
+    assert (cs.resolved, cs.churned_ms) == (0, 0)
 
 
-def test_watermark_at_the_deadline_does_not_resolve(labels: ChurnLabels) -> None:
-    cs = _open(labels)
-    feats = FeaturesAt()
-    assert labels.on_watermark(cs, "u1", OBS + HORIZON, feats) == []
-    assert cs.churned_ms == 0
-    assert feats.calls == []
-    # the point is still open, and that day's sweep took its own
-    assert cs.obs == [OBS, OBS + HORIZON]
-    examples = labels.on_watermark(cs, "u1", OBS + HORIZON + 1, feats)
-    assert [(e["label"], e["resolved_at"]) for e in examples] == [
-        (1, format_rfc3339_ms(OBS + HORIZON))
-    ]
-    assert feats.calls == [OBS]
-    assert cs.obs == [OBS + HORIZON]
-    assert cs.churned_ms == OBS + HORIZON
-
-
-def test_watermark_past_the_deadline_resolves_a_silent_user_once(labels: ChurnLabels) -> None:
-    cs = _open(labels)
-    feats = FeaturesAt()
-    examples = labels.on_watermark(cs, "u1", OBS + HORIZON + 1, feats)
-    assert [(e["label"], e["resolved_at"]) for e in examples] == [
-        (1, "2026-01-15T10:00:00.000Z")
-    ]
-    assert examples[0]["observed_at"] == "2026-01-01T10:00:00.000Z"
-    assert examples[0]["features"] == features_of(OBS)
-    assert feats.calls == [OBS]
-    assert cs.churned_ms == OBS + HORIZON
-    # churned: that sweep (a new UTC day) opened no point, and no later one does either
-    assert cs.obs == []
-    assert labels.next_due_ms(cs) is None
-    for later in (OBS + HORIZON + 2, OBS + HORIZON + DAY, OBS + 100 * DAY):
-        assert labels.on_watermark(cs, "u1", later, feats) == []
-        assert cs.obs == []
-    assert cs.examples == 1
-    assert feats.calls == [OBS]
-
-
-def test_at_most_one_observation_point_per_utc_day(labels: ChurnLabels) -> None:
-    cs = ChurnState()
-    feats = FeaturesAt()
-    for t in (T0 + HOUR, T0 + 10 * HOUR, T0 + DAY - 1):
-        assert labels.on_watermark(cs, "u1", t, feats) == []
-    assert (cs.obs, cs.last_obs_day) == ([T0 + HOUR], T0 // DAY)
-    labels.on_watermark(cs, "u1", T0 + DAY, feats)  # 00:00 the next UTC day
-    assert (cs.obs, cs.last_obs_day) == ([T0 + HOUR, T0 + DAY], T0 // DAY + 1)
-    # a return resolves both; a sweep later that day does not take a second point
-    examples = labels.on_activity(cs, "u1", T0 + DAY + HOUR, feats)
+def test_only_the_configured_types_are_returns() -> None:
+    labels = _labels({"churn": {"return_types": ["purchase"]}})
+    st = UserState()
+    assert _event(labels, st, EV, "view") == []
+    assert st.churn == ChurnState()  # not a customer yet: no summary, no points
+    assert labels.predict(st.churn, EV) is None and labels.next_due_ms(st.churn) is None
+    _event(labels, st, EV + HOUR, "purchase", amount=30.0)
+    points = _points(labels, EV + HOUR)
+    # a view after the first point opened neither resolves it nor moves the anchor
+    assert _event(labels, st, points[1] + 1, "view") == []
+    assert st.churn.last_ms == EV + HOUR and st.churn.active_days == 1
+    examples = _event(labels, st, points[1] + 2, "purchase", amount=10.0)
     assert [e["label"] for e in examples] == [0, 0]
-    labels.on_watermark(cs, "u1", T0 + DAY + 2 * HOUR, feats)
-    assert cs.obs == []
-    labels.on_watermark(cs, "u1", T0 + 2 * DAY, feats)
-    assert cs.obs == [T0 + 2 * DAY]
+    assert (st.churn.active_days, st.churn.spend) == (2, 40.0)
 
 
-def test_a_silent_user_has_up_to_a_horizon_of_points_all_resolved_by_one_return(
-    labels: ChurnLabels,
-) -> None:
-    cs = ChurnState()
-    feats = FeaturesAt()
-    days = HORIZON // DAY  # 14
-    sweeps = [OBS + d * DAY for d in range(days)]
-    for t in sweeps:
-        assert labels.on_watermark(cs, "u1", t, feats) == []
-    assert cs.obs == sweeps
-    assert labels.next_due_ms(cs) == OBS + HORIZON + 1
-    back = sweeps[-1] + HOUR
-    examples = labels.on_activity(cs, "u1", back, feats)
-    assert [e["label"] for e in examples] == [0] * days
-    assert [e["observed_at"] for e in examples] == [format_rfc3339_ms(t) for t in sweeps]
-    assert {e["resolved_at"] for e in examples} == {format_rfc3339_ms(back)}
-    # each example carries the features of its own observation time
-    assert feats.calls == sweeps
-    assert [e["features"] for e in examples] == [features_of(t) for t in sweeps]
-    assert (cs.obs, cs.churned_ms, cs.examples) == ([], 0, days)
+def test_refunds_count_against_spend_and_amounts_of_other_types_are_ignored() -> None:
+    labels = _labels()
+    st = UserState()
+    _event(labels, st, EV, "purchase", amount=50.0)
+    _event(labels, st, EV + HOUR, "refund", amount=20.0)
+    _event(labels, st, EV + 2 * HOUR, "like", amount=99.0)  # like: no transactional amount
+    assert (st.churn.spend, st.churn.paid, st.churn.active_days) == (30.0, 1, 1)
 
 
-def test_one_return_can_resolve_both_labels(labels: ChurnLabels) -> None:
-    # Sweeps at the same time on days 0..14: at the day-14 sweep the day-0 point is exactly at
-    # its deadline (not passed), so horizon_days + 1 points are open at that moment.
-    cs = ChurnState()
-    sweeps = [OBS + d * DAY for d in range(HORIZON // DAY + 1)]
-    for t in sweeps:
-        assert labels.on_watermark(cs, "u1", t, FeaturesAt()) == []
-    assert cs.obs == sweeps
-    back = OBS + HORIZON + 1  # 1 ms past the day-0 deadline, within every other horizon
-    examples = labels.on_activity(cs, "u1", back, FeaturesAt())
-    assert [(e["label"], e["resolved_at"]) for e in examples] == [
-        (1, format_rfc3339_ms(OBS + HORIZON))
-    ] + [(0, format_rfc3339_ms(back))] * (len(sweeps) - 1)
-    assert (cs.obs, cs.churned_ms) == ([], 0)
+def test_the_population_bounds_points_and_predictions() -> None:
+    labels = _labels({"churn": {"population_days": 30}}, predict=lambda _f: 0.25)
+    st = UserState()
+    _event(labels, st, EV)
+    assert labels.schedule.octaves == 6  # [0,1) [1,2) [2,4) [4,8) [8,16) [16,30) days
+    assert labels.predict(st.churn, EV + 30 * DAY) == 0.25
+    assert labels.predict(st.churn, EV + 30 * DAY + 1) is None  # silent longer: not in it
 
 
-def test_daily_sweeps_of_a_silent_user_resolve_every_point_as_churned(
-    labels: ChurnLabels,
-) -> None:
-    cs = ChurnState()
-    feats = FeaturesAt()
-    resolved: list[tuple[int, dict[str, Any]]] = []
-    most_open = 0
-    for d in range(40):
-        for e in labels.on_watermark(cs, "u1", OBS + d * DAY, feats):
-            resolved.append((d, e))
-        most_open = max(most_open, len(cs.obs))
-    points = HORIZON // DAY + 1  # days 0..14; from day 15 on the user is churned
-    assert most_open == points
-    assert [d for d, _ in resolved] == list(range(15, 15 + points))
-    assert [e["label"] for _, e in resolved] == [1] * points
-    assert [e["observed_at"] for _, e in resolved] == [
-        format_rfc3339_ms(OBS + d * DAY) for d in range(points)
-    ]
-    assert [e["resolved_at"] for _, e in resolved] == [
-        format_rfc3339_ms(OBS + d * DAY + HORIZON) for d in range(points)
-    ]
-    assert feats.calls == [OBS + d * DAY for d in range(points)]
-    assert cs.obs == []
-    assert cs.churned_ms == OBS + (points - 1) * DAY + HORIZON
-    assert cs.examples == points
+def test_predict_asks_the_model_about_the_features_now_with_the_models_parameters() -> None:
+    params = BgNbdParams(0.5, 20.0, 0.7, 2.5)
+    asked: list[list[float]] = []
+
+    def predict(features: Sequence[float]) -> float:
+        asked.append(list(features))
+        return 0.75
+
+    labels = _labels(predict=predict, params=lambda: params)
+    st = UserState()
+    _event(labels, st, EV)
+    _event(labels, st, EV + 3 * DAY)
+    now = EV + 10 * DAY
+    assert labels.predict(st.churn, now) == 0.75
+    assert asked == [lifetime_features(st.churn, now, labels.lifetime, params)]
+    assert asked[0][FEATURE_NAMES.index("bgnbd_logit_return")] != 0.0
 
 
-def test_a_churned_user_gets_no_new_points_until_they_return(labels: ChurnLabels) -> None:
-    cs = _open(labels)
-    labels.on_watermark(cs, "u1", OBS + HORIZON + 1, FeaturesAt())
-    assert cs.churned_ms == OBS + HORIZON
-    for d in range(15, 40):
-        assert labels.on_watermark(cs, "u1", OBS + d * DAY, FeaturesAt()) == []
-        assert cs.obs == []
-    back = OBS + 40 * DAY
-    feats = FeaturesAt()
-    assert labels.on_activity(cs, "u1", back, feats) == []  # already labelled: nothing open
-    assert feats.calls == []
-    assert (cs.obs, cs.churned_ms, cs.examples) == ([], 0, 1)
-    # back: the next sweep (even the same day) takes a point again
-    labels.on_watermark(cs, "u1", back + HOUR, feats)
-    assert cs.obs == [back + HOUR]
-    assert labels.next_due_ms(cs) == back + HOUR + HORIZON + 1
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [0, 2, 1, 3], [3, 0, 2, 1], [2, 3, 1, 0]])
+def test_late_returns_give_the_lifetime_of_the_ordered_stream(order: list[int]) -> None:
+    # returns on days 0, 3, 3 (later that day) and 5; lateness allows 7 days
+    times = [EV, EV + 3 * DAY, EV + 3 * DAY + HOUR, EV + 5 * DAY]
+    amounts = [10.0, 5.0, 0.0, 7.5]
+    labels = _labels({"scoring": {"lateness_seconds": 7 * 86_400}})
+    ordered, shuffled = UserState(), UserState()
+    for i in range(4):
+        _event(labels, ordered, times[i], "purchase", amount=amounts[i])
+    for i in order:
+        _event(labels, shuffled, times[i], "purchase", amount=amounts[i])
+    a, b = ordered.churn, shuffled.churn
+    for name in ("first_day", "last_day", "last_ms", "active_days", "paid", "recent_days",
+                 "before_recent", "key", "resolved"):
+        assert getattr(b, name) == getattr(a, name), name
+    for name in ("gap_m2", "pulse_short", "pulse_long", "spend"):
+        assert getattr(b, name) == pytest.approx(getattr(a, name), rel=1e-12), name
+    assert (a.first_day, a.active_days, a.recent_days) == (EV // DAY, 3, 0b100101)
 
 
-def test_next_due_ms_is_the_earliest_open_deadline_plus_1(labels: ChurnLabels) -> None:
-    cs = ChurnState()
-    assert labels.next_due_ms(cs) is None
-    labels.on_watermark(cs, "u1", OBS, FeaturesAt())
-    labels.on_watermark(cs, "u1", OBS + DAY, FeaturesAt())
-    due = labels.next_due_ms(cs)
-    assert due == OBS + HORIZON + 1
-    assert labels.on_watermark(cs, "u1", due - 1, FeaturesAt()) == []
-    assert len(labels.on_watermark(cs, "u1", due, FeaturesAt())) == 1
-    assert labels.next_due_ms(cs) == OBS + DAY + HORIZON + 1
+def test_a_late_return_from_before_the_recent_days_finds_its_neighbours() -> None:
+    labels = _labels({"scoring": {"lateness_seconds": 7 * 86_400}})
+    ordered, late = UserState(), UserState()
+    days = [0, 20, 38, 40]  # day 20 leaves the 16 recent days once day 38 comes
+    for d in days:
+        _event(labels, ordered, EV + d * DAY)
+    for d in (0, 20, 40, 38):
+        _event(labels, late, EV + d * DAY)
+    assert late.churn.before_recent == ordered.churn.before_recent == EV // DAY + 20
+    assert late.churn.gap_m2 == pytest.approx(ordered.churn.gap_m2, rel=1e-12)
+    assert late.churn.recent_days == ordered.churn.recent_days == 0b101
 
 
-def test_a_short_horizon_resolves_the_same_day() -> None:
-    cfg = config_from_dict({"churn": {"horizon_days": 0.25}})  # 6 hours
-    labels = AsRead(cfg.churn)
-    cs = ChurnState()
-    labels.on_watermark(cs, "u1", OBS, FeaturesAt())
-    assert labels.on_watermark(cs, "u1", OBS + 6 * HOUR, FeaturesAt()) == []
-    examples = labels.on_watermark(cs, "u1", OBS + 6 * HOUR + 1, FeaturesAt())
-    assert [(e["label"], e["resolved_at"]) for e in examples] == [
-        (1, format_rfc3339_ms(OBS + 6 * HOUR))
-    ]
-    assert cs.obs == []
-
-
-def test_predict_delegates_to_the_callable() -> None:
-    seen: list[Sequence[float]] = []
-
-    def fn(features: Sequence[float]) -> float:
-        seen.append(features)
-        return 0.25
-
-    cfg = load_config()
-    assert ChurnLabels(cfg.churn).predict(vec()) is None
-    assert ChurnLabels(cfg.churn, fn).predict(vec()) == 0.25
-    assert seen == [vec()]
+def test_a_user_from_before_the_lifetime_summary_is_seeded_from_their_activity() -> None:
+    engine = _engine(triggers=False)
+    st = engine.apply(None, _ev(0, EV, "purchase", 40.0), EV).state
+    assert st is not None
+    engine.apply(st, _ev(1, EV + 2 * DAY), EV + 2 * DAY)
+    expected = ChurnState(**msgspec.structs.asdict(st.churn))
+    st.churn = ChurnState()  # as engage 0.1 left it
+    labels = engine.churn
+    assert isinstance(labels, ChurnLabels)
+    labels.on_activity(st, "u1", Event("x", "u1", "view", EV + 2 * DAY + HOUR))
+    seeded = st.churn
+    for name in ("first_day", "last_day", "active_days", "spend", "paid", "recent_days", "key"):
+        assert getattr(seeded, name) == getattr(expected, name), name
+    assert seeded.last_ms == EV + 2 * DAY + HOUR
+    assert seeded.pulse_short == pytest.approx(expected.pulse_short, rel=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
-# Labels, through the engine: events, and sweeps at daily watermarks
+# Through the engine: events, sweeps at due times, win-backs
 # ---------------------------------------------------------------------------------------------
-
-EV = T0 + 10 * HOUR  # the user's first event
-SWEEP1 = EV + DAY  # the first daily refresh sweep: the first observation point
 
 
 def _engine(
@@ -359,258 +277,88 @@ def _engine(
     config = config or load_config()
     return ReadBack(
         config,
-        churn=ChurnLabels(config.churn, predict),
+        churn=ChurnLabels(config, predict),
         triggers=TriggerRules(config) if triggers else None,
     )
 
 
-def _ev(n: int, ts: int, etype: str = "session_start", user: str = "u1") -> Event:
-    return Event(f"ev-{user}-{n}", user, etype, ts)
+def _ev(n: int, ts: int, etype: str = "session_start", amount: float = 0.0,
+        user: str = "u1") -> Event:
+    return Event(f"ev-{user}-{n}", user, etype, ts, amount)
 
 
-def _started(engine: ScoringEngine, etype: str = "session_start") -> UserState:
-    """u1's state after a first event at EV (no observation point yet)."""
-    out = engine.apply(None, _ev(0, EV, etype), EV)
-    assert out.status == "scored" and out.examples == []
-    assert out.state is not None
-    return out.state
-
-
-def _labels(out: Any) -> list[tuple[int, str]]:
-    return [(e["label"], e["resolved_at"]) for e in out.examples]
-
-
-def test_engine_events_open_no_point_and_the_refresh_sweep_is_daily() -> None:
+def test_engine_the_first_event_anchors_and_the_refresh_stays_daily() -> None:
     engine = _engine(triggers=False)
-    st = _started(engine)
-    assert st.churn.obs == []
-    assert engine.next_due_ms(st) == EV + DAY
-    # events do not push the daily refresh back
-    assert engine.apply(st, _ev(1, EV + 5 * HOUR), EV + 5 * HOUR).examples == []
-    assert st.churn.obs == []
-    assert engine.next_due_ms(st) == EV + DAY
-    out = engine.sweep(st, "u1", SWEEP1)
-    assert (out.status, out.examples) == ("swept", [])
-    assert (st.churn.obs, st.churn.last_obs_day, st.last_sweep_ms) == (
-        [SWEEP1], SWEEP1 // DAY, SWEEP1,
-    )
-    assert engine.next_due_ms(st) == SWEEP1 + DAY
+    out = engine.apply(None, _ev(0, EV), EV)
+    st = out.state
+    assert st is not None and out.examples == []
+    assert st.churn.last_ms == EV
+    assert engine.next_due_ms(st) == EV + DAY  # the score refresh comes before any deadline
+    out = engine.sweep(st, "u1", EV + DAY)
+    assert (out.status, out.examples, out.churn_probability) == ("swept", [], None)
 
 
-def test_engine_return_exactly_at_the_horizon_is_label_0() -> None:
-    engine = _engine()
-    st = _started(engine)
-    engine.sweep(st, "u1", SWEEP1)
-    back = SWEEP1 + HORIZON
-    out = engine.apply(st, _ev(1, back), back)
-    assert out.status == "scored"
-    assert _labels(out) == [(0, "2026-01-16T10:00:00.000Z")]
-    assert out.examples[0]["observed_at"] == "2026-01-02T10:00:00.000Z"
-    assert st.churn.obs == [] and st.churn.churned_ms == 0
-    # not labelled churned, so no trigger may claim it was (15 silent days: a plain win-back)
-    rules = [t["reason"]["rule"] for t in out.triggers]
-    assert "win_back.churned" not in rules
-    assert "win_back.silence" in rules
-
-
-def test_engine_return_one_ms_after_the_horizon_is_label_1_and_a_win_back() -> None:
-    engine = _engine()
-    st = _started(engine)
-    engine.sweep(st, "u1", SWEEP1)
-    back = SWEEP1 + HORIZON + 1
-    out = engine.apply(st, _ev(1, back), back)
-    assert _labels(out) == [(1, "2026-01-16T10:00:00.000Z")]
-    assert [t["reason"]["rule"] for t in out.triggers] == ["win_back.churned"]
-    assert out.triggers[0]["reason"]["features"]["was_labelled_churned"] is True
-    assert st.churn.churned_ms == 0
-
-
-def test_engine_example_features_are_those_the_model_was_asked_about() -> None:
-    asked: list[list[float]] = []
-
-    def predict(features: Sequence[float]) -> float | None:
-        asked.append(list(features))
-        return None
-
-    engine = _engine(predict=predict, triggers=False)
-    st = _started(engine, "purchase")
-    expected = engine.view(st, SWEEP1).features()
-    assert engine.sweep(st, "u1", SWEEP1).examples == []
-    assert asked == [list(expected.values())]  # the sweep asked the model at SWEEP1
-    out = engine.apply(st, _ev(1, SWEEP1 + 2 * DAY), SWEEP1 + 2 * DAY)
-    (ex,) = out.examples
-    assert ex["label"] == 0
-    assert list(ex["features"]) == list(FEATURE_NAMES)
-    for name in FEATURE_NAMES:
-        assert ex["features"][name] == pytest.approx(expected[name], rel=1e-6, abs=1e-6)
-    # the observation moment (a day into the silence), not the return (three days in)
-    assert ex["features"]["recency_days"] == 1.0
-    assert ex["features"]["tenure_days"] == 1.0
-
-
-def test_engine_an_event_at_the_observation_time_discards_it() -> None:
-    engine = _engine(triggers=False)
-    st = _started(engine)
-    engine.sweep(st, "u1", SWEEP1)
-    at = engine.apply(st, _ev(1, SWEEP1), SWEEP1)
-    assert (at.status, at.examples) == ("scored", [])
-    assert st.churn.obs == []
-    after = engine.apply(st, _ev(2, SWEEP1 + 1), SWEEP1 + 1)
-    assert _labels(after) == []
-
-
-def test_engine_sweep_resolves_a_silent_user_only_past_the_horizon() -> None:
-    engine = _engine(triggers=False)
-    st = _started(engine)
-    engine.sweep(st, "u1", SWEEP1)
-    at_deadline = engine.sweep(st, "u1", SWEEP1 + HORIZON)
-    assert at_deadline.status == "swept"
-    assert at_deadline.examples == []
-    assert st.churn.churned_ms == 0
-    past = engine.sweep(st, "u1", SWEEP1 + HORIZON + 1)
-    assert _labels(past) == [(1, "2026-01-16T10:00:00.000Z")]
-    assert st.churn.churned_ms == SWEEP1 + HORIZON
-    assert st.churn.obs == [SWEEP1 + HORIZON]  # the point the at-deadline sweep took
-
-
-def test_engine_daily_sweeps_of_a_silent_user() -> None:
-    engine = _engine(triggers=False)
-    st = _started(engine)
-    resolved: list[tuple[int, dict[str, Any]]] = []
-    most_open = 0
-    for d in range(1, 50):
-        out = engine.sweep(st, "u1", EV + d * DAY)
-        resolved += [(d, e) for e in out.examples]
-        most_open = max(most_open, len(st.churn.obs))
-    points = HORIZON // DAY + 1  # days 1..15, then churned: no more points
-    assert most_open == points
-    assert [d for d, _ in resolved] == list(range(16, 16 + points))
-    assert {e["label"] for _, e in resolved} == {1}
-    assert [e["observed_at"] for _, e in resolved] == [
-        format_rfc3339_ms(EV + d * DAY) for d in range(1, 1 + points)
-    ]
-    assert [e["resolved_at"] for _, e in resolved] == [
-        format_rfc3339_ms(EV + d * DAY + HORIZON) for d in range(1, 1 + points)
-    ]
-    # features at each observation: a silent user is observed days into the silence
-    assert [e["features"]["recency_days"] for _, e in resolved] == [
-        float(d) for d in range(1, 1 + points)
-    ]
-    assert st.churn.obs == []
-    assert st.churn.examples == points
-
-
-def test_engine_driven_by_next_due_ms_resolves_each_point_1_ms_past_its_horizon() -> None:
-    engine = _engine(triggers=False)
-    st = _started(engine)
-    swept: list[int] = []
-    resolved: list[tuple[int, dict[str, Any]]] = []
-    while (due := engine.next_due_ms(st)) is not None and due <= EV + 60 * DAY:
-        swept.append(due)
-        resolved += [(due, e) for e in engine.sweep(st, "u1", due).examples]
-    # daily refreshes from the first event, until the first deadline interleaves
-    assert swept[:15] == [EV + d * DAY for d in range(1, 16)]
-    assert [t for t, _ in resolved] == [
-        EV + d * DAY + HORIZON + 1 for d in range(1, 16)
-    ]
-    assert [e["label"] for _, e in resolved] == [1] * 15
-    assert st.churn.obs == []
-    assert st.churn.churned_ms == EV + 15 * DAY + HORIZON
-
-
-def test_engine_one_return_resolves_every_open_point() -> None:
-    engine = _engine(triggers=False)
-    st = _started(engine)
-    sweeps = [EV + d * DAY for d in range(1, 11)]
-    for t in sweeps:
-        assert engine.sweep(st, "u1", t).examples == []
-    assert st.churn.obs == sweeps
-    back = EV + 11 * DAY + HOUR
-    out = engine.apply(st, _ev(1, back), back)
-    assert _labels(out) == [(0, format_rfc3339_ms(back))] * len(sweeps)
-    assert [e["observed_at"] for e in out.examples] == [format_rfc3339_ms(t) for t in sweeps]
-    assert (st.churn.obs, st.churn.churned_ms, st.churn.examples) == ([], 0, len(sweeps))
-
-
-def test_engine_a_late_return_resolves_past_points_as_churned_and_the_rest_as_0() -> None:
-    engine = _engine()
-    st = _started(engine)
-    for d in (1, 2, 3):
-        engine.sweep(st, "u1", EV + d * DAY)
-    back = EV + 2 * DAY + HORIZON  # past day 1's horizon, exactly at day 2's
-    out = engine.apply(st, _ev(1, back), back)
-    assert _labels(out) == [
-        (1, format_rfc3339_ms(EV + DAY + HORIZON)),
-        (0, format_rfc3339_ms(back)),
-        (0, format_rfc3339_ms(back)),
-    ]
-    assert "win_back.churned" in [t["reason"]["rule"] for t in out.triggers]
-    assert (st.churn.obs, st.churn.churned_ms) == ([], 0)
-
-
-def test_engine_churned_user_gets_no_points_until_they_return() -> None:
-    engine = _engine(triggers=False)
-    st = _started(engine)
-    engine.sweep(st, "u1", SWEEP1)
-    assert len(engine.sweep(st, "u1", SWEEP1 + HORIZON + 1).examples) == 1
-    for d in range(16, 30):
-        assert engine.sweep(st, "u1", EV + d * DAY).examples == []
-        assert st.churn.obs == []
-    back = EV + 30 * DAY + HOUR
-    returned = engine.apply(st, _ev(1, back), back)
-    assert returned.examples == []  # the churned observation was already labelled
-    assert (st.churn.obs, st.churn.churned_ms) == ([], 0)
-    obs = back + HOUR
-    engine.sweep(st, "u1", obs)
-    assert st.churn.obs == [obs]
-    assert engine.sweep(st, "u1", obs + HORIZON).examples == []
-    again = engine.sweep(st, "u1", obs + HORIZON + 1)
-    assert _labels(again) == [(1, format_rfc3339_ms(obs + HORIZON))]
-
-
-def test_engine_next_due_ms_includes_the_churn_deadline() -> None:
-    # Refresh sweeps off (refresh_for_days < refresh_every_hours) and no triggers: once a sweep
-    # has taken a point, the only thing due is its deadline.
-    cfg = config_from_dict({"scoring": {"refresh_for_days": 0.5}})
+def test_engine_without_refresh_sweeps_only_at_deadlines() -> None:
+    cfg = config_from_dict({"scoring": {"refresh_every_hours": 0}})
     engine = _engine(cfg, triggers=False)
-    st = _started(engine)
-    assert engine.next_due_ms(st) is None
-    obs = EV + HOUR
-    engine.sweep(st, "u1", obs)
-    assert st.churn.obs == [obs]
-    assert engine.next_due_ms(st) == obs + HORIZON + 1
-    engine.sweep(st, "u1", obs + HORIZON + 1)
-    assert engine.next_due_ms(st) is None
+    st = engine.apply(None, _ev(0, EV), EV).state
+    assert st is not None
+    labels = engine.churn
+    assert isinstance(labels, ChurnLabels)
+    points = [p.observed_ms for p in labels.schedule.points(KEY_U1, EV)]
+    swept = []
+    while (due := engine.next_due_ms(st)) is not None:
+        swept.append((due, [e["label"] for e in engine.sweep(st, "u1", due).examples]))
+    assert swept == [(t + HORIZON + 1, [1]) for t in points]  # 11 sweeps for two years
 
 
-def test_engine_at_most_one_observation_per_user_per_day() -> None:
-    engine = _engine(triggers=False)
-    st = _started(engine)
-    for t in (SWEEP1, SWEEP1 + HOUR, T0 + 2 * DAY - 1):
-        assert engine.sweep(st, "u1", t).examples == []
-    assert (st.churn.obs, st.churn.last_obs_day) == ([SWEEP1], SWEEP1 // DAY)
-    out = engine.apply(st, _ev(1, SWEEP1 + 2 * HOUR), SWEEP1 + 2 * HOUR)
-    assert [e["label"] for e in out.examples] == [0]
-    engine.sweep(st, "u1", SWEEP1 + 3 * HOUR)
-    assert st.churn.obs == []  # that day's point was taken already
-    engine.sweep(st, "u1", T0 + 2 * DAY)
-    assert st.churn.obs == [T0 + 2 * DAY]
-    assert st.churn.examples == 1
+def test_engine_a_return_after_a_churn_label_is_a_win_back() -> None:
+    engine = _engine()
+    st = engine.apply(None, _ev(0, EV), EV).state
+    assert st is not None
+    labels = engine.churn
+    assert isinstance(labels, ChurnLabels)
+    first = labels.schedule.points(KEY_U1, EV)[0].observed_ms
+    out = engine.sweep(st, "u1", first + HORIZON + 1)
+    assert [e["label"] for e in out.examples] == [1]
+    assert st.churn.churned_ms == first + HORIZON
+    back = first + HORIZON + DAY
+    out = engine.apply(st, _ev(1, back), back)
+    assert "win_back.churned" in [t["reason"]["rule"] for t in out.triggers]
+    assert st.churn.churned_ms == 0
+
+
+def test_engine_a_quick_return_is_label_0_and_no_win_back() -> None:
+    engine = _engine()
+    st = engine.apply(None, _ev(0, EV), EV).state
+    assert st is not None
+    back = EV + 3 * DAY
+    out = engine.apply(st, _ev(1, back), back)
+    assert out.examples and {e["label"] for e in out.examples} == {0}
+    assert not [t for t in out.triggers if t["type"] == "win_back"]
 
 
 def test_engine_late_event_is_late_and_changes_nothing() -> None:
     engine = _engine()
-    st = engine.apply(None, _ev(1, OBS), OBS).state
+    st = engine.apply(None, _ev(1, EV), EV).state
     assert st is not None
     before = encode_state(st)
-    out = engine.apply(st, _ev(2, OBS + HOUR - 1, "post"), OBS + HOUR)
+    out = engine.apply(st, _ev(2, EV + HOUR - 1, "post"), EV + HOUR)
     assert out.status == "late"
     assert out.examples == [] and out.triggers == []
     assert encode_state(st) == before
-    # a late first event creates no state
-    fresh = engine.apply(None, _ev(3, OBS, user="u2"), OBS + 1)
+    fresh = engine.apply(None, _ev(3, EV, user="u2"), EV + 1)
     assert fresh.status == "late"
     assert fresh.state is None
+
+
+def test_the_churn_state_is_about_a_hundred_bytes() -> None:
+    engine = _engine(triggers=False)
+    st = engine.apply(None, _ev(0, EV, "purchase", 19.99), EV).state
+    assert st is not None
+    for d in range(1, 60, 3):
+        engine.apply(st, _ev(d, EV + d * DAY, "purchase", 19.99), EV + d * DAY)
+    assert len(msgspec.msgpack.encode(st.churn)) <= 110  # 106: 14 fields, 4 of them floats
 
 
 # ---------------------------------------------------------------------------------------------
@@ -767,12 +515,12 @@ class RecordingModel:
         self.pos = 0
 
     def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:
-        self.calls.append(("predict", x["recency_days"]))
+        self.calls.append(("predict", x["log_recency_days"]))
         p = self.pos / self.n if self.n else 0.5
         return {True: p, False: 1.0 - p}
 
     def learn_one(self, x: dict[str, float], y: bool) -> None:
-        self.calls.append(("learn", (x["recency_days"], y)))
+        self.calls.append(("learn", (x["log_recency_days"], y)))
         self.n += 1
         self.pos += int(y)
 
@@ -851,31 +599,44 @@ def test_config_with_an_empty_module_path_names_the_key() -> None:
         config_from_dict({"churn": {"model": ":factory"}})
     assert info.value.key == "churn.model"
 
-
 # ---------------------------------------------------------------------------------------------
 # Trainer and predictor
 # ---------------------------------------------------------------------------------------------
 
 RECORDING = f"{SELF}:my_factory"
+SHORT = 1 / 24  # a one-hour horizon: a return exactly at it is released at once
 
 
-def _example(recency: float, label: int) -> dict[str, Any]:
+def _example(recency: float, label: int, i: int = 0, weight: float = 1.0,
+             horizon_ms: int = HOUR, user: str = "u") -> dict[str, Any]:
+    """An example as read off the topic, observed on day i and resolved at its deadline (a
+    return exactly at the horizon, or a churn), so it is released as it arrives."""
     features = dict(zip(FEATURE_NAMES, vec(), strict=True))
-    features["recency_days"] = recency
-    return {"features": features, "label": label}
+    features["log_recency_days"] = recency
+    observed = T0 + i * DAY
+    return {
+        "user_id": user, "observed_at": format_rfc3339_ms(observed),
+        "resolved_at": format_rfc3339_ms(observed + horizon_ms), "label": label,
+        "weight": weight, "features": features,
+        "customer": {"first_day": T0 // DAY, "last_day": T0 // DAY + i, "repeat_days": i},
+    }
+
+
+def _trainer(champion: str = RECORDING, **kwargs: Any) -> ChurnTrainer:
+    return ChurnTrainer(champion, horizon_days=SHORT, **kwargs)
 
 
 def test_progressive_validation_predicts_before_learning() -> None:
-    trainer = ChurnTrainer(RECORDING)
-    trainer.learn(_example(1.0, 1))
-    trainer.learn(_example(2.0, 0))
+    trainer = _trainer()
+    assert trainer.learn(_example(1.0, 1, 0)) == 1
+    assert trainer.learn(_example(2.0, 0, 1)) == 1
     slot = trainer.champion
     assert slot.model.calls == [
         ("predict", 1.0), ("learn", (1.0, True)), ("predict", 2.0), ("learn", (2.0, False)),
     ]
     # Brier from the *prior* predictions: 0.5 for y=1, then 1.0 (one True seen) for y=0.
-    assert slot.brier.get() == pytest.approx(((0.5 - 1) ** 2 + (1.0 - 1e-7) ** 2) / 2)
-    assert slot.metrics()["validated"] == 2
+    assert slot.metrics.brier.get() == pytest.approx(((0.5 - 1) ** 2 + (1.0 - 1e-7) ** 2) / 2)
+    assert slot.validated == 2
     assert slot.learned == 2
     assert trainer.labels == {0: 1, 1: 1}
     assert trainer.since_publish == 2
@@ -883,22 +644,108 @@ def test_progressive_validation_predicts_before_learning() -> None:
     assert status["champion"]["name"] == RECORDING
     assert status["champion"]["validated"] == 2
     assert status["examples"] == {"not_churned": 1, "churned": 1}
-    assert status["shadow"] is None
+    assert status["shadow"] is None and status["comparison"] is None
 
 
-def test_progressive_validation_with_a_builtin() -> None:
-    trainer = ChurnTrainer("logreg")
+def test_metrics_are_absent_before_the_first_label_never_minus_zero() -> None:
+    summary = _trainer("logreg").champion.summary()
+    assert summary == {"roc_auc": None, "log_loss": None, "brier": None, "ece": None,
+                       "recent_log_loss": None, "drifts": 0, "validated": 0}
+
+
+def test_progressive_validation_with_a_builtin_reports_calibration_and_drift() -> None:
+    trainer = _trainer("logreg")
     for i in range(30):
-        trainer.learn(_example(float(i), i % 3 == 0))
+        trainer.learn(_example(float(i), int(i % 3 == 0), i))
     m = trainer.status()["champion"]
     assert m["validated"] == 30
     assert 0.0 <= m["roc_auc"] <= 1.0 and m["log_loss"] > 0 and 0.0 <= m["brier"] <= 1.0
+    assert 0.0 <= m["ece"] <= 1.0 and m["recent_log_loss"] > 0 and m["drifts"] >= 0
+
+
+def test_returns_wait_until_the_clock_passes_observed_plus_horizon() -> None:
+    trainer = ChurnTrainer(RECORDING, horizon_days=14.0)
+    back = _example(1.0, 0, 0, horizon_ms=HOUR)  # returned after an hour
+    assert trainer.learn(back) == 0  # waits: its horizon has not passed yet
+    assert trainer.status()["waiting"] == 1
+    gone = _example(2.0, 1, 13, horizon_ms=HORIZON)  # resolved on day 27
+    assert trainer.learn(gone) == 2  # the clock passed day 14: both are learned now
+    assert [c for c in trainer.champion.model.calls if c[0] == "learn"] == [
+        ("learn", (1.0, False)), ("learn", (2.0, True))]
+    assert trainer.status()["waiting"] == 0
+
+
+def test_sample_weights_reach_the_model_relative_to_their_mean() -> None:
+    trainer = _trainer("logreg")
+    seen: list[float] = []
+    inner = trainer.champion.model
+
+    class Spy:
+        def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:
+            return dict(inner.predict_proba_one(x))
+
+        def learn_one(self, x: dict[str, float], y: bool, w: float = 1.0) -> None:
+            seen.append(w)
+
+    trainer.champion = ModelSlot("spy", Spy())
+    for i, weight in enumerate((1.0, 3.0, 8.0)):
+        trainer.learn(_example(0.0, i % 2, i, weight=weight))
+    assert seen == pytest.approx([1.0, 3.0 * 2 / 4, 8.0 * 3 / 12])
+
+
+def test_an_example_of_another_feature_layout_is_refused() -> None:
+    trainer = _trainer()
+    old = _example(1.0, 1)
+    old["features"] = {"recency_days": 1.0}  # layout 1
+    with pytest.raises(ExampleRefused, match=f"feature layout {FEATURE_LAYOUT}"):
+        trainer.learn(old)
+    with pytest.raises(ExampleRefused, match="not a churn example"):
+        trainer.learn({"features": {}})
+    assert trainer.labels == {0: 0, 1: 0}
+
+
+def test_an_example_is_learned_once_by_its_id() -> None:
+    trainer = _trainer()
+    e = _example(1.0, 1)
+    assert trainer.learn(e) == 1
+    assert trainer.learn(e) == 0  # a copy a scorer sent again
+    assert trainer.skipped == 1
+    assert example_id(e) == example_id({**e, "label": 0})
+
+
+def test_a_restarted_trainer_learns_each_example_once_and_loses_none() -> None:
+    def stream() -> list[dict[str, Any]]:
+        # day i: a churn of a point of day i - 2 resolved at its deadline (the clock reaches
+        # day i), and a return an hour after a point of day i (it waits until day i + 2)
+        out = []
+        for i in range(12):
+            out.append(_example(float(i), 1, i - 2, horizon_ms=2 * DAY, user=f"c{i}"))
+            out.append(_example(100.0 + i, 0, i, horizon_ms=HOUR, user=f"r{i}"))
+        return out
+
+    def run(trainer: ChurnTrainer, examples: list[dict[str, Any]], first: int) -> None:
+        for offset, e in enumerate(examples[first:], start=first):
+            trainer.learn(e, offset)
+
+    whole = ChurnTrainer(RECORDING, horizon_days=2.0)
+    run(whole, stream(), 0)
+    crashed = ChurnTrainer(RECORDING, horizon_days=2.0)
+    run(crashed, stream()[:15], 0)
+    memory = crashed.memory()
+    assert crashed.waiting and memory["resume_from"] < memory["learned_through"]
+    restarted = ChurnTrainer(RECORDING, horizon_days=2.0)
+    restarted.champion = ModelSlot(RECORDING, pickle.loads(pickle.dumps(crashed.champion.model)))
+    restarted.restore(json.loads(json.dumps(memory)))
+    run(restarted, stream(), memory["resume_from"])  # from where the oldest one waited
+    learned = [c for c in restarted.champion.model.calls if c[0] == "learn"]
+    assert learned == [c for c in whole.champion.model.calls if c[0] == "learn"]
+    assert restarted.labels == whole.labels
 
 
 def test_swap_warm_starts_from_the_buffer_without_validating() -> None:
-    trainer = ChurnTrainer("logreg", buffer_size=3)
+    trainer = _trainer("logreg", buffer_size=3)
     for i in range(5):
-        trainer.learn(_example(float(i), i % 2))
+        trainer.learn(_example(float(i), i % 2, i))
     trainer.since_publish = 0
     trainer.swap(RECORDING)
     slot = trainer.champion
@@ -912,38 +759,47 @@ def test_swap_warm_starts_from_the_buffer_without_validating() -> None:
     assert trainer.since_publish == 1  # a swapped champion is worth publishing
 
 
-def test_shadow_learns_the_same_examples() -> None:
-    trainer = ChurnTrainer("logreg", shadow=RECORDING)
+def test_shadow_and_champion_are_compared_on_the_same_examples() -> None:
+    trainer = _trainer("logreg", shadow=RECORDING)
     assert trainer.shadow is not None
     for i in range(4):
-        trainer.learn(_example(float(i), i % 2))
+        trainer.learn(_example(float(i), i % 2, i))
     shadow = trainer.shadow
     assert [c for c in shadow.model.calls if c[0] == "learn"] == [
         ("learn", (float(i), bool(i % 2))) for i in range(4)
     ]
     assert shadow.validated == trainer.champion.validated == 4
-    assert trainer.status()["shadow"]["name"] == RECORDING
+    status = trainer.status()
+    assert status["shadow"]["name"] == RECORDING
+    paired = status["comparison"]
+    assert paired["examples"] == 4
+    assert (paired["champion"]["name"], paired["shadow"]["name"]) == ("logreg", RECORDING)
+    assert paired["champion"]["brier"] == status["champion"]["brier"]
+    assert paired["shadow"]["brier"] == status["shadow"]["brier"]
 
 
-def test_start_shadow_warm_starts() -> None:
-    trainer = ChurnTrainer("logreg")
+def test_a_late_shadow_is_compared_only_on_the_examples_both_saw() -> None:
+    trainer = _trainer("logreg")
     for i in range(3):
-        trainer.learn(_example(float(i), 1))
+        trainer.learn(_example(float(i), 1, i))
     trainer.start_shadow(RECORDING)
     assert trainer.shadow is not None
     assert trainer.shadow.learned == 3 and trainer.shadow.validated == 0
-    trainer.learn(_example(9.0, 0))
+    trainer.learn(_example(9.0, 0, 9))
     assert trainer.shadow.validated == 1 and trainer.shadow.learned == 4
+    paired = trainer.status()["comparison"]
+    assert paired["examples"] == 1  # not the champion's 4
+    assert paired["champion"]["validated"] == 1 and trainer.champion.validated == 4
 
 
 def test_promote_moves_the_shadow_to_champion() -> None:
-    trainer = ChurnTrainer("logreg", shadow=RECORDING)
+    trainer = _trainer("logreg", shadow=RECORDING)
     trainer.learn(_example(1.0, 1))
     shadow = trainer.shadow
     trainer.since_publish = 0
     trainer.promote()
     assert trainer.champion is shadow
-    assert trainer.shadow is None
+    assert trainer.shadow is None and trainer.comparison is None
     assert trainer.champion.validated == 1  # keeps what it learned and its metrics
     assert trainer.since_publish == 1
     with pytest.raises(ValueError, match="no shadow"):
@@ -951,7 +807,7 @@ def test_promote_moves_the_shadow_to_champion() -> None:
 
 
 def test_next_version_is_monotonic() -> None:
-    trainer = ChurnTrainer("logreg")
+    trainer = _trainer("logreg")
     trainer.learn(_example(1.0, 1))
     v1 = trainer.next_version()
     assert trainer.since_publish == 0
@@ -959,13 +815,53 @@ def test_next_version_is_monotonic() -> None:
     assert trainer.next_version() == v1 + 10_000_001
 
 
+def test_bgnbd_is_refitted_from_the_customers_examples_carry() -> None:
+    trainer = ChurnTrainer("bgnbd", horizon_days=SHORT, refit_days=7.0)
+    assert trainer.params is None
+    for u in range(200):  # customers with 0-3 repeat days, first seen on day 0
+        x = u % 4
+        e = _example(0.0, 1, 0, user=f"c{u}")
+        e["customer"] = {"first_day": T0 // DAY, "last_day": T0 // DAY + 5 * x, "repeat_days": x}
+        trainer.learn(e)
+    assert trainer.params is None  # the first fit waits a day of event time
+    late = _example(0.0, 1, 2, user="c0")
+    trainer.learn(late)
+    assert trainer.params is not None and trainer.fitted_at_ms == T0 + 2 * DAY + HOUR
+    meta = trainer.artifact_meta()
+    assert meta["layout"] == FEATURE_LAYOUT and meta["features"] == list(FEATURE_NAMES)
+    assert meta["bgnbd"] == {"r": trainer.params.r, "alpha": trainer.params.alpha,
+                             "a": trainer.params.a, "b": trainer.params.b}
+    restored = ChurnTrainer("bgnbd", horizon_days=SHORT)
+    restored.restore(json.loads(json.dumps(trainer.memory() | {"bgnbd": meta["bgnbd"]})))
+    assert restored.params == trainer.params and len(restored.sample) == 200
+
+
+def test_the_bgnbd_model_is_bgnbds_own_churn_probability() -> None:
+    model = registry.build_model("bgnbd")
+    x = as_features(vec())
+    x["bgnbd_logit_return"] = math.log(3.0)  # a return is 3:1
+    model.learn_one(x, True)
+    assert model.predict_proba_one(x)[True] == pytest.approx(0.25)
+
+
+def test_artifacts_of_another_layout_are_refused_before_unpickling(canary_blob: bytes) -> None:
+    assert layout_problem({"layout": FEATURE_LAYOUT, "features": list(FEATURE_NAMES)}) is None
+    old = sign_artifact(Canary(), {"name": "logreg", "version": 3}, KEY)  # engage 0.1: no layout
+    with pytest.raises(ArtifactRejected) as info:
+        load_artifact(old, KEY, check=layout_problem)
+    assert info.value.reason == "layout"
+    assert "trained on feature layout 1" in str(info.value)
+    assert UNPICKLED == []
+
+
 def test_predictor_none_before_a_model_and_version_ordering() -> None:
     p = Predictor()
     assert p.predict(vec()) is None
     a, b = ModelSlot(RECORDING), ModelSlot(RECORDING)
     b.model.learn_one(as_features(vec()), True)  # b predicts 1.0, a predicts 0.5
-    assert p.load(a.model, "a", 5) is True
-    assert p.predict(vec()) == 0.5
+    params = BgNbdParams(1.0, 2.0, 3.0, 4.0)
+    assert p.load(a.model, "a", 5, params) is True
+    assert p.predict(vec()) == 0.5 and p.bgnbd() == params
     assert p.load(b.model, "b", 5) is False  # same version: ignored
     assert p.load(b.model, "b", 4) is False  # older: ignored
     assert (p.name, p.version, p.predict(vec())) == ("a", 5, 0.5)
@@ -978,16 +874,16 @@ def test_predictor_feeds_named_features() -> None:
     slot = ModelSlot(RECORDING)
     p.load(slot.model, "r", 1)
     p.predict(vec(7.0))
-    assert slot.model.calls == [("predict", 7.0)]  # recency_days is the first feature
+    assert slot.model.calls == [("predict", 7.0)]  # log_recency_days is the first feature
 
 
 def test_predictor_drives_the_engine_probability() -> None:
     p = Predictor()
     engine = _engine(predict=p.predict, triggers=False)
-    st = engine.apply(None, _ev(1, OBS), OBS).state
+    st = engine.apply(None, _ev(1, EV), EV).state
     assert isinstance(st, UserState)
-    assert engine.sweep(st, "u1", OBS + DAY).churn_probability is None
-    assert engine.score_record(st, "u1", OBS + DAY)["churn_probability"] is None
+    assert engine.sweep(st, "u1", EV + DAY).churn_probability is None
+    assert engine.score_record(st, "u1", EV + DAY)["churn_probability"] is None
     p.load(ModelSlot(RECORDING).model, "r", 1)
-    assert engine.sweep(st, "u1", OBS + 2 * DAY).churn_probability == 0.5
-    assert engine.score_record(st, "u1", OBS + 2 * DAY)["churn_probability"] == 0.5
+    assert engine.sweep(st, "u1", EV + 2 * DAY).churn_probability == 0.5
+    assert engine.score_record(st, "u1", EV + 2 * DAY)["churn_probability"] == 0.5

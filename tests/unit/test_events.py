@@ -73,3 +73,25 @@ def test_event_types_come_from_config() -> None:
     config = config_from_dict({"event_types": {"teleport": {"weights": {"activity": 1.0}}}})
     rules = EventRules.from_config(config)
     assert decode_event(good(type="teleport"), now_ms=NOW, rules=rules).type == "teleport"
+
+
+def test_the_timestamp_floor_is_2000_by_default_and_names_its_key() -> None:
+    with pytest.raises(InvalidEvent) as info:
+        decode_event(good(ts="1999-12-31T23:59:59.999Z"), now_ms=NOW, rules=RULES)
+    assert info.value.reason == "bad_timestamp"
+    assert "before 2000-01-01T00:00:00.000Z (events.min_timestamp" in info.value.detail
+    assert decode_event(good(ts="2000-01-01T00:00:00Z"), now_ms=NOW, rules=RULES).ts_ms == (
+        946_684_800_000
+    )
+
+
+@pytest.mark.parametrize("floor", ["1997-01-01T00:00:00Z", "1997-01-01T01:00:00+01:00"])
+def test_an_earlier_floor_accepts_older_histories(floor: str) -> None:
+    from scoring.config import config_from_dict
+
+    rules = EventRules.from_config(config_from_dict({"events": {"min_timestamp": floor}}))
+    assert rules.min_ts_ms == 852_076_800_000
+    cdnow = decode_event(good(ts="1997-01-01T12:00:00Z"), now_ms=NOW, rules=rules)
+    assert cdnow.ts_ms == 852_076_800_000 + 12 * 3_600_000
+    with pytest.raises(InvalidEvent, match=r"before 1997-01-01T00:00:00\.000Z"):
+        decode_event(good(ts=852_076_799_999), now_ms=NOW, rules=rules)

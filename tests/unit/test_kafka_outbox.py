@@ -15,7 +15,7 @@ from aiokafka.errors import (
     NotLeaderForPartitionError,
 )
 
-from sinks.kafka_outbox import KafkaOutbox, is_permanent
+from sinks.kafka_outbox import GroupTooLarge, KafkaOutbox, is_permanent
 from sinks.metrics import Metrics
 from streams.processor import OutRecord
 
@@ -111,3 +111,57 @@ def test_which_errors_are_permanent() -> None:
     assert is_permanent(wrapped) and is_permanent(MessageSizeTooLargeError())
     assert not is_permanent(KafkaTimeoutError()) and not is_permanent(KafkaConnectionError())
     assert not is_permanent(NotLeaderForPartitionError()) and not is_permanent(OSError())
+
+
+class FakeGroupProducer(FakeProducer):
+    """Also takes whole groups (one record batch each), failing them as scripted per topic."""
+
+    def __init__(self, script: dict[str, list[BaseException | None]]) -> None:
+        super().__init__(script)
+        self.batches: list[list[bytes]] = []
+
+    async def send_group(self, topic: str, partition: int,
+                         records: Any) -> asyncio.Future[None]:
+        outcomes = self.script.get(f"group:{topic}", [])
+        outcome = outcomes.pop(0) if outcomes else None
+        if isinstance(outcome, GroupTooLarge | TypeError):
+            raise outcome
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if outcome is None:
+            self.batches.append([r.value for r in records])
+            future.set_result(None)
+        else:
+            future.set_exception(outcome)
+        return future
+
+
+def test_groups_go_as_one_batch_each_and_are_retried_whole() -> None:
+    producer = FakeGroupProducer({"group:changelog": [KafkaConnectionError(), None]})
+    metrics, sleeps = Metrics(), []
+    box = KafkaOutbox(producer.send, "dlq", metrics, backoff_s=0.5, max_backoff_s=4.0,
+                      sleep=lambda s: _record(sleeps, s), send_group=producer.send_group)
+    groups = [[OutRecord("changelog", b"u1", b"a", 0), OutRecord("changelog", b"p0", b"b", 0)],
+              [OutRecord("changelog", b"u2", b"c", 1), OutRecord("changelog", b"p1", b"d", 1)]]
+    asyncio.run(box.deliver_together(groups))
+    # the first group failed once (transiently) and went again whole; nothing one by one
+    assert sorted(producer.batches) == [[b"a", b"b"], [b"c", b"d"]]
+    assert producer.acked == [] and len(sleeps) == 1
+    assert box.stalled_since is None
+
+
+@pytest.mark.parametrize("error", [GroupTooLarge("too many"), TypeError("a broken path")])
+def test_a_group_too_large_for_one_batch_goes_record_by_record_in_order(
+    error: Exception,
+) -> None:
+    producer = FakeGroupProducer({"group:changelog": [error]})
+    metrics, sleeps = Metrics(), []
+    box = KafkaOutbox(producer.send, "dlq", metrics, sleep=lambda s: _record(sleeps, s),
+                      send_group=producer.send_group)
+    group = [OutRecord("changelog", b"u1", b"a", 0), OutRecord("changelog", b"p0", b"b", 0)]
+    asyncio.run(box.deliver_together([group]))
+    assert producer.batches == [] and producer.acked == [("changelog", b"a"), ("changelog", b"b")]
+    assert metrics.output_failures.labels("changelog", "not_atomic")._value.get() == 1
+
+
+async def _record(sleeps: list[float], seconds: float) -> None:
+    sleeps.append(seconds)

@@ -123,3 +123,32 @@ def test_scores_decay_monotonically_and_stay_in_range(
             assert 0.0 <= score <= 100.0
             assert score <= previous + 1e-9
             previous = score
+
+
+def churn_semantic(state: UserState) -> tuple[object, ...]:
+    """The churn module's lifetime summary: what features and BG/NBD read."""
+    c = state.churn
+    return (c.first_day, c.last_day, c.last_ms, c.active_days, c.paid, c.recent_days,
+            c.before_recent, c.key, round(c.gap_m2, 6), round(c.pulse_short, 9),
+            round(c.pulse_long, 9), round(c.spend, 6))
+
+
+@settings(max_examples=150, deadline=None)
+@given(event_specs, st.randoms(use_true_random=False))
+def test_the_churn_lifetime_summary_does_not_depend_on_arrival_order(
+    specs: list[tuple[str, str, int, float]], rnd: random.Random
+) -> None:
+    from scoring.churn.labels import ChurnLabels
+
+    config = config_from_dict({
+        "scoring": {"lateness_seconds": 7 * 86_400, "burst_cap_per_minute": 10_000},
+        "churn": {"horizon_days": 10.0},
+    })
+    engine = ReadBack(config, churn=ChurnLabels(config))
+    events = build(specs)
+    in_order = run(engine, sorted(events, key=lambda e: e.ts_ms))
+    shuffled_events = list(events)
+    rnd.shuffle(shuffled_events)
+    shuffled = run(engine, shuffled_events)
+    for user, state in in_order.items():
+        assert churn_semantic(shuffled[user]) == churn_semantic(state)

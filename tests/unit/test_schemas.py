@@ -86,5 +86,5 @@ def test_routed_messages_and_leaderboard_records_validate() -> None:
     (invite,) = out.routed
     validator("routed.v1.json").validate(json.loads(json.dumps(
         __import__("msgspec").to_builtins(invite))))
-    validator("leaderboards.v1.json").validate({"partition": 0, "boards": shared.stored.boards})
+    validator("leaderboards.v1.json").validate({"partition": 0, "boards": shared.boards()})
     assert shared.stored.boards

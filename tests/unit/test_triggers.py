@@ -44,7 +44,7 @@ class Sim:
             self.config,
             on_suppressed=lambda t, reason: self.suppressed.append((t, reason)),
         )
-        labels = ChurnLabels(self.config.churn, predict or (lambda _f: None)) if churn else None
+        labels = ChurnLabels(self.config, predict or (lambda _f: None)) if churn else None
         self.engine = ReadBack(self.config, churn=labels, triggers=self.rules)
         self.states: dict[str, UserState] = {}
         self.n = 0
@@ -574,10 +574,10 @@ def test_win_back_for_a_user_labelled_churned_at_return() -> None:
     sim = Sim()
     user = user_for("win_back", prefix="gone")
     sim.event(user, "view", START)
-    sim.sweep(user, START + DAY)  # the daily refresh takes an observation point
-    back = START + 16 * DAY  # a day past that point's horizon (START + 15 days)
+    back = START + 16 * DAY  # past the horizon of the points of the first two days of silence
     out = sim.event(user, "view", back)
-    assert [e["label"] for e in out.examples] == [1]
+    # one point per octave of the silence: [0,1) and [1,2) days churned, the later ones not
+    assert [e["label"] for e in out.examples] == [1, 1, 0, 0, 0]
     (t,) = out.triggers
     check(t, user, "win_back", f"return@{back}", "win_back.churned")
     assert t["reason"]["features"]["was_labelled_churned"] is True

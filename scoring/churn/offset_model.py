@@ -1,0 +1,133 @@
+"""Online logistic regression around a prior log-odds (an offset), as a river classifier.
+
+p = sigmoid(prior + intercept + sum_i w_i z_i), where `prior` is one input feature taken as
+is (BG/NBD's log-odds of churn) and z_i are the other features, standardised online. The
+weights start at 0, so before any label the model *is* the prior; labels only teach the
+corrections, which L2 pulls back towards 0. A churn label arrives a horizon after its
+observation point, so a model that must learn everything from labels is blind for the first
+horizon and extrapolates to silences it has not yet seen resolve; the prior is fitted from the
+purchase summaries alone, with no labels, and covers both. river's linear models have no
+offset (their weights all start equal and are all learned), hence this small class.
+
+AdaGrad per coordinate, L2 on the weights (not the intercept), and sample weights divided by
+their running mean so that Horvitz-Thompson weights of any scale give steps of the usual size.
+A feature is clipped to the range it had in the examples learned so far: a correction learned
+on the silences labels have covered is not extrapolated to longer ones (labels of long
+silences arrive last); there the prior speaks, plus the correction at the edge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from typing import Any
+
+from river import base
+
+from scoring.churn.calibration import sigmoid
+
+
+class OffsetLogisticRegression(base.Classifier):
+    """Logistic regression whose log-odds start at (and are corrections to) `offset`."""
+
+    def __init__(
+        self,
+        offset: str,
+        offset_sign: float = 1.0,
+        learning_rate: float = 0.05,
+        l2: float = 1e-3,
+        max_abs_z: float = 8.0,
+        support: tuple[str, ...] = (),
+        ignore: tuple[str, ...] = (),
+    ) -> None:
+        self.offset = offset
+        self.support = support
+        self.ignore = ignore
+        self.offset_sign = offset_sign
+        self.learning_rate = learning_rate
+        self.l2 = l2
+        self.max_abs_z = max_abs_z
+        self.weights: dict[Hashable, float] = {}
+        self.intercept = 0.0
+        self._squares: dict[Hashable, float] = {}  # AdaGrad accumulators (key "" = intercept)
+        self._count: dict[Hashable, float] = {}  # Welford: examples, mean, M2 per feature
+        self._mean: dict[Hashable, float] = {}
+        self._m2: dict[Hashable, float] = {}
+        self._low: dict[Hashable, float] = {}  # range of each feature over the examples learned
+        self._high: dict[Hashable, float] = {}
+        self._weight_total = 0.0
+        self._examples = 0
+
+    def _scaled(self, x: dict[Hashable, Any]) -> dict[Hashable, float]:
+        out: dict[Hashable, float] = {}
+        for name, value in x.items():
+            if name == self.offset or name in self.ignore:
+                continue
+            n = self._count.get(name, 0.0)
+            if n < 2:
+                continue
+            sd = math.sqrt(self._m2[name] / n)
+            if sd > 0:
+                seen = max(self._low[name], min(self._high[name], float(value)))
+                z = (seen - self._mean[name]) / sd
+                out[name] = max(-self.max_abs_z, min(self.max_abs_z, z))
+        return out
+
+    def _log_odds(self, x: dict[Hashable, Any], z: dict[Hashable, float]) -> float:
+        prior = self.offset_sign * float(x.get(self.offset, 0.0))
+        return prior + self.intercept + sum(self.weights.get(k, 0.0) * v for k, v in z.items())
+
+    def _supported(self, x: dict[Hashable, Any]) -> bool:
+        """False when a `support` feature lies beyond anything learned: the prior alone."""
+        for name in self.support:
+            high = self._high.get(name)
+            if high is None or float(x.get(name, 0.0)) > high:
+                return False
+        return True
+
+    def predict_proba_one(
+        self, x: dict[Hashable, Any], **kwargs: Any
+    ) -> dict[bool | str | int, float]:
+        if self._supported(x):
+            p = sigmoid(self._log_odds(x, self._scaled(x)))
+        else:
+            p = sigmoid(self.offset_sign * float(x.get(self.offset, 0.0)))
+        return {False: 1.0 - p, True: p}
+
+    def learn_one(self, x: dict[Hashable, Any], y: bool | str | int, w: float = 1.0) -> None:
+        if w < 0 or not math.isfinite(w):
+            raise ValueError("sample weight must be finite and >= 0")
+        self._examples += 1
+        self._weight_total += w
+        scale = w * self._examples / self._weight_total if self._weight_total > 0 else 0.0
+        z = self._scaled(x)
+        residual = scale * (sigmoid(self._log_odds(x, z)) - float(bool(y)))
+        self._step("", residual, penalty=0.0)
+        for name, value in z.items():
+            self._step(name, residual * value, penalty=self.l2 * self.weights.get(name, 0.0))
+        for name, value in x.items():
+            if name != self.offset and name not in self.ignore:
+                self._observe(name, float(value))
+
+    def _step(self, name: Hashable, gradient: float, penalty: float) -> None:
+        g = gradient + penalty
+        acc = self._squares.get(name, 0.0) + g * g
+        self._squares[name] = acc
+        if acc <= 0:
+            return
+        delta = self.learning_rate * g / math.sqrt(acc)
+        if name:
+            self.weights[name] = self.weights.get(name, 0.0) - delta
+        else:
+            self.intercept -= delta
+
+    def _observe(self, name: Hashable, value: float) -> None:
+        n = self._count.get(name, 0.0) + 1.0
+        mean = self._mean.get(name, 0.0)
+        delta = value - mean
+        mean += delta / n
+        self._count[name] = n
+        self._mean[name] = mean
+        self._m2[name] = self._m2.get(name, 0.0) + delta * (value - mean)
+        self._low[name] = min(self._low.get(name, value), value)
+        self._high[name] = max(self._high.get(name, value), value)
