@@ -38,7 +38,7 @@ from streams.churn_shell import ChurnShell
 from streams.holding import acknowledge, keep_unacknowledged
 from streams.leaderboard_reader import LeaderboardReader
 from streams.population_exchange import PopulationExchange
-from streams.processor import InputRecord, OutRecord, ScoringShell
+from streams.processor import BatchResult, InputRecord, OutRecord, ScoringShell
 from streams.settings import WorkerSettings
 
 log = logging.getLogger("engage.worker")
@@ -333,8 +333,10 @@ class EngageWorker:
 
         Records whose partition waits for other partitions' population snapshots are kept
         unacknowledged (streams/holding.py) and acknowledged in the batch that applies
-        them. A batch scored again drops what its partitions held: the rebalance sends the
-        consumer back to the committed offsets, so those records are read again."""
+        them. A batch scored again drops what its partitions held, and leaves out (and
+        unacknowledged) every record of those partitions: the rebalance sends the consumer
+        back to the committed offsets, so they are all read again, in order
+        (ScoringShell.split_unstored)."""
         while True:
             generation = await self._settled()
             assigned = self.app.consumer.assignment()
@@ -344,16 +346,20 @@ class EngageWorker:
             await self.population.wait_caught_up()  # bounded; once per worker
             self.quiet.clear()
             try:
-                if await self._score_and_store(mine, generation):
-                    return
+                result = await self._score_and_store(mine, generation)
             finally:
                 self.quiet.set()
+            if result is None:
+                return
             log.info("a rebalance came during a batch: scoring it again")
-            self.shell.forget_partitions(set(self.shell.assigned))
+            records, later = self.shell.split_unstored(records, result)
+            keep_unacknowledged(later)  # read again from the committed offset, in order
 
-    async def _score_and_store(self, mine: list[InputRecord], generation: int) -> bool:
+    async def _score_and_store(
+        self, mine: list[InputRecord], generation: int
+    ) -> BatchResult | None:
         """Score a batch, deliver its outputs, and store its state if no rebalance came
-        meanwhile (False: it did, and nothing was stored)."""
+        meanwhile (None); else the batch's result, of which nothing was stored."""
         result = self.shell.handle_batch(mine)
         result.outbox.extend(self.population.outbox(self.shell.driver))  # closed days
         await self.outbox.deliver(result.outbox)
@@ -368,8 +374,8 @@ class EngageWorker:
                 self.store.apply_local(group, self.held)
             acknowledge(result.released)  # held in an earlier batch, stored now
             self.health.batch_done(mine)
-            return True
-        return False
+            return None
+        return result
 
     async def _settled(self) -> int:
         """Wait until the current assignment's recovery is over; its generation."""

@@ -52,6 +52,10 @@ class PartitionHolds:
     def holds(self, partition: int) -> bool:
         return self.held.holds(partition)
 
+    def partitions(self) -> set[int]:
+        """The partitions that hold records now."""
+        return set(self.held.queues)
+
     def take(self, record: InputRecord, is_tick: bool, now_ms: int) -> bool:
         """True when `record` must wait behind its partition's held records (queued; a
         tick is dropped: the next one will do)."""

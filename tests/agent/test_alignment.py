@@ -8,7 +8,14 @@ from __future__ import annotations
 import json
 
 from scoring.config import load_config
+from scoring.partition_state import (
+    PartitionState,
+    decode_partition_state,
+    encode_partition_state,
+)
 from scoring.partitioning import partition_for_user
+from scoring.state import UserState
+from scoring.state_codec import decode_state, encode_state
 from sinks.metrics import Metrics
 from streams.engine_factory import build_engine
 from streams.processor import BatchResult, DictStore, InputRecord, ScoringShell
@@ -32,12 +39,32 @@ def users_on(partition: int, n: int) -> list[str]:
             if partition_for_user(u, PARTITIONS) == partition][:n]
 
 
+class EncodedStore(DictStore):
+    """States kept as the table keeps them (copies, through their encoding): a batch that
+    is not stored leaves no trace in them."""
+
+    def load(self, user_id: str) -> UserState | None:
+        state = self.states.get(user_id)
+        return decode_state(encode_state(state)) if state is not None else None
+
+    def save(self, user_id: str, partition: int, state: UserState) -> None:
+        self.states[user_id] = decode_state(encode_state(state))
+
+    def load_partition(self, partition: int) -> PartitionState | None:
+        state = self.partition_states.get(partition)
+        return (decode_partition_state(encode_partition_state(state))
+                if state is not None else None)
+
+    def save_partition(self, partition: int, state: PartitionState) -> None:
+        self.partition_states[partition] = decode_partition_state(encode_partition_state(state))
+
+
 class Worker:
     def __init__(self, max_wait_ms: int = 60_000) -> None:
         config = load_config()
         self.clock = Clock(T0 + 30 * DAY)
         self.metrics = Metrics()
-        self.store = DictStore(PARTITIONS)
+        self.store = EncodedStore(PARTITIONS)
         engine = build_engine(config, churn=None)
         self.shell = ScoringShell(config, engine, self.store, NAMES, PARTITIONS, self.metrics,
                                   wall_clock_ms=self.clock, max_reference_wait_ms=max_wait_ms)
@@ -113,3 +140,27 @@ def test_a_wait_longer_than_allowed_is_cut_short_and_counted() -> None:
     assert w.batch([w.rec(p_user, T0 + 2 * DAY + 2 * HOUR)]).held == []
     metrics = w.metrics.registry.get_sample_value("engage_reference_waits_total")
     assert metrics == 1.0
+
+
+def test_a_batch_not_stored_leaves_a_holding_partition_to_be_read_again_in_order() -> None:
+    """A rebalance during a batch: nothing of it is stored, and the worker scores it again.
+    The partition that held records lost them with the batch; its records are read again
+    from the committed offset, and none of the batch's later ones may go ahead of them."""
+    w = Worker()
+    (p_user,), (q_user,) = users_on(0, 1), users_on(1, 1)
+    w.batch([w.rec(p_user, T0 + HOUR), w.rec(q_user, T0 + HOUR)])  # committed: offset 0
+    ahead = [w.rec(p_user, T0 + DAY + 2 * HOUR), w.rec(p_user, T0 + DAY + 3 * HOUR)]
+    assert w.batch(ahead).held == ahead
+    later, closing = w.rec(p_user, T0 + DAY + 4 * HOUR), w.rec(q_user, T0 + DAY + 30 * 60_000)
+    batch = [later, closing]
+    unstored = w.shell.handle_batch(batch)  # releases `ahead`, applies `later`: not stored
+    assert unstored.released == ahead and unstored.holding == {0}
+    again, unacknowledged = w.shell.split_unstored(batch, unstored)
+    assert (again, unacknowledged) == ([closing], [later])
+    w.batch(again)
+    assert (w.counted(p_user), w.counted(q_user)) == (1, 2)
+    # the rebalance sought partition 0 back to its committed offset: everything comes again
+    w.batch([InputRecord(r.topic, r.partition, r.offset, r.key, r.value)
+             for r in [*ahead, later]])
+    assert w.counted(p_user) == 4
+    assert w.shell.driver.processed_offset(0, "input") == later.offset
