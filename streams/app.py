@@ -35,6 +35,7 @@ from scoring.state_codec import StateCodec, StateVersionError, codec_for
 from sinks.kafka_outbox import GroupTooLarge, KafkaOutbox, OutputRecord
 from sinks.metrics import Metrics
 from streams.churn_shell import ChurnShell
+from streams.consumer_state import describe_partition
 from streams.leaderboard_reader import LeaderboardReader
 from streams.processor import InputRecord, OutRecord, ScoringShell
 from streams.settings import WorkerSettings
@@ -45,6 +46,8 @@ log = logging.getLogger("engage.worker")
 CHANGELOG_BATCH_BYTES = 8 * 1024 * 1024
 # How long a revocation waits for a batch in flight (within the 10 s session timeout)
 REVOKE_WAIT_S = 8.0
+# how often the group leader re-reads metadata, and rebalances partitions it could not see
+METADATA_REFRESH_MS = 10_000
 
 
 class _PartitionMessage:
@@ -224,6 +227,12 @@ class EngageWorker:
             broker_commit_interval=1.0,
             broker_session_timeout=10.0,  # a crashed worker's partitions move on in 10 s
             broker_heartbeat_interval=3.0,
+            # The group leader assigns what its metadata shows. Metadata fetched while the
+            # broker is fenced or restarting can lack a topic's partitions: those go to no
+            # worker, and only the leader's next metadata refresh (which compares partition
+            # counts with what it assigned) rebalances them. aiokafka refreshes every 5 min
+            # by default; a stall that long is what the crash tests saw.
+            consumer_metadata_max_age_ms=METADATA_REFRESH_MS,
             table_standby_replicas=settings.standby_replicas,
             # Shutdown must not wait for records a batch holds: their offsets are not
             # committed, and the next owner applies them once (input positions).
@@ -410,7 +419,9 @@ class EngageWorker:
         @app.timer(5.0)
         async def gauges() -> None:
             self.metrics.users_tracked.set(self.store.user_count())
+            await self._refresh_ends()
             self.metrics.ready.set(1 if self.readiness()[0] else 0)
+            await self._heal_stalls()
 
         names_in = set(self.names.scoring_inputs)
 
@@ -426,7 +437,7 @@ class EngageWorker:
                 log.info("partitions given up %s (%d keys forgotten), taken over %s",
                          sorted(gone), dropped, sorted(added))
             self.held = now
-            self.health.assigned = {tp for tp in assigned or () if tp.topic in names_in}
+            self.health.assign({tp for tp in assigned or () if tp.topic in names_in})
 
         app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
@@ -445,6 +456,7 @@ class EngageWorker:
         async def on_settled(sender: Any, **_: Any) -> None:
             """Faust finished recovering the table for this assignment."""
             self.settled_generation = app.consumer_generation_id
+            self.health.restart_clocks()
 
         app.on_rebalance_complete.connect(on_settled)  # type: ignore[arg-type]
         self.churn.register(self)
@@ -457,18 +469,60 @@ class EngageWorker:
 
         register_views(self)
 
+    async def _refresh_ends(self) -> None:
+        assigned = sorted(self.health.assigned)
+        if not assigned:
+            return
+        try:
+            ends = await asyncio.wait_for(self.app.consumer.highwaters(*assigned), 5.0)
+        except Exception as exc:  # the broker away: judged on the last figures
+            log.debug("end offsets unavailable: %s", exc)
+            return
+        self.health.ends = {TP(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+
+    def _recovered(self) -> bool:
+        recovery = getattr(self.app.tables, "recovery", None)
+        return recovery is not None and bool(recovery.completed.is_set())
+
+    def _stalled(self) -> dict[TP, int]:
+        return self.health.stalled(self.settings.stall_after_s) if self._recovered() else {}
+
+    async def _heal_stalls(self) -> None:
+        """Log each stalled input partition with what the consumer holds for it, and rejoin
+        the group: the new generation's assignment, recovery and seek to the committed
+        offsets give every partition a fresh fetch state, whatever left it behind (records
+        read again are skipped by their input positions). A stall that outlives its rejoin
+        is healed again after twice the wait, up to 16 times `stall_after`."""
+        stalled = self._stalled()
+        self.metrics.input_stalled.set(len(stalled))
+        if not stalled:
+            self.health.heals = 0
+            return
+        wait = self.settings.stall_after_s * 2 ** min(self.health.heals, 4)
+        stalled = self.health.stalled(wait)
+        if not stalled:
+            return
+        for tp in sorted(stalled):
+            log.warning("input %s[%d] stalled: %d records waiting, none read for %.0f s; "
+                        "consumer state: %s; rejoining the group", tp.topic, tp.partition,
+                        stalled[tp], wait, describe_partition(self.app, tp))
+        self.health.heals += 1
+        self.health.restart_clocks()
+        self.metrics.internal_errors.labels("input_stalled").inc()
+        thread = self.app.consumer._thread  # type: ignore[attr-defined]
+        await thread.call_thread(thread._ensure_consumer()._coordinator.request_rejoin)
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready: tables recovered, partitions assigned, outputs flowing, no stalled input."""
-        app = self.app
-        recovery = getattr(app.tables, "recovery", None)
-        recovered = recovery is not None and bool(recovery.completed.is_set())
+        recovered = self._recovered()
         stalled_for = (
             time.monotonic() - self.outbox.stalled_since
             if self.outbox.stalled_since is not None else 0.0
         )
-        behind = self.health.behind(app.consumer) if recovered else {}
+        behind = self.health.behind() if recovered else {}
         idle_for = time.monotonic() - self.health.last_batch
         stuck = bool(behind) and idle_for > self.settings.stall_after_s
+        stalled = self._stalled()
         checks = {
             "tables_recovered": recovered,
             "partitions_assigned": sorted(f"{tp.topic}[{tp.partition}]"
@@ -477,37 +531,54 @@ class EngageWorker:
             "last_output_error": self.outbox.last_error if stalled_for else None,
             "seconds_since_last_batch": round(idle_for, 1),
             "records_waiting": sum(behind.values()),
+            "stalled_partitions": sorted(f"{tp.topic}[{tp.partition}]" for tp in stalled),
             "fatal": self.health.fatal,
         }
         ready = (
             recovered and bool(self.health.assigned) and not self.health.fatal
-            and stalled_for < self.settings.stall_after_s and not stuck
+            and stalled_for < self.settings.stall_after_s and not stuck and not stalled
         )
         return ready, checks
 
 
 class Health:
-    """What /readyz judges: the last batch's time and how far each partition was read."""
+    """What /readyz judges: the last batch's time, and how far and when each input partition
+    was last read (a partition with records waiting that does not move is stalled)."""
 
     def __init__(self) -> None:
         self.last_batch = time.monotonic()
         self.read_up_to: dict[TP, int] = {}
+        self.moved_at: dict[TP, float] = {}  # when a partition was assigned or last moved
         self.assigned: set[TP] = set()
+        # the broker's end offsets, asked for every few seconds: the consumer's own figure
+        # exists only for partitions it has fetched from, and a stall may be one it never did
+        self.ends: dict[TP, int] = {}
+        self.heals = 0  # rejoins in a row that a stall outlived
         self.fatal: str | None = None
 
-    def batch_done(self, records: list[InputRecord]) -> None:
-        self.last_batch = time.monotonic()
-        for r in records:
-            self.read_up_to[TP(r.topic, r.partition)] = r.offset
+    def assign(self, assigned: set[TP]) -> None:
+        self.assigned = assigned
+        self.restart_clocks()
 
-    def behind(self, consumer: Any) -> dict[TP, int]:
+    def restart_clocks(self) -> None:
+        """An assignment or a finished recovery: every partition's wait counts from now (a
+        long rebalance is not a stall)."""
+        now = time.monotonic()
+        for tp in self.assigned:
+            self.moved_at[tp] = now
+
+    def batch_done(self, records: list[InputRecord]) -> None:
+        now = self.last_batch = time.monotonic()
+        for r in records:
+            tp = TP(r.topic, r.partition)
+            self.read_up_to[tp] = r.offset
+            self.moved_at[tp] = now
+
+    def behind(self) -> dict[TP, int]:
         """Records waiting on assigned partitions (the broker's end beyond what was done)."""
         out: dict[TP, int] = {}
         for tp in self.assigned:
-            try:
-                end = consumer.highwater(tp)
-            except Exception:
-                continue
+            end = self.ends.get(tp)
             if end is None:
                 continue
             done = self.read_up_to.get(tp)
@@ -515,6 +586,12 @@ class Health:
             if waiting > 0:
                 out[tp] = waiting
         return out
+
+    def stalled(self, after_s: float) -> dict[TP, int]:
+        """Partitions with records waiting that have not moved for `after_s` seconds."""
+        now = time.monotonic()
+        return {tp: n for tp, n in self.behind().items()
+                if now - self.moved_at.get(tp, now) > after_s}
 
 
 def _headers(raw: Any) -> list[tuple[str, bytes]]:

@@ -47,12 +47,13 @@ def test_no_second_trigger_after_a_crash_and_restart(kafka_bootstrap: str, tmp_p
         worker.proc.wait()
     first_run = read_topic(kafka_bootstrap, names.audit, lambda rs: False, timeout_s=3)
 
-    with running_worker(kafka_bootstrap, names, tmp_path, log_name="second.log"):
+    with running_worker(kafka_bootstrap, names, tmp_path, log_name="second.log") as worker:
         produce(kafka_bootstrap, names.interactions, keyed[cut:])
 
         latest = read_until_counted(kafka_bootstrap, names, expected, timeout_s=180)
         counted = {u: r["events_counted"] for u, r in latest.items()}
-        assert counted == expected, shortfall_report(kafka_bootstrap, names, expected, counted)
+        assert counted == expected, shortfall_report(
+            kafka_bootstrap, names, expected, counted, worker)
         time.sleep(2.0)
         audit = read_topic(kafka_bootstrap, names.audit, lambda rs: False, timeout_s=3)
 

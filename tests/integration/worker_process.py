@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -315,12 +316,23 @@ KNOWN_SHORTFALL = pytest.mark.xfail(
 
 
 def shortfall_report(
-    bootstrap: str, names: TopicNames, expected: dict[str, int], counted: dict[str, int]
+    bootstrap: str,
+    names: TopicNames,
+    expected: dict[str, int],
+    counted: dict[str, int],
+    worker: WorkerHandle | None = None,
 ) -> str:
-    """Who is short by how much, each input partition's (committed, end) offsets and the
-    dead letters: whether records were never consumed, or consumed and not counted."""
+    """Who is short by how much, each input partition's (committed, end) offsets, the dead
+    letters and (given the running worker) how it classified what it consumed: whether
+    records were never consumed, or consumed and not counted."""
     short = [(u, n - counted.get(u, 0)) for u, n in expected.items() if counted.get(u) != n]
     dead = read_topic(bootstrap, names.dlq, lambda rs: False, timeout_s=3)
+    outcomes = ""
+    if worker is not None:
+        with contextlib.suppress(OSError):
+            outcomes = "; consumed by outcome: " + ", ".join(
+                line for line in worker.metrics(timeout_s=5).splitlines()
+                if line.startswith("engage_events_consumed_total{"))
     return (f"short: {short}; (committed, end) per input partition: "
             f"{input_progress(bootstrap, names)}; dead letters: "
-            f"{[(d.get('reason'), d.get('detail')) for d in dead][:10]}")
+            f"{[(d.get('reason'), d.get('detail')) for d in dead][:10]}{outcomes}")
