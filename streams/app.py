@@ -325,29 +325,43 @@ class EngageWorker:
         future: Awaitable[Any] = await producer.send_batch(batch, topic, partition=partition)
         return future
 
-    async def process(self, records: list[InputRecord]) -> None:
-        """One batch: score, deliver every output, then store the states that say so.
+    async def process(
+        self, records: list[InputRecord], generations: Sequence[int | None]
+    ) -> list[bool]:
+        """One batch: score, deliver every output, then store the states that say so; which
+        records it took (the others must stay uncommitted).
 
-        A rebalance can come while the outputs are delivered, and Faust then rebuilds the
-        table from the changelog under the batch. So a batch is stored only if no rebalance
-        came in between; otherwise it is scored again, once the new assignment is settled,
-        from the rebuilt table (input positions keep what was stored from counting twice;
-        outputs sent twice carry the same ids). Records of partitions given up are left to
-        their new owner (their offsets are not committed here)."""
+        It takes only records fetched in the current group generation, of partitions this
+        worker holds. After a rebalance Faust seeks every partition back to its committed
+        offset, so records fetched before it come again, in order; taking the old copies
+        could put a later record ahead of earlier ones that were never stored, and input
+        positions would then skip those as done. A rebalance can also come while the outputs
+        are delivered, and Faust then rebuilds the table from the changelog under the batch:
+        such a batch is not stored, and its records come again the same way (outputs sent
+        twice carry the same ids)."""
         while True:
             generation = await self._settled()
             assigned = self.app.consumer.assignment()
-            mine = [r for r in records if TP(r.topic, r.partition) in assigned]
+            taken = [g == generation and TP(r.topic, r.partition) in assigned
+                     for r, g in zip(records, generations, strict=True)]
+            mine = [r for r, take in zip(records, taken, strict=True) if take]
             if not mine:
-                return
+                return taken
             self.quiet.clear()
             try:
                 if await self._score_and_store(mine, generation):
-                    return
+                    return taken
             finally:
                 self.quiet.set()
-            log.info("a rebalance came during a batch: scoring it again")
+            log.info("a rebalance came during a batch: its records come again")
             self.shell.forget_partitions(set(self.shell.assigned))
+
+    def _leave_uncommitted(self, message: Any) -> None:
+        """take_events acknowledges every event it yielded, and Faust commits up to the
+        acknowledged offsets: a record left for a later generation or another owner is marked
+        acknowledged first, which makes that a no-op, so no commit passes it."""
+        message.acked = True
+        self.app.consumer._unacked_messages.discard(message)  # type: ignore[attr-defined]
 
     async def _score_and_store(self, mine: list[InputRecord], generation: int) -> bool:
         """Score a batch, deliver its outputs, and store its state if no rebalance came
@@ -396,7 +410,11 @@ class EngageWorker:
                     for e in events
                 ]
                 try:
-                    await self.process(records)
+                    taken = await self.process(
+                        records, [e.message.generation_id for e in events])
+                    for event, took in zip(events, taken, strict=True):
+                        if not took:
+                            self._leave_uncommitted(event.message)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
