@@ -41,6 +41,9 @@ from streams.processor import InputRecord, OutRecord, ScoringShell
 from streams.settings import WorkerSettings
 
 log = logging.getLogger("engage.worker")
+# Faust's compiled stream iterator acknowledges records without Consumer.ack, which the worker
+# guards (EngageWorker._guard_acks): the pure-Python iterator is used instead.
+faust_streams._CStreamIterator = None  # type: ignore[attr-defined]
 # The largest record batch a worker writes to its changelog: one batch of input records'
 # user states and partition record, per changelog partition (the topic is created to take it).
 CHANGELOG_BATCH_BYTES = 8 * 1024 * 1024
@@ -363,6 +366,30 @@ class EngageWorker:
         message.acked = True
         self.app.consumer._unacked_messages.discard(message)  # type: ignore[attr-defined]
 
+    def _guard_acks(self) -> None:
+        """Only acknowledgements of records fetched in the current generation count towards
+        commits. Faust's stream acknowledges the records of an old generation that it skips
+        after a rebalance; their offsets, kept past the seek back to the committed offset,
+        let a commit jump over records not yet scored again, lost if the worker then dies
+        (the multi-worker test saw it). Dropping an old acknowledgement is always safe: the
+        record comes again and its input position says whether it was applied. (Faust's
+        compiled stream iterator writes acknowledgements without calling the consumer's
+        `ack`; the worker uses the pure-Python iterator so that all of them come here.)"""
+        consumer = self.app.consumer
+        if getattr(consumer, "_engage_acks_guarded", False):
+            return
+        plain = consumer.ack
+
+        def ack(message: Any) -> bool:
+            fetched_in = message.generation_id
+            if fetched_in is not None and fetched_in != self.app.consumer_generation_id:
+                self._leave_uncommitted(message)
+                return False
+            return bool(plain(message))
+
+        consumer.ack = ack  # type: ignore[method-assign]
+        consumer._engage_acks_guarded = True  # type: ignore[attr-defined]
+
     async def _score_and_store(self, mine: list[InputRecord], generation: int) -> bool:
         """Score a batch, deliver its outputs, and store its state if no rebalance came
         meanwhile (False: it did, and nothing was stored)."""
@@ -447,6 +474,7 @@ class EngageWorker:
             """The new assignment (Faust revokes everything first, then reassigns, and
             recovers only partitions this worker did not hold): forget what was given up,
             take over what is new, keep the rest as it is."""
+            self._guard_acks()
             now = {tp.partition for tp in assigned or () if tp.topic in names_in}
             gone, added = self.held - now, now - self.held
             shell.forget_partitions(gone | added)  # new ones: taken over on their first record
