@@ -466,7 +466,7 @@ class EngageWorker:
             self.metrics.users_tracked.set(self.store.user_count())
             await self._refresh_ends()
             self.metrics.ready.set(1 if self.readiness()[0] else 0)
-            await self._heal_stalls()
+            self._report_stalls()
 
         names_in = set(self.names.scoring_inputs)
 
@@ -522,8 +522,12 @@ class EngageWorker:
         try:
             ends = await asyncio.wait_for(self.app.consumer.highwaters(*assigned), 5.0)
         except Exception as exc:  # the broker away: judged on the last figures
-            log.debug("end offsets unavailable: %s", exc)
+            self.health.ends_failures += 1
+            if self.health.ends_failures % 12 == 1:  # once a minute: stalls go unseen meanwhile
+                log.warning("end offsets of %d input partitions unavailable (%d times in a "
+                            "row): %r", len(assigned), self.health.ends_failures, exc)
             return
+        self.health.ends_failures = 0
         self.health.ends = {TP(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
 
     def _recovered(self) -> bool:
@@ -533,30 +537,18 @@ class EngageWorker:
     def _stalled(self) -> dict[TP, int]:
         return self.health.stalled(self.settings.stall_after_s) if self._recovered() else {}
 
-    async def _heal_stalls(self) -> None:
-        """Log each stalled input partition with what the consumer holds for it, and rejoin
-        the group: the new generation's assignment, recovery and seek to the committed
-        offsets give every partition a fresh fetch state, whatever left it behind (records
-        read again are skipped by their input positions). A stall that outlives its rejoin
-        is healed again after twice the wait, up to 16 times `stall_after`."""
+    def _report_stalls(self) -> None:
+        """Log each input partition that stalled, once per stall, with what Faust and aiokafka
+        hold for it (the metric and /readyz carry it meanwhile). Nothing here restarts it:
+        rejoining the group was tried, and did not bring back a partition whose records
+        aiokafka had handed over and Faust never delivered (see docs/guarantees.md)."""
         stalled = self._stalled()
         self.metrics.input_stalled.set(len(stalled))
-        if not stalled:
-            self.health.heals = 0
-            return
-        wait = self.settings.stall_after_s * 2 ** min(self.health.heals, 4)
-        stalled = self.health.stalled(wait)
-        if not stalled:
-            return
-        for tp in sorted(stalled):
+        for tp in sorted(set(stalled) - self.health.reported):
             log.warning("input %s[%d] stalled: %d records waiting, none read for %.0f s; "
-                        "consumer state: %s; rejoining the group", tp.topic, tp.partition,
-                        stalled[tp], wait, describe_partition(self.app, tp))
-        self.health.heals += 1
-        self.health.restart_clocks()
-        self.metrics.internal_errors.labels("input_stalled").inc()
-        thread = self.app.consumer._thread  # type: ignore[attr-defined]
-        await thread.call_thread(thread._ensure_consumer()._coordinator.request_rejoin)
+                        "consumer state: %s", tp.topic, tp.partition, stalled[tp],
+                        self.settings.stall_after_s, describe_partition(self.app, tp))
+        self.health.reported = set(stalled)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready: tables recovered, partitions assigned, outputs flowing, no stalled input."""
@@ -599,7 +591,8 @@ class Health:
         # the broker's end offsets, asked for every few seconds: the consumer's own figure
         # exists only for partitions it has fetched from, and a stall may be one it never did
         self.ends: dict[TP, int] = {}
-        self.heals = 0  # rejoins in a row that a stall outlived
+        self.reported: set[TP] = set()  # stalls already logged
+        self.ends_failures = 0  # end-offset requests failed in a row
         self.fatal: str | None = None
 
     def assign(self, assigned: set[TP]) -> None:
