@@ -9,21 +9,19 @@ a moment and metadata lists topics without partitions). Prints EXACT or the shor
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import time
-from collections import defaultdict
 from pathlib import Path
 
-from simulator import generate
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
+    kill_worker_partway,
     produce,
-    read_topic,
     read_until_counted,
     running_worker,
     shortfall_report,
+    simulated_records,
     unique_names,
 )
 
@@ -37,19 +35,10 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, required=True, help="worker logs and data")
     args = parser.parse_args()
     boot, names = args.broker, unique_names()
-    events = list(generate(users=50, days=21, seed=9)[0])
-    cut = int(len(events) * 0.6)
-    expected: dict[str, int] = defaultdict(int)
-    for e in events:
-        expected[e["user_id"]] += 1
-    keyed = [(e["user_id"].encode(), json.dumps(e).encode()) for e in events]
+    keyed, expected = simulated_records(users=50, days=21, seed=9)
+    cut = int(len(keyed) * 0.6)
     ensure_topics(boot, names, 2)
-    with running_worker(boot, names, args.dir, log_name="first.log", log_level="info") as w:
-        produce(boot, names.interactions, keyed[:cut])
-        read_topic(boot, names.audit, lambda rs: len(rs) >= 20)
-        time.sleep(1.0)
-        os.killpg(w.proc.pid, signal.SIGKILL)
-        w.proc.wait()
+    kill_worker_partway(boot, names, args.dir, keyed[:cut])
     with running_worker(boot, names, args.dir, log_name="second.log", log_level="info") as w:
         time.sleep(args.delay)
         os.kill(args.broker_pid, signal.SIGSTOP)

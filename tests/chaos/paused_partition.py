@@ -9,22 +9,17 @@ records never reach the scoring agent (issue #9, open). Prints EXACT or SHORT n.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from simulator import generate
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
-    ROOT,
-    TEST_SIGNING_KEY,
-    free_port,
     produce,
     read_until_counted,
+    running_worker,
+    simulated_records,
     unique_names,
 )
 
@@ -59,29 +54,13 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, required=True, help="worker log and data")
     args = parser.parse_args()
     boot, names = args.broker, unique_names()
-    events = list(generate(users=30, days=14, seed=3)[0])
-    expected: dict[str, int] = defaultdict(int)
-    for e in events:
-        expected[e["user_id"]] += 1
+    keyed, expected = simulated_records(users=30, days=14, seed=3)
     ensure_topics(boot, names, 2)
-    args.dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "tests.chaos.paused_partition", "--as-worker", "worker",
-           "--broker", boot, "--topic-prefix", names.prefix, "--app-id", f"{names.prefix}app",
-           "--metrics-port", str(free_port()), "--web-port", str(free_port()),
-           "--data-dir", str(args.dir / "data"), "--partitions", "2", "--tick-seconds", "1",
-           "--log-level", "info", "--bind-address", "127.0.0.1"]
-    with (args.dir / "worker.log").open("w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                env={"ENGAGE_MODEL_SIGNING_KEY": TEST_SIGNING_KEY,
-                                     "PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"})
-        try:
-            time.sleep(12)
-            produce(boot, names.interactions,
-                    [(e["user_id"].encode(), json.dumps(e).encode()) for e in events])
-            latest = read_until_counted(boot, names, expected, timeout_s=90)
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    with running_worker(boot, names, args.dir, log_level="info",
+                        module="tests.chaos.paused_partition"):
+        time.sleep(12)
+        produce(boot, names.interactions, keyed)
+        latest = read_until_counted(boot, names, expected, timeout_s=90)
     counted = sum(r["events_counted"] for r in latest.values())
     print("EXACT" if counted == sum(expected.values())
           else f"SHORT {sum(expected.values()) - counted}; see {args.dir / 'worker.log'}")
@@ -89,6 +68,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--as-worker"]:
-        raise SystemExit(faulty_worker(sys.argv[2:]))
+    if sys.argv[1:2] == ["worker"]:  # started by running_worker as the faulty worker
+        raise SystemExit(faulty_worker(sys.argv[1:]))
     raise SystemExit(main())

@@ -117,12 +117,15 @@ def running_worker(
     env: dict[str, str] | None = None,
     partitions: int = 2,
     log_level: str = "warn",
+    module: str = "streams.cli",
 ) -> Iterator[WorkerHandle]:
+    """`engage worker` as a child process (`module`: another entry point that takes the same
+    arguments, such as a chaos scenario's faulty worker)."""
     handle_ports = (free_port(), free_port())
     cmd = [
         sys.executable,
         "-m",
-        "streams.cli",
+        module,
         "worker",
         "--broker",
         bootstrap,
@@ -266,6 +269,19 @@ def simulated_records(
         records.append((e["user_id"].encode(), json.dumps(e).encode()))
         counted[e["user_id"]] = counted.get(e["user_id"], 0) + 1
     return records, counted
+
+
+def kill_worker_partway(
+    bootstrap: str, names: TopicNames, tmp_path: Path, records: list[tuple[bytes | None, bytes]]
+) -> None:
+    """A worker given `records` and SIGKILLed once it has issued 20 triggers and worked a
+    second more: some offsets committed, some not; no clean shutdown, no final commit."""
+    with running_worker(bootstrap, names, tmp_path, log_name="first.log") as worker:
+        produce(bootstrap, names.interactions, records)
+        read_topic(bootstrap, names.audit, lambda rs: len(rs) >= 20)
+        time.sleep(1.0)
+        os.killpg(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait()
 
 
 def latest_by_user(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
