@@ -330,13 +330,13 @@ class EngageWorker:
 
     async def process(
         self, records: list[InputRecord], generations: Sequence[int | None]
-    ) -> None:
-        """One batch: score, deliver every output, then store the states that say so.
+    ) -> list[bool]:
+        """One batch: score, deliver every output, then store the states that say so; which
+        records it took (the others must stay uncommitted).
 
         It takes only records fetched in the current group generation, of partitions this
-        worker holds (the others are not committed: see _guard_acks). After a rebalance
-        Faust seeks every partition back to its committed offset, so records fetched before
-        it come again, in order; taking the old copies
+        worker holds. After a rebalance Faust seeks every partition back to its committed
+        offset, so records fetched before it come again, in order; taking the old copies
         could put a later record ahead of earlier ones that were never stored, and input
         positions would then skip those as done. A rebalance can also come while the outputs
         are delivered, and Faust then rebuilds the table from the changelog under the batch:
@@ -345,18 +345,26 @@ class EngageWorker:
         while True:
             generation = await self._settled()
             assigned = self.app.consumer.assignment()
-            mine = [r for r, g in zip(records, generations, strict=True)
-                    if g == generation and TP(r.topic, r.partition) in assigned]
+            taken = [g == generation and TP(r.topic, r.partition) in assigned
+                     for r, g in zip(records, generations, strict=True)]
+            mine = [r for r, take in zip(records, taken, strict=True) if take]
             if not mine:
-                return
+                return taken
             self.quiet.clear()
             try:
                 if await self._score_and_store(mine, generation):
-                    return
+                    return taken
             finally:
                 self.quiet.set()
             log.info("a rebalance came during a batch: its records come again")
             self.shell.forget_partitions(set(self.shell.assigned))
+
+    def _leave_uncommitted(self, message: Any) -> None:
+        """take_events acknowledges every event it yielded, and Faust commits up to the
+        acknowledged offsets: a record left for a later generation or another owner is marked
+        acknowledged first, which makes that a no-op, so no commit passes it."""
+        message.acked = True
+        self.app.consumer._unacked_messages.discard(message)  # type: ignore[attr-defined]
 
     def _guard_acks(self) -> None:
         """Only acknowledgements of records fetched in the current generation count towards
@@ -375,10 +383,7 @@ class EngageWorker:
         def ack(message: Any) -> bool:
             fetched_in = message.generation_id
             if fetched_in is not None and fetched_in != self.app.consumer_generation_id:
-                # marked acknowledged without an offset recorded: Faust's later acks of it
-                # (take_events acknowledges every event it yielded) are no-ops
-                message.acked = True
-                consumer._unacked_messages.discard(message)  # type: ignore[attr-defined]
+                self._leave_uncommitted(message)
                 return False
             return bool(plain(message))
 
@@ -432,7 +437,11 @@ class EngageWorker:
                     for e in events
                 ]
                 try:
-                    await self.process(records, [e.message.generation_id for e in events])
+                    taken = await self.process(
+                        records, [e.message.generation_id for e in events])
+                    for event, took in zip(events, taken, strict=True):
+                        if not took:
+                            self._leave_uncommitted(event.message)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
