@@ -529,6 +529,9 @@ class EngageWorker:
             return
         self.health.ends_failures = 0
         self.health.ends = {TP(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+        committed = getattr(self.app.consumer, "_committed_offset", {})  # Faust's own record
+        self.health.committed = {tp: int(committed[tp]) for tp in assigned
+                                 if committed.get(tp) is not None}
 
     def _recovered(self) -> bool:
         recovery = getattr(self.app.tables, "recovery", None)
@@ -591,6 +594,7 @@ class Health:
         # the broker's end offsets, asked for every few seconds: the consumer's own figure
         # exists only for partitions it has fetched from, and a stall may be one it never did
         self.ends: dict[TP, int] = {}
+        self.committed: dict[TP, int] = {}  # committed offsets (the next record to read)
         self.reported: set[TP] = set()  # stalls already logged
         self.ends_failures = 0  # end-offset requests failed in a row
         self.fatal: str | None = None
@@ -621,7 +625,9 @@ class Health:
             if end is None:
                 continue
             done = self.read_up_to.get(tp)
-            waiting = end - (done + 1 if done is not None else 0)
+            # nothing read here yet: what an earlier owner committed is done
+            start = done + 1 if done is not None else self.committed.get(tp, 0)
+            waiting = end - start
             if waiting > 0:
                 out[tp] = waiting
         return out

@@ -44,3 +44,13 @@ def test_a_wait_counts_from_the_latest_assignment_or_recovery() -> None:
     assert health.stalled(after_s=0.05) == {P0: 3}
     health.restart_clocks()  # the new assignment's recovery finished
     assert health.stalled(after_s=0.05) == {}
+
+
+def test_a_partition_read_to_its_end_by_an_earlier_owner_is_not_waiting() -> None:
+    health = Health()
+    health.assign({P0})
+    health.ends, health.committed = {P0: 9}, {P0: 9}
+    time.sleep(0.1)
+    assert health.stalled(after_s=0.05) == {}
+    health.ends = {P0: 12}
+    assert health.stalled(after_s=0.05) == {P0: 3}
