@@ -37,9 +37,10 @@ def _aiokafka_partition(consumer: Any, tp: TP) -> dict[str, Any]:
         "status": str(state._status),
         "position": state._position if state.has_valid_position else None,
         "highwater": state.highwater,
-        "fetch_records_buffered": tp in {
-            (t.topic, t.partition) for t in getattr(inner._fetcher, "_records", {})
-        },
+        # a fetch result aiokafka holds for Faust: none is fetched again until it is taken
+        "fetch_records_buffered": next(
+            (type(held).__name__ for t, held in getattr(inner._fetcher, "_records", {}).items()
+             if (t.topic, t.partition) == (tp.topic, tp.partition)), None),
     }
 
 
@@ -49,6 +50,8 @@ def describe_partition(app: Any, tp: TP) -> dict[str, Any]:
     return {
         "faust_paused": _probe(lambda: tp in consumer._paused_partitions),
         "faust_active": _probe(lambda: tp in (consumer._active_partitions or set())),
+        # taken out of the fetch while its stream buffer is full, back when it drains
+        "faust_buffered": _probe(lambda: tp in consumer._buffered_partitions),
         "flow_active": _probe(lambda: consumer.flow_active),
         "flow_control_active": _probe(lambda: app.flow_control.is_active()),
         "read_offset": _probe(lambda: consumer._read_offset.get(tp)),
