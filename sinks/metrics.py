@@ -155,6 +155,11 @@ class Metrics:
             "(dead-lettered), or not_atomic (a changelog group sent record by record).",
             ["topic", "kind"], registry=r,
         )
+        self.input_stalled = Gauge(
+            "engage_input_partitions_stalled",
+            "Input partitions with records waiting that nothing has read for stall_after "
+            "seconds (each one is logged with the consumer's state).", registry=r,
+        )
         self.ready = Gauge(
             "engage_ready", "1 when /readyz answers ready (see docs/operations.md).", registry=r,
         )

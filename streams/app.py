@@ -35,18 +35,24 @@ from scoring.state_codec import StateCodec, StateVersionError, codec_for
 from sinks.kafka_outbox import GroupTooLarge, KafkaOutbox, OutputRecord
 from sinks.metrics import Metrics
 from streams.churn_shell import ChurnShell
+from streams.consumer_state import describe_partition
 from streams.holding import acknowledge, keep_unacknowledged
 from streams.leaderboard_reader import LeaderboardReader
 from streams.population_exchange import PopulationExchange
-from streams.processor import BatchResult, InputRecord, OutRecord, ScoringShell
+from streams.processor import InputRecord, OutRecord, ScoringShell
 from streams.settings import WorkerSettings
 
 log = logging.getLogger("engage.worker")
+# Faust's compiled stream iterator acknowledges records without Consumer.ack, which the worker
+# guards (EngageWorker._guard_acks): the pure-Python iterator is used instead.
+faust_streams._CStreamIterator = None  # type: ignore[attr-defined]
 # The largest record batch a worker writes to its changelog: one batch of input records'
 # user states and partition record, per changelog partition (the topic is created to take it).
 CHANGELOG_BATCH_BYTES = 8 * 1024 * 1024
 # How long a revocation waits for a batch in flight (within the 10 s session timeout)
 REVOKE_WAIT_S = 8.0
+# how often the group leader re-reads metadata, and rebalances partitions it could not see
+METADATA_REFRESH_MS = 10_000
 
 
 class _PartitionMessage:
@@ -226,6 +232,12 @@ class EngageWorker:
             broker_commit_interval=1.0,
             broker_session_timeout=10.0,  # a crashed worker's partitions move on in 10 s
             broker_heartbeat_interval=3.0,
+            # The group leader assigns what its metadata shows. Metadata fetched while the
+            # broker is fenced or restarting can lack a topic's partitions: those go to no
+            # worker, and only the leader's next metadata refresh (which compares partition
+            # counts with what it assigned) rebalances them. aiokafka refreshes every 5 min
+            # by default; a stall that long is what the crash tests saw.
+            consumer_metadata_max_age_ms=METADATA_REFRESH_MS,
             table_standby_replicas=settings.standby_replicas,
             # Shutdown must not wait for records a batch holds: their offsets are not
             # committed, and the next owner applies them once (input positions).
@@ -321,45 +333,76 @@ class EngageWorker:
         future: Awaitable[Any] = await producer.send_batch(batch, topic, partition=partition)
         return future
 
-    async def process(self, records: list[InputRecord]) -> None:
-        """One batch: score, deliver every output, then store the states that say so.
+    async def process(
+        self, records: list[InputRecord], generations: Sequence[int | None]
+    ) -> list[bool]:
+        """One batch: score, deliver every output, then store the states that say so; which
+        records it took (the others must stay uncommitted).
 
-        A rebalance can come while the outputs are delivered, and Faust then rebuilds the
-        table from the changelog under the batch. So a batch is stored only if no rebalance
-        came in between; otherwise it is scored again, once the new assignment is settled,
-        from the rebuilt table (input positions keep what was stored from counting twice;
-        outputs sent twice carry the same ids). Records of partitions given up are left to
-        their new owner (their offsets are not committed here).
+        It takes only records fetched in the current group generation, of partitions this
+        worker holds. After a rebalance Faust seeks every partition back to its committed
+        offset, so records fetched before it come again, in order; taking the old copies
+        could put a later record ahead of earlier ones that were never stored, and input
+        positions would then skip those as done. A rebalance can also come while the outputs
+        are delivered, and Faust then rebuilds the table from the changelog under the batch:
+        such a batch is not stored, what its partitions held is dropped, and its records
+        come again the same way (outputs sent twice carry the same ids).
 
         Records whose partition waits for other partitions' population snapshots are kept
         unacknowledged (streams/holding.py) and acknowledged in the batch that applies
-        them. A batch scored again drops what its partitions held, and leaves out (and
-        unacknowledged) every record of those partitions: the rebalance sends the consumer
-        back to the committed offsets, so they are all read again, in order
-        (ScoringShell.split_unstored)."""
+        them."""
         while True:
             generation = await self._settled()
             assigned = self.app.consumer.assignment()
-            mine = [r for r in records if TP(r.topic, r.partition) in assigned]
+            taken = [g == generation and TP(r.topic, r.partition) in assigned
+                     for r, g in zip(records, generations, strict=True)]
+            mine = [r for r, take in zip(records, taken, strict=True) if take]
             if not mine:
-                return
+                return taken
             await self.population.wait_caught_up()  # bounded; once per worker
             self.quiet.clear()
             try:
-                result = await self._score_and_store(mine, generation)
+                if await self._score_and_store(mine, generation):
+                    return taken
             finally:
                 self.quiet.set()
-            if result is None:
-                return
-            log.info("a rebalance came during a batch: scoring it again")
-            records, later = self.shell.split_unstored(records, result)
-            keep_unacknowledged(later)  # read again from the committed offset, in order
+            log.info("a rebalance came during a batch: its records come again")
+            self.shell.forget_partitions(set(self.shell.assigned))
 
-    async def _score_and_store(
-        self, mine: list[InputRecord], generation: int
-    ) -> BatchResult | None:
+    def _leave_uncommitted(self, message: Any) -> None:
+        """take_events acknowledges every event it yielded, and Faust commits up to the
+        acknowledged offsets: a record left for a later generation or another owner is marked
+        acknowledged first, which makes that a no-op, so no commit passes it."""
+        message.acked = True
+        self.app.consumer._unacked_messages.discard(message)  # type: ignore[attr-defined]
+
+    def _guard_acks(self) -> None:
+        """Only acknowledgements of records fetched in the current generation count towards
+        commits. Faust's stream acknowledges the records of an old generation that it skips
+        after a rebalance; their offsets, kept past the seek back to the committed offset,
+        let a commit jump over records not yet scored again, lost if the worker then dies
+        (the multi-worker test saw it). Dropping an old acknowledgement is always safe: the
+        record comes again and its input position says whether it was applied. (Faust's
+        compiled stream iterator writes acknowledgements without calling the consumer's
+        `ack`; the worker uses the pure-Python iterator so that all of them come here.)"""
+        consumer = self.app.consumer
+        if getattr(consumer, "_engage_acks_guarded", False):
+            return
+        plain = consumer.ack
+
+        def ack(message: Any) -> bool:
+            fetched_in = message.generation_id
+            if fetched_in is not None and fetched_in != self.app.consumer_generation_id:
+                self._leave_uncommitted(message)
+                return False
+            return bool(plain(message))
+
+        consumer.ack = ack  # type: ignore[method-assign]
+        consumer._engage_acks_guarded = True  # type: ignore[attr-defined]
+
+    async def _score_and_store(self, mine: list[InputRecord], generation: int) -> bool:
         """Score a batch, deliver its outputs, and store its state if no rebalance came
-        meanwhile (None); else the batch's result, of which nothing was stored."""
+        meanwhile (False: one did, and nothing was stored)."""
         result = self.shell.handle_batch(mine)
         result.outbox.extend(self.population.outbox(self.shell.driver))  # closed days
         await self.outbox.deliver(result.outbox)
@@ -374,8 +417,8 @@ class EngageWorker:
                 self.store.apply_local(group, self.held)
             acknowledge(result.released)  # held in an earlier batch, stored now
             self.health.batch_done(mine)
-            return None
-        return result
+            return True
+        return False
 
     async def _settled(self) -> int:
         """Wait until the current assignment's recovery is over; its generation."""
@@ -408,7 +451,11 @@ class EngageWorker:
                     for e in events
                 ]
                 try:
-                    await self.process(records)
+                    taken = await self.process(
+                        records, [e.message.generation_id for e in events])
+                    for event, took in zip(events, taken, strict=True):
+                        if not took:
+                            self._leave_uncommitted(event.message)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -431,7 +478,9 @@ class EngageWorker:
         @app.timer(5.0)
         async def gauges() -> None:
             self.metrics.users_tracked.set(self.store.user_count())
+            await self._refresh_ends()
             self.metrics.ready.set(1 if self.readiness()[0] else 0)
+            self._report_stalls()
 
         names_in = set(self.names.scoring_inputs)
 
@@ -439,6 +488,7 @@ class EngageWorker:
             """The new assignment (Faust revokes everything first, then reassigns, and
             recovers only partitions this worker did not hold): forget what was given up,
             take over what is new, keep the rest as it is."""
+            self._guard_acks()
             now = {tp.partition for tp in assigned or () if tp.topic in names_in}
             gone, added = self.held - now, now - self.held
             shell.forget_partitions(gone | added)  # new ones: taken over on their first record
@@ -447,7 +497,7 @@ class EngageWorker:
                 log.info("partitions given up %s (%d keys forgotten), taken over %s",
                          sorted(gone), dropped, sorted(added))
             self.held = now
-            self.health.assigned = {tp for tp in assigned or () if tp.topic in names_in}
+            self.health.assign({tp for tp in assigned or () if tp.topic in names_in})
 
         app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
@@ -466,6 +516,7 @@ class EngageWorker:
         async def on_settled(sender: Any, **_: Any) -> None:
             """Faust finished recovering the table for this assignment."""
             self.settled_generation = app.consumer_generation_id
+            self.health.restart_clocks()
 
         app.on_rebalance_complete.connect(on_settled)  # type: ignore[arg-type]
         self.churn.register(self)
@@ -479,18 +530,55 @@ class EngageWorker:
 
         register_views(self)
 
+    async def _refresh_ends(self) -> None:
+        assigned = sorted(self.health.assigned)
+        if not assigned:
+            return
+        try:
+            ends = await asyncio.wait_for(self.app.consumer.highwaters(*assigned), 5.0)
+        except Exception as exc:  # the broker away: judged on the last figures
+            self.health.ends_failures += 1
+            if self.health.ends_failures % 12 == 1:  # once a minute: stalls go unseen meanwhile
+                log.warning("end offsets of %d input partitions unavailable (%d times in a "
+                            "row): %r", len(assigned), self.health.ends_failures, exc)
+            return
+        self.health.ends_failures = 0
+        self.health.ends = {TP(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+        committed = getattr(self.app.consumer, "_committed_offset", {})  # Faust's own record
+        self.health.committed = {tp: int(committed[tp]) for tp in assigned
+                                 if committed.get(tp) is not None}
+
+    def _recovered(self) -> bool:
+        recovery = getattr(self.app.tables, "recovery", None)
+        return recovery is not None and bool(recovery.completed.is_set())
+
+    def _stalled(self) -> dict[TP, int]:
+        return self.health.stalled(self.settings.stall_after_s) if self._recovered() else {}
+
+    def _report_stalls(self) -> None:
+        """Log each input partition that stalled, once per stall, with what Faust and aiokafka
+        hold for it (the metric and /readyz carry it meanwhile). Nothing here restarts it:
+        rejoining the group was tried, and did not bring back a partition whose records
+        aiokafka had handed over and Faust never delivered (see docs/guarantees.md)."""
+        stalled = self._stalled()
+        self.metrics.input_stalled.set(len(stalled))
+        for tp in sorted(set(stalled) - self.health.reported):
+            log.warning("input %s[%d] stalled: %d records waiting, none read for %.0f s; "
+                        "consumer state: %s", tp.topic, tp.partition, stalled[tp],
+                        self.settings.stall_after_s, describe_partition(self.app, tp))
+        self.health.reported = set(stalled)
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready: tables recovered, partitions assigned, outputs flowing, no stalled input."""
-        app = self.app
-        recovery = getattr(app.tables, "recovery", None)
-        recovered = recovery is not None and bool(recovery.completed.is_set())
+        recovered = self._recovered()
         stalled_for = (
             time.monotonic() - self.outbox.stalled_since
             if self.outbox.stalled_since is not None else 0.0
         )
-        behind = self.health.behind(app.consumer) if recovered else {}
+        behind = self.health.behind() if recovered else {}
         idle_for = time.monotonic() - self.health.last_batch
         stuck = bool(behind) and idle_for > self.settings.stall_after_s
+        stalled = self._stalled()
         checks = {
             "tables_recovered": recovered,
             "partitions_assigned": sorted(f"{tp.topic}[{tp.partition}]"
@@ -499,44 +587,71 @@ class EngageWorker:
             "last_output_error": self.outbox.last_error if stalled_for else None,
             "seconds_since_last_batch": round(idle_for, 1),
             "records_waiting": sum(behind.values()),
+            "stalled_partitions": sorted(f"{tp.topic}[{tp.partition}]" for tp in stalled),
             "fatal": self.health.fatal,
         }
         ready = (
             recovered and bool(self.health.assigned) and not self.health.fatal
-            and stalled_for < self.settings.stall_after_s and not stuck
+            and stalled_for < self.settings.stall_after_s and not stuck and not stalled
         )
         return ready, checks
 
 
 class Health:
-    """What /readyz judges: the last batch's time and how far each partition was read."""
+    """What /readyz judges: the last batch's time, and how far and when each input partition
+    was last read (a partition with records waiting that does not move is stalled)."""
 
     def __init__(self) -> None:
         self.last_batch = time.monotonic()
         self.read_up_to: dict[TP, int] = {}
+        self.moved_at: dict[TP, float] = {}  # when a partition was assigned or last moved
         self.assigned: set[TP] = set()
+        # the broker's end offsets, asked for every few seconds: the consumer's own figure
+        # exists only for partitions it has fetched from, and a stall may be one it never did
+        self.ends: dict[TP, int] = {}
+        self.committed: dict[TP, int] = {}  # committed offsets (the next record to read)
+        self.reported: set[TP] = set()  # stalls already logged
+        self.ends_failures = 0  # end-offset requests failed in a row
         self.fatal: str | None = None
 
-    def batch_done(self, records: list[InputRecord]) -> None:
-        self.last_batch = time.monotonic()
-        for r in records:
-            self.read_up_to[TP(r.topic, r.partition)] = r.offset
+    def assign(self, assigned: set[TP]) -> None:
+        self.assigned = assigned
+        self.restart_clocks()
 
-    def behind(self, consumer: Any) -> dict[TP, int]:
+    def restart_clocks(self) -> None:
+        """An assignment or a finished recovery: every partition's wait counts from now (a
+        long rebalance is not a stall)."""
+        now = time.monotonic()
+        for tp in self.assigned:
+            self.moved_at[tp] = now
+
+    def batch_done(self, records: list[InputRecord]) -> None:
+        now = self.last_batch = time.monotonic()
+        for r in records:
+            tp = TP(r.topic, r.partition)
+            self.read_up_to[tp] = r.offset
+            self.moved_at[tp] = now
+
+    def behind(self) -> dict[TP, int]:
         """Records waiting on assigned partitions (the broker's end beyond what was done)."""
         out: dict[TP, int] = {}
         for tp in self.assigned:
-            try:
-                end = consumer.highwater(tp)
-            except Exception:
-                continue
+            end = self.ends.get(tp)
             if end is None:
                 continue
             done = self.read_up_to.get(tp)
-            waiting = end - (done + 1 if done is not None else 0)
+            # nothing read here yet: what an earlier owner committed is done
+            start = done + 1 if done is not None else self.committed.get(tp, 0)
+            waiting = end - start
             if waiting > 0:
                 out[tp] = waiting
         return out
+
+    def stalled(self, after_s: float) -> dict[TP, int]:
+        """Partitions with records waiting that have not moved for `after_s` seconds."""
+        now = time.monotonic()
+        return {tp: n for tp, n in self.behind().items()
+                if now - self.moved_at.get(tp, now) > after_s}
 
 
 def _headers(raw: Any) -> list[tuple[str, bytes]]:

@@ -138,9 +138,6 @@ class BatchResult:
     # keep these unacknowledged; acknowledge those released (held in an earlier batch)
     held: list[InputRecord] = field(default_factory=list)
     released: list[InputRecord] = field(default_factory=list)
-    # partitions that held records at the batch's start or end: if the batch is not stored,
-    # their records come again from the committed offset (ScoringShell.split_unstored)
-    holding: set[int] = field(default_factory=set)
 
 
 def parse_source(headers: Headers) -> tuple[int, int] | None:
@@ -231,13 +228,11 @@ class ScoringShell:
         touched: set[int] = set()
         now_ms = self.wall_clock_ms()
         self.metrics.batch_size.observe(len(records))
-        result.holding = self.holds.partitions()
         for record in records:
             self._record(record, now_ms, staged, publish, result, touched)
         self.holds.release(  # what waited for other partitions' snapshots, in order
             lambda r: self._record(r, now_ms, staged, publish, result, touched), now_ms, result
         )
-        result.holding |= self.holds.partitions()
         for (event_type, status), n in result.consumed.items():
             self.metrics.events_consumed.labels(event_type, status).inc(n)
         for partition in touched:
@@ -257,22 +252,6 @@ class ScoringShell:
                     OutRecord(self.names.leaderboards, str(p).encode(), _json_encode(board))
                 )
         return result
-
-    def split_unstored(
-        self, records: list[InputRecord], result: BatchResult
-    ) -> tuple[list[InputRecord], list[InputRecord]]:
-        """A batch that was not stored (a rebalance came while it was delivered): forget
-        every partition, and split its records into those to score again and those to leave
-        unacknowledged. A partition that held records lost them with the batch (the held
-        ones, and those the batch applied, were never stored): Faust's rebalance seeks it
-        back to its committed offset, which is at or before the first held record, so all
-        its records come again in order; scoring the batch's later ones now would put them
-        ahead of the held ones, which would then be skipped as already processed."""
-        waiting = result.holding
-        self.forget_partitions(set(self.assigned))
-        again = [r for r in records if r.partition not in waiting]
-        later = [r for r in records if r.partition in waiting]
-        return again, later
 
     def store_batch(self, result: BatchResult) -> None:
         """Write a batch's states, then its partition records: only once its outbox was

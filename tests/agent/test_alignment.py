@@ -142,25 +142,23 @@ def test_a_wait_longer_than_allowed_is_cut_short_and_counted() -> None:
     assert metrics == 1.0
 
 
-def test_a_batch_not_stored_leaves_a_holding_partition_to_be_read_again_in_order() -> None:
-    """A rebalance during a batch: nothing of it is stored, and the worker scores it again.
-    The partition that held records lost them with the batch; its records are read again
-    from the committed offset, and none of the batch's later ones may go ahead of them."""
+def test_a_batch_not_stored_drops_what_was_held_and_everything_comes_again_in_order() -> None:
+    """A rebalance during a batch: nothing of it is stored. The worker forgets every
+    partition (what they held too) and scores nothing of the batch again: the rebalance
+    seeks each partition back to its committed offset, so all records come again, in order,
+    and none of the batch's later ones can go ahead of the held ones."""
     w = Worker()
     (p_user,), (q_user,) = users_on(0, 1), users_on(1, 1)
     w.batch([w.rec(p_user, T0 + HOUR), w.rec(q_user, T0 + HOUR)])  # committed: offset 0
     ahead = [w.rec(p_user, T0 + DAY + 2 * HOUR), w.rec(p_user, T0 + DAY + 3 * HOUR)]
     assert w.batch(ahead).held == ahead
     later, closing = w.rec(p_user, T0 + DAY + 4 * HOUR), w.rec(q_user, T0 + DAY + 30 * 60_000)
-    batch = [later, closing]
-    unstored = w.shell.handle_batch(batch)  # releases `ahead`, applies `later`: not stored
-    assert unstored.released == ahead and unstored.holding == {0}
-    again, unacknowledged = w.shell.split_unstored(batch, unstored)
-    assert (again, unacknowledged) == ([closing], [later])
-    w.batch(again)
-    assert (w.counted(p_user), w.counted(q_user)) == (1, 2)
-    # the rebalance sought partition 0 back to its committed offset: everything comes again
+    unstored = w.shell.handle_batch([later, closing])  # releases `ahead`: not stored
+    assert unstored.released == ahead
+    w.shell.forget_partitions(set(w.shell.assigned))
+    assert (w.counted(p_user), w.counted(q_user)) == (1, 1)
+    # the rebalance sought both partitions back to their committed offsets
     w.batch([InputRecord(r.topic, r.partition, r.offset, r.key, r.value)
-             for r in [*ahead, later]])
-    assert w.counted(p_user) == 4
+             for r in [*ahead, later, closing]])
+    assert (w.counted(p_user), w.counted(q_user)) == (4, 2)
     assert w.shell.driver.processed_offset(0, "input") == later.offset

@@ -3,24 +3,22 @@ trigger (a new trigger_id) for an episode already served, and loses or double-co
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-from simulator import generate
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
     KNOWN_SHORTFALL,
+    kill_worker_partway,
     produce,
     read_topic,
     read_until_counted,
     running_worker,
     shortfall_report,
+    simulated_records,
     unique_names,
 )
 
@@ -30,29 +28,20 @@ pytestmark = pytest.mark.kafka
 @KNOWN_SHORTFALL
 def test_no_second_trigger_after_a_crash_and_restart(kafka_bootstrap: str, tmp_path: Path) -> None:
     names = unique_names()
-    stream, _ = generate(users=50, days=21, seed=9)
-    events = list(stream)
-    cut = int(len(events) * 0.6)
-    expected: dict[str, int] = defaultdict(int)
-    for e in events:
-        expected[e["user_id"]] += 1
-    keyed = [(e["user_id"].encode(), json.dumps(e).encode()) for e in events]
+    keyed, expected = simulated_records(users=50, days=21, seed=9)
+    cut = int(len(keyed) * 0.6)
 
     ensure_topics(kafka_bootstrap, names, 2)
-    with running_worker(kafka_bootstrap, names, tmp_path, log_name="first.log") as worker:
-        produce(kafka_bootstrap, names.interactions, keyed[:cut])
-        read_topic(kafka_bootstrap, names.audit, lambda rs: len(rs) >= 20)
-        time.sleep(1.0)  # let it get part-way: some offsets committed, some not
-        os.killpg(worker.proc.pid, signal.SIGKILL)  # a crash: no clean shutdown, no final commit
-        worker.proc.wait()
+    kill_worker_partway(kafka_bootstrap, names, tmp_path, keyed[:cut])
     first_run = read_topic(kafka_bootstrap, names.audit, lambda rs: False, timeout_s=3)
 
-    with running_worker(kafka_bootstrap, names, tmp_path, log_name="second.log"):
+    with running_worker(kafka_bootstrap, names, tmp_path, log_name="second.log") as worker:
         produce(kafka_bootstrap, names.interactions, keyed[cut:])
 
         latest = read_until_counted(kafka_bootstrap, names, expected, timeout_s=180)
         counted = {u: r["events_counted"] for u, r in latest.items()}
-        assert counted == expected, shortfall_report(kafka_bootstrap, names, expected, counted)
+        assert counted == expected, shortfall_report(
+            kafka_bootstrap, names, expected, counted, worker)
         time.sleep(2.0)
         audit = read_topic(kafka_bootstrap, names.audit, lambda rs: False, timeout_s=3)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -116,12 +117,15 @@ def running_worker(
     env: dict[str, str] | None = None,
     partitions: int = 2,
     log_level: str = "warn",
+    module: str = "streams.cli",
 ) -> Iterator[WorkerHandle]:
+    """`engage worker` as a child process (`module`: another entry point that takes the same
+    arguments, such as a chaos scenario's faulty worker)."""
     handle_ports = (free_port(), free_port())
     cmd = [
         sys.executable,
         "-m",
-        "streams.cli",
+        module,
         "worker",
         "--broker",
         bootstrap,
@@ -267,6 +271,19 @@ def simulated_records(
     return records, counted
 
 
+def kill_worker_partway(
+    bootstrap: str, names: TopicNames, tmp_path: Path, records: list[tuple[bytes | None, bytes]]
+) -> None:
+    """A worker given `records` and SIGKILLed once it has issued 20 triggers and worked a
+    second more: some offsets committed, some not; no clean shutdown, no final commit."""
+    with running_worker(bootstrap, names, tmp_path, log_name="first.log") as worker:
+        produce(bootstrap, names.interactions, records)
+        read_topic(bootstrap, names.audit, lambda rs: len(rs) >= 20)
+        time.sleep(1.0)
+        os.killpg(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait()
+
+
 def latest_by_user(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}
     for r in records:
@@ -315,12 +332,23 @@ KNOWN_SHORTFALL = pytest.mark.xfail(
 
 
 def shortfall_report(
-    bootstrap: str, names: TopicNames, expected: dict[str, int], counted: dict[str, int]
+    bootstrap: str,
+    names: TopicNames,
+    expected: dict[str, int],
+    counted: dict[str, int],
+    worker: WorkerHandle | None = None,
 ) -> str:
-    """Who is short by how much, each input partition's (committed, end) offsets and the
-    dead letters: whether records were never consumed, or consumed and not counted."""
+    """Who is short by how much, each input partition's (committed, end) offsets, the dead
+    letters and (given the running worker) how it classified what it consumed: whether
+    records were never consumed, or consumed and not counted."""
     short = [(u, n - counted.get(u, 0)) for u, n in expected.items() if counted.get(u) != n]
     dead = read_topic(bootstrap, names.dlq, lambda rs: False, timeout_s=3)
+    outcomes = ""
+    if worker is not None:
+        with contextlib.suppress(OSError):
+            outcomes = "; consumed by outcome: " + ", ".join(
+                line for line in worker.metrics(timeout_s=5).splitlines()
+                if line.startswith("engage_events_consumed_total{"))
     return (f"short: {short}; (committed, end) per input partition: "
             f"{input_progress(bootstrap, names)}; dead letters: "
-            f"{[(d.get('reason'), d.get('detail')) for d in dead][:10]}")
+            f"{[(d.get('reason'), d.get('detail')) for d in dead][:10]}{outcomes}")
