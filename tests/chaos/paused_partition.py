@@ -1,7 +1,8 @@
 """Chaos run, not a test: the real worker with one input partition paused in Faust's consumer
-8 s after it starts (while aiokafka holds records fetched for it), then a backlog on every
-partition. Shows what the stall watcher logs (`input … stalled`) and that the partition's
-records never reach the scoring agent (issue #9, open). Prints EXACT or SHORT n.
+8 s after it starts (and never resumed), then a backlog on every partition. Shows what the
+stall watcher logs (`input … stalled`, with the consumer's state) and `/readyz` when a
+partition stops being read: its records never reach the scoring agent. Prints EXACT or
+SHORT n.
 
     python -m tests.chaos.paused_partition --broker 127.0.0.1:19812 --dir /tmp/paused-1
 """

@@ -23,7 +23,6 @@ from simulator import generate
 from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
-    KNOWN_SHORTFALL,
     WorkerHandle,
     produce,
     read_topic,
@@ -61,7 +60,6 @@ def wait_consumed(worker: WorkerHandle, at_least: float, timeout_s: float = 120.
         time.sleep(0.2)
 
 
-@KNOWN_SHORTFALL
 @pytest.mark.timeout(900)
 def test_kills_and_a_broker_restart_change_no_count_and_no_trigger(
     kafka: BrokerUnderTest, tmp_path: Path

@@ -21,7 +21,6 @@ from simulator import generate
 from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
-    KNOWN_SHORTFALL,
     WorkerHandle,
     produce,
     read_until_counted,
@@ -48,7 +47,6 @@ def wait_for(condition, timeout_s: float = 90.0) -> None:  # type: ignore[no-unt
         time.sleep(0.5)
 
 
-@KNOWN_SHORTFALL
 @pytest.mark.timeout(900)
 def test_workers_added_and_killed_count_like_replay_and_answer_every_lookup(
     kafka_bootstrap: str, tmp_path: Path

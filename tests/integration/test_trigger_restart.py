@@ -11,7 +11,6 @@ import pytest
 
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
-    KNOWN_SHORTFALL,
     kill_worker_partway,
     produce,
     read_topic,
@@ -25,7 +24,6 @@ from tests.integration.worker_process import (
 pytestmark = pytest.mark.kafka
 
 
-@KNOWN_SHORTFALL
 def test_no_second_trigger_after_a_crash_and_restart(kafka_bootstrap: str, tmp_path: Path) -> None:
     names = unique_names()
     keyed, expected = simulated_records(users=50, days=21, seed=9)

@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.topics import TopicNames
@@ -324,13 +323,6 @@ def input_progress(bootstrap: str, names: TopicNames) -> dict[int, tuple[int, in
 # stops being fetched at its committed offset, or events lost around a handover (see
 # docs/guarantees.md, known defects). The tests that prove the guarantee still run and report;
 # they do not fail the suite until the cause is found.
-KNOWN_SHORTFALL = pytest.mark.xfail(
-    strict=False,
-    reason="issue #9 open: after a worker is killed, counts can fall short (a stalled "
-    "input partition, or events lost at a handover); docs/guarantees.md, known defects",
-)
-
-
 def shortfall_report(
     bootstrap: str,
     names: TopicNames,
