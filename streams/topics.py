@@ -13,6 +13,7 @@ on a laptop (replication 1) and on a cluster (replication 3, min ISR 2).
 from __future__ import annotations
 
 import contextlib
+import time
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from scoring.triggers.registry import trigger_types as registered_types
+
+TOPICS_VISIBLE_WAIT_S = 30.0
 
 DAY_MS = 86_400_000
 
@@ -308,10 +311,23 @@ def input_partitions(bootstrap: str, names: TopicNames) -> int | None:
 
 
 def _partition_counts(admin: KafkaAdminClient) -> dict[str, int]:
+    """Partitions per topic; a topic listed without partitions (metadata read while the
+    broker is fenced, or a topic just created) is left out: every topic has at least one."""
     counts: dict[str, int] = {}
     for meta in admin.describe_topics():
-        if meta.get("error_code", 0) == 0:
+        if meta.get("error_code", 0) == 0 and meta["partitions"]:
             counts[meta.get("name") or meta["topic"]] = len(meta["partitions"])
+    return counts
+
+
+def _visible_counts(admin: KafkaAdminClient, topics: Iterable[str]) -> dict[str, int]:
+    """Partition counts once every one of `topics` shows in the metadata (bounded wait): a
+    topic just created can take a moment to appear, longer on a loaded broker."""
+    deadline = time.monotonic() + TOPICS_VISIBLE_WAIT_S
+    counts = _partition_counts(admin)
+    while any(t not in counts for t in topics) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        counts = _partition_counts(admin)
     return counts
 
 
