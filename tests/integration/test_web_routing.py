@@ -66,9 +66,6 @@ def test_user_lookups_route_between_workers_on_different_hosts(
         assert sorted(held) == [["0"], ["1"]], held
         produce(kafka_bootstrap, names.interactions, records)
         read_until_counted(kafka_bootstrap, names, counted)
-        considered = [a.get_json("/leaderboard/?n=1")["users_considered"],
-                      b.get_json("/leaderboard/?n=1")["users_considered"]]
-        assert min(considered) > 0 and sum(considered) == len(users), considered
         # Every lookup, sent to either worker, answers with the owner's state. A score record
         # can reach Kafka a moment before its batch's state is stored, so ask until it has.
         deadline = time.monotonic() + 60
@@ -78,5 +75,9 @@ def test_user_lookups_route_between_workers_on_different_hosts(
                 break
             time.sleep(0.5)
         assert answers == [counted, counted]
+        # every state stored (above): each worker's leaderboard holds its own partition's users
+        considered = [a.get_json("/leaderboard/?n=1")["users_considered"],
+                      b.get_json("/leaderboard/?n=1")["users_considered"]]
+        assert min(considered) > 0 and sum(considered) == len(users), considered
         # The metrics listen on the bind address too, not on 127.0.0.1.
         assert "engage_events_consumed_total" in a.metrics()
