@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from benchmarks.common import CACHE, median, simulated_file
+from benchmarks.common import CACHE, median, simulated_file, write_cached
 from scoring.config import EngageConfig, config_from_dict
 from scoring.state_codec import encode_state
 from simulator import generate
@@ -47,15 +47,9 @@ TIERS = ("bronze", "silver", "gold", "vip")
 
 
 def population_file(name: str, users: int, days: float, seed: int) -> tuple[Path, int]:
-    CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"calib-{name}-u{users}-d{days:g}-s{seed}.jsonl.gz"
     events, _ = generate(users=users, days=days, seed=seed, mix=POPULATIONS[name])
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        with gzip.open(tmp, "wt", compresslevel=1) as out:
-            for event in events:
-                out.write(json.dumps(event, separators=(",", ":")) + "\n")
-        tmp.rename(path)
+    write_cached(path, events)
     with gzip.open(path, "rt") as fh:
         return path, sum(1 for _ in fh)
 

@@ -11,7 +11,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from scoring.churn import evaluation
 from simulator import Truth, generate
@@ -22,16 +24,22 @@ CACHE = ROOT / "var" / "bench"
 
 def simulated_file(users: int, days: float, seed: int) -> tuple[Path, list[Truth]]:
     """A gzipped JSONL file of simulated events (cached), and its ground truth."""
-    CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"sim-u{users}-d{days:g}-s{seed}.jsonl.gz"
     events, truth = generate(users=users, days=days, seed=seed)
+    write_cached(path, events)
+    return path, truth
+
+
+def write_cached(path: Path, events: Iterable[dict[str, Any]]) -> None:
+    """Write `events` as gzipped JSONL to `path` unless it exists (written whole or not at
+    all: a temporary file renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         tmp = path.with_suffix(".tmp")
         with gzip.open(tmp, "wt", compresslevel=1) as out:
             for event in events:
                 out.write(json.dumps(event, separators=(",", ":")) + "\n")
         tmp.rename(path)
-    return path, truth
 
 
 def benchmark_broker(named: str | None) -> str:
