@@ -41,7 +41,13 @@ def input_partitions(worker: WorkerHandle, topic: str) -> list[str]:
 
 
 def lookups(worker: WorkerHandle, users: list[str]) -> dict[str, Any]:
-    return {u: worker.get_json(f"/users/{u}/").get("events_counted") for u in users}
+    """Each user's `events_counted` as the worker answers it; (status, body) when it does not
+    answer 200 (a 404 while the owner has not stored the user yet, or a wrong route)."""
+    answers: dict[str, Any] = {}
+    for u in users:
+        status, body = worker.poll_json(f"/users/{u}/")
+        answers[u] = body.get("events_counted") if status == 200 and body else (status, body)
+    return answers
 
 
 def test_user_lookups_route_between_workers_on_different_hosts(
@@ -74,7 +80,9 @@ def test_user_lookups_route_between_workers_on_different_hosts(
             if answers == [counted, counted] or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert answers == [counted, counted]
+        assert answers == [counted, counted], (
+            [{u: v for u, v in got.items() if v != counted[u]} for got in answers],
+            [input_partitions(a, names.interactions), input_partitions(b, names.interactions)])
         # every state stored (above): each worker's leaderboard holds its own partition's users
         considered = [a.get_json("/leaderboard/?n=1")["users_considered"],
                       b.get_json("/leaderboard/?n=1")["users_considered"]]

@@ -66,7 +66,7 @@ class WorkerHandle:
         does not answer. Never raises: for waiting loops."""
         try:
             with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.web_port}{path}", timeout=10
+                f"http://{self.host}:{self.web_port}{path}", timeout=10
             ) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as exc:
