@@ -34,6 +34,7 @@ from scoring.state import UserState
 from scoring.state_codec import StateCodec, StateVersionError, codec_for
 from sinks.kafka_outbox import GroupTooLarge, KafkaOutbox, OutputRecord
 from sinks.metrics import Metrics
+from streams import faust_patches
 from streams.churn_shell import ChurnShell
 from streams.consumer_state import describe_partition
 from streams.holding import acknowledge, keep_unacknowledged
@@ -43,48 +44,7 @@ from streams.processor import InputRecord, OutRecord, ScoringShell
 from streams.settings import WorkerSettings
 
 log = logging.getLogger("engage.worker")
-# Faust's compiled stream iterator acknowledges records without Consumer.ack, which the worker
-# guards (EngageWorker._guard_acks): the pure-Python iterator is used instead.
-faust_streams._CStreamIterator = None  # type: ignore[attr-defined]
-TOPIC_DECLARE_PATIENCE_S = 60.0
-
-
-def _patient_topic_declarations() -> None:
-    """Faust declares its own topics (the leader topic, changelogs) as the worker starts, and
-    a broker that is not ready at that moment (fenced for a moment on a loaded machine,
-    restarting) made the worker exit with NodeNotReadyError. Declarations are retried for up
-    to a minute instead, logged at each retry."""
-    from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
-    from faust.transport.drivers.aiokafka import Transport
-    from tenacity import (
-        AsyncRetrying,
-        before_sleep_log,
-        retry_if_exception_type,
-        stop_after_delay,
-        wait_exponential,
-    )
-
-    declare = Transport._create_topic
-    if getattr(declare, "engage_patient", False):
-        return
-
-    async def patient(self: Any, *args: Any, **kwargs: Any) -> None:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(
-                (NodeNotReadyError, KafkaConnectionError, RequestTimedOutError)),
-            stop=stop_after_delay(TOPIC_DECLARE_PATIENCE_S),
-            wait=wait_exponential(multiplier=0.5, max=5),
-            before_sleep=before_sleep_log(log, logging.WARNING),
-            reraise=True,
-        ):
-            with attempt:
-                await declare(self, *args, **kwargs)
-
-    patient.engage_patient = True  # type: ignore[attr-defined]
-    Transport._create_topic = patient  # type: ignore[method-assign]
-
-
-_patient_topic_declarations()
+faust_patches.install()
 # The largest record batch a worker writes to its changelog: one batch of input records'
 # user states and partition record, per changelog partition (the topic is created to take it).
 CHANGELOG_BATCH_BYTES = 8 * 1024 * 1024

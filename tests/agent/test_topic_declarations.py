@@ -11,7 +11,9 @@ import pytest
 from aiokafka.errors import NodeNotReadyError, TopicAuthorizationFailedError
 from faust.transport.drivers.aiokafka import Transport
 
-import streams.app  # noqa: F401  (installs the patient declarations)
+from streams import faust_patches
+
+faust_patches.install()
 
 
 class FakeTransport:

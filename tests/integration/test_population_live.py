@@ -22,6 +22,7 @@ from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
     WorkerHandle,
+    keyed,
     produce,
     read_topic,
     read_until_counted,
@@ -92,13 +93,11 @@ def test_two_workers_score_and_tier_every_user_as_replay_does(
         # other by days of a backlog). Per partition the order is unchanged.
         firsts = {partition_for_user(e["user_id"], PARTITIONS): e for e in reversed(events)}
         opening = list(firsts.values())
-        produce(kafka_bootstrap, names.interactions,
-                [(e["user_id"].encode(), json.dumps(e).encode()) for e in opening])
+        produce(kafka_bootstrap, names.interactions, keyed(opening))
         read_until_counted(kafka_bootstrap, names,
                            dict(Counter(e["user_id"] for e in opening)), timeout_s=120)
         rest = [e for e in events if not any(e is f for f in opening)]
-        produce(kafka_bootstrap, names.interactions,
-                [(e["user_id"].encode(), json.dumps(e).encode()) for e in rest])
+        produce(kafka_bootstrap, names.interactions, keyed(rest))
         counted = read_until_counted(
             kafka_bootstrap, names, dict(Counter(e["user_id"] for e in events)), timeout_s=240
         )

@@ -14,7 +14,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -262,12 +263,13 @@ def simulated_records(
     from simulator import generate
 
     stream, _ = generate(users=users, days=days, seed=seed)
-    records: list[tuple[bytes | None, bytes]] = []
-    counted: dict[str, int] = {}
-    for e in stream:
-        records.append((e["user_id"].encode(), json.dumps(e).encode()))
-        counted[e["user_id"]] = counted.get(e["user_id"], 0) + 1
-    return records, counted
+    events = list(stream)
+    return keyed(events), dict(Counter(e["user_id"] for e in events))
+
+
+def keyed(events: Iterable[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
+    """Events as records to produce, keyed by user (as a producer would key them)."""
+    return [(e["user_id"].encode(), json.dumps(e).encode()) for e in events]
 
 
 def kill_worker_partway(
