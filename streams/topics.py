@@ -290,7 +290,7 @@ def ensure_topics(
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent worker won
                 admin.create_topics(missing, timeout_ms=30_000)
-        counts = _partition_counts(admin)
+        counts = _visible_counts(admin, names.scoring_inputs)
         wrong = {n: counts.get(n) for n in names.scoring_inputs if counts.get(n) != partitions}
         if wrong:
             raise TopologyError(
