@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 from faust import streams as faust_streams
+from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
 from scoring.config import EngageConfig
@@ -102,8 +103,12 @@ class TableStore:
         self.codec = codec
 
     def load(self, user_id: str) -> UserState | None:
-        with _on_partition(self.topic, partition_for_user(user_id, self.partitions)):
-            raw = self.table.get(user_id.encode())
+        store = self.table.data
+        if isinstance(store, MemoryStore):  # one dict: no partition to find, no sensor
+            raw = store.data.get(user_id.encode())
+        else:
+            with _on_partition(self.topic, partition_for_user(user_id, self.partitions)):
+                raw = self.table.get(user_id.encode())
         return self.codec.decode(raw) if raw is not None else None
 
     def save(self, user_id: str, partition: int, state: UserState) -> None:

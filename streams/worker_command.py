@@ -63,6 +63,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="event-time alignment of population references: a partition waits up to "
                "this long for the others' snapshots of a day before adopting what it has "
                "(engage_reference_forced_total); 0: never waits (docs/scoring.md)")
+    env_option(p, "--batch-max", env="ENGAGE_BATCH_MAX", default="2000", type=positive_int,
+               help="most input records scored, delivered and stored as one batch")
+    env_option(p, "--batch-window-ms", env="ENGAGE_BATCH_WINDOW_MS", default="50",
+               type=positive_float,
+               help="longest a batch waits to fill before it is scored: latency at low "
+               "rates (a backlog fills batches at once, whatever this is)")
     env_option(p, "--log-level", env="ENGAGE_LOG_LEVEL", default="info", choices=LOG_LEVELS,
                help="log level")
     env_option(p, "--log-format", env="ENGAGE_LOG_FORMAT", default="text", choices=LOG_FORMATS,
@@ -117,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         idle_advance_s=args.idle_advance_seconds,
         tick_interval_s=args.tick_seconds,
         reference_wait_s=args.reference_wait_seconds,
+        batch_max=args.batch_max,
+        batch_within_s=args.batch_window_ms / 1000,
         log_level=args.log_level,
         log_format=args.log_format,
     )

@@ -101,7 +101,7 @@ def test_every_worker_option_has_an_environment_variable() -> None:
     missing = [a.option_strings[0] for a in options
                if a.dest != "broker" and not getattr(a, "env", "").startswith("ENGAGE_")]
     assert missing == []
-    assert len(options) == 33
+    assert len(options) == 35
 
 
 ENV_CASES = [
@@ -109,6 +109,8 @@ ENV_CASES = [
     ("ENGAGE_WEB_PORT", "7777", "web_port", 7777),
     ("ENGAGE_BIND_ADDRESS", "0.0.0.0", "bind_address", "0.0.0.0"),
     ("ENGAGE_SHUTDOWN_TIMEOUT", "30", "shutdown_timeout", 30.0),
+    ("ENGAGE_BATCH_MAX", "500", "batch_max", 500),
+    ("ENGAGE_BATCH_WINDOW_MS", "20", "batch_window_ms", 20.0),
     ("ENGAGE_INSECURE_DEV_KEY", "1", "insecure_dev_key", True),
     ("ENGAGE_ADVERTISED_HOST", "10.1.2.3", "advertised_host", "10.1.2.3"),
     ("ENGAGE_PARTITIONS", "12", "partitions", 12),
