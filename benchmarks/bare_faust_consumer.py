@@ -39,4 +39,6 @@ async def consume(stream: faust.StreamT) -> None:
 if __name__ == "__main__":
     from faust.worker import Worker
 
-    Worker(app, loglevel="error", quiet=True, redirect_stdouts=False).execute_from_commandline()
+    worker = Worker(app, loglevel="error", quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # as engage's worker: no spinner setting the root logger to DEBUG
+    worker.execute_from_commandline()

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+from typing import Any
 
 from faust.worker import Worker
 
@@ -43,6 +44,14 @@ class BoundedShutdownWorker(Worker):
     """
 
     shutdown_timeout_s: float = 15.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Faust's terminal spinner: at --log-level warn or error it sets the root logger to
+        # DEBUG and spins on every record, so every library's debug line (aiokafka logs each
+        # send) is formatted and handled — about 2 % of a busy worker (py-spy). A service
+        # has no terminal to spin.
+        self.spinner = None
 
     def _arm_watchdog(self, signal_name: str) -> None:
         def expire() -> None:
