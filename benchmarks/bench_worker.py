@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -50,8 +51,22 @@ def bare_rate(broker: str, topic: str, n: int) -> float:
     return float(r["count"] / (r["last_s"] - r["first_s"]))
 
 
+def batch_phases(port: int) -> dict[str, float]:
+    """Seconds the worker's batches spent per phase (engage_batch_phase_seconds), summed;
+    empty for a worker that does not export it (an older release)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    phases: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("engage_batch_phase_seconds_sum{"):
+            phase = line.split('phase="', 1)[1].split('"', 1)[0]
+            phases[phase] = float(line.rsplit(" ", 1)[1])
+    return phases
+
+
 def worker_rate(
-    broker: str, names: TopicNames, n: int, partitions: int, root: Path = ROOT
+    broker: str, names: TopicNames, n: int, partitions: int, root: Path = ROOT,
+    phases: list[dict[str, float]] | None = None,
 ) -> float:
     metrics_port = free_port()
     app = f"bench-{uuid.uuid4().hex[:6]}"
@@ -62,7 +77,10 @@ def worker_rate(
         proc = start_worker(broker, names.prefix, app, partitions, metrics_port, data,
                             root=root, env=env)
         try:
-            return scoring_rate([metrics_port], n)
+            rate = scoring_rate([metrics_port], n)
+            if phases is not None:
+                phases.append(batch_phases(metrics_port))
+            return rate
         finally:
             stop_worker(proc)
 
@@ -85,9 +103,10 @@ def main() -> None:
     produce(broker, names.interactions, records)
     n = len(records)
     bare, worker, baseline = [], [], []
+    phases: list[dict[str, float]] = []
     for _ in range(args.runs):
         bare.append(bare_rate(broker, names.interactions, n))
-        worker.append(worker_rate(broker, names, n, args.partitions))
+        worker.append(worker_rate(broker, names, n, args.partitions, phases=phases))
         if args.baseline_root is not None:
             baseline.append(
                 worker_rate(broker, names, n, args.partitions, args.baseline_root.resolve())
@@ -98,6 +117,11 @@ def main() -> None:
         "worker_events_per_s": round(median(worker)),
         "worker_to_bare_ratio": round(median(worker) / median(bare), 3),
         "bare_runs": [round(x) for x in bare], "worker_runs": [round(x) for x in worker],
+        # where the worker's batch time went (shares of score + outputs + changelog seconds)
+        "worker_batch_phase_share": [
+            {k: round(v / sum(p.values()), 3) for k, v in sorted(p.items())}
+            for p in phases if sum(p.values()) > 0
+        ],
     }
     if baseline:
         report.update({

@@ -96,6 +96,13 @@ class Metrics:
             "engage_batch_events", "Events per processed batch.",
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2000), registry=r,
         )
+        self.batch_phase = Histogram(
+            "engage_batch_phase_seconds",
+            "Time a batch spends per phase: score (CPU), outputs (until the broker "
+            "acknowledged them), changelog (until its states were acknowledged).",
+            ["phase"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
+        )
         self.triggers_emitted = Counter(
             "engage_triggers_emitted_total", "Triggers emitted, by type and variant.",
             ["type", "variant"], registry=r,

@@ -407,9 +407,15 @@ class EngageWorker:
     async def _score_and_store(self, mine: list[InputRecord], generation: int) -> bool:
         """Score a batch, deliver its outputs, and store its state if no rebalance came
         meanwhile (False: one did, and nothing was stored)."""
+        phase = self.metrics.batch_phase
+        started = time.monotonic()
         result = self.shell.handle_batch(mine)
         result.outbox.extend(self.population.outbox(self.shell.driver))  # closed days
+        scored = time.monotonic()
+        phase.labels("score").observe(scored - started)
         await self.outbox.deliver(result.outbox)
+        delivered = time.monotonic()
+        phase.labels("outputs").observe(delivered - scored)
         if generation == self.app.consumer_generation_id and not self.app.rebalancing:
             keep_unacknowledged(result.held)  # waiting for other partitions' snapshots
             # one record batch per changelog partition: never a partition record without
@@ -417,6 +423,7 @@ class EngageWorker:
             # are not
             groups = self.store.changelog_groups(result.states, result.partitions)
             await self.outbox.deliver_together(groups)
+            phase.labels("changelog").observe(time.monotonic() - delivered)
             for group in groups:
                 self.store.apply_local(group, self.held)
             acknowledge(result.released)  # held in an earlier batch, stored now
