@@ -5,16 +5,17 @@ For each layout (input partitions x workers) on fresh topics:
 1. warm up: probes until every one has come back as a trigger (the group has settled);
 2. maximum rate: a backlog of `--backlog` events, consumed as fast as the workers can
    (engage_events_consumed_total, summed over the workers, first to last increase);
-3. latency at half that rate for `--seconds`: background events (known users viewing) plus
-   ten probes a second. A probe is a new user's first post, which earns the `first_post`
-   milestone at once; its latency is the time from just before `producer.send` to the
-   trigger's arrival on `triggers.milestone` (a consumer polling with a 10 ms fetch wait).
+3. latency at half that rate (`--fractions`: other shares too, one after the other) for
+   `--seconds` each: background events (known users viewing) plus ten probes a second. A
+   probe is a new user's first post, which earns the `first_post` milestone at once; its
+   latency is the time from just before `producer.send` to the trigger's arrival on
+   `triggers.milestone` (a consumer polling with a 10 ms fetch wait).
 
 Every event carries the wall-clock time it is sent as its event time. Prints one JSON object
 per layout and a table of the medians.
 
     python -m benchmarks.bench_latency [--layouts 1x1,2x1,4x1,4x2] [--seconds 20]
-        [--backlog 20000] [--broker HOST:PORT]
+        [--backlog 20000] [--fractions 0.5,0.25] [--broker HOST:PORT]
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_layout(broker: str, partitions: int, workers: int, seconds: float,
-               backlog: int) -> dict[str, Any]:
+               backlog: int, fractions: list[float]) -> list[dict[str, Any]]:
     names = TopicNames(prefix=f"lat{uuid.uuid4().hex[:6]}.")
     ensure_topics(broker, names, partitions)
     producer = KafkaProducer(bootstrap_servers=broker, linger_ms=2, acks=1)
@@ -157,21 +158,22 @@ def run_layout(broker: str, partitions: int, workers: int, seconds: float,
                     break
             time.sleep(5)  # let a late rebalance (second worker joining) pass
             top = max_rate(producer, names.interactions, ports, backlog)
-            latencies, achieved = paced_latencies(
-                producer, names.interactions, clock, top / 2, seconds)
+            paced = [(fraction, *paced_latencies(
+                producer, names.interactions, clock, top * fraction, seconds))
+                for fraction in fractions]
         finally:
             for proc in procs:
                 stop_worker(proc)
             clock.close()
             producer.close()
-    return {
-        "partitions": partitions, "workers": workers,
+    return [{
+        "partitions": partitions, "workers": workers, "fraction_of_max": fraction,
         "max_events_per_s": round(top), "paced_events_per_s": round(achieved),
         "probes": len(latencies),
         "p50_ms": round(percentile(latencies, 0.5), 1),
         "p99_ms": round(percentile(latencies, 0.99), 1),
         "mean_ms": round(statistics.fmean(latencies), 1),
-    }
+    } for fraction, latencies, achieved in paced]
 
 
 def main() -> None:
@@ -181,19 +183,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--backlog", type=int, default=20_000)
     parser.add_argument("--broker", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    parser.add_argument("--fractions", default="0.5",
+                        help="paced rates as fractions of the measured maximum, comma-separated "
+                        "(each paced for --seconds, one after the other)")
     args = parser.parse_args()
+    fractions = [float(x) for x in args.fractions.split(",")]
     broker = benchmark_broker(args.broker)
     rows = []
     for layout in args.layouts.split(","):
         partitions, workers = (int(x) for x in layout.split("x"))
-        row = run_layout(broker, partitions, workers, args.seconds, args.backlog)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    print("\n| partitions | workers | max events/s | paced events/s | probes | p50 ms | p99 ms |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+        for row in run_layout(broker, partitions, workers, args.seconds, args.backlog,
+                              fractions):
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    print("\n| partitions | workers | max events/s | fraction | paced events/s | probes "
+          "| p50 ms | p99 ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['partitions']} | {r['workers']} | {r['max_events_per_s']} | "
-              f"{r['paced_events_per_s']} | {r['probes']} | {r['p50_ms']} | {r['p99_ms']} |")
+              f"{r['fraction_of_max']} | {r['paced_events_per_s']} | {r['probes']} | "
+              f"{r['p50_ms']} | {r['p99_ms']} |")
 
 
 if __name__ == "__main__":
