@@ -14,11 +14,20 @@ its own P(no purchase within the horizon).
 One pass per horizon (the label's horizon is the engine's setting); every cut-off with
 cut-off + horizon inside the data is evaluated in that pass.
 
+`--engine` measures the engine itself instead: `engage backtest` (streams/backtest.py, the
+default rules and model) at every cut-off x horizon of each `--dataset` (comma-separated), one
+replay per cell, `--jobs` at a time, and prints engage's default next to recency only, BG/NBD
+and MBG/NBD with the paired ROC AUC differences (DeLong 95 % intervals, scoring/churn/paired.py):
+
+    python -m benchmarks.bench_churn_cdnow --engine --dataset sample,master [--jobs 2]
+        [--horizons 30,60,90] [--cutoffs ...] [--json FILE]
+
     python -m benchmarks.bench_churn_cdnow [--dataset sample|master] [--horizons 30,60,90]
         [--cutoffs 1997-06-30,1997-09-30,1997-12-31,1998-03-31] [--population all|active]
         [--active-days 90] [--return-event any|paid] [--weighting octave|none]
         [--release horizon|resolution] [--calibration none|platt]
-        [--model offset|offset-recency-gate|offset-no-gate|offset-all-corrections|logreg]
+        [--model offset|offset-gate|offset-all-corrections|offset-bgnbd|offset-bgnbd-no-gate|
+                 logreg|mbgnbd] [--also MODEL,...]
         [--with-current-engine] [--with-batch-fit] [--json FILE]
 """
 
@@ -47,7 +56,15 @@ from scoring.churn.lifetime import (
     observe,
     summary_at,
 )
-from scoring.churn.lifetime_model import lifetime_logreg, lifetime_offset_logreg
+from scoring.churn.lifetime_model import (
+    BGNBD_PRIOR_ECHOES,
+    TIME_SUPPORT,
+    lifetime_logreg,
+    lifetime_offset_logreg,
+    mbgnbd_churn,
+)
+from scoring.churn.mbgnbd import fit_mbgnbd
+from scoring.churn.priors import PopulationParams
 from scoring.churn.schedule import ObservationSchedule
 from scoring.timeutil import MS_PER_DAY
 
@@ -70,6 +87,7 @@ class Options:
     max_silence_days: float = 730.0
     model: str = "offset"
     batch_fit: bool = False  # also fit the same corrections in batch on every example learned
+    also: tuple[str, ...] = ()  # other MODELS learning the same examples, scored alongside
 
 
 @dataclass
@@ -84,6 +102,7 @@ class Snapshot:
     labels: list[int] = field(default_factory=list)
     engage_today: list[float] | None = None  # the engine's churn_probability (daily design)
     batch_fit: list[float] | None = None  # the corrections fitted in batch (no online noise)
+    others: dict[str, list[float]] = field(default_factory=dict)  # Options.also's scores
 
 
 @dataclass
@@ -94,11 +113,18 @@ class Customer:
 
 
 MODELS = {
-    "offset": lifetime_offset_logreg,  # the recommended default
-    "offset-recency-gate": lambda: lifetime_offset_logreg(support=("log_recency_days",)),
-    "offset-no-gate": lambda: lifetime_offset_logreg(support=()),
+    "offset": lifetime_offset_logreg,  # the default: MBG/NBD prior, corrections, no gate
+    "offset-gate": lambda: lifetime_offset_logreg(support=TIME_SUPPORT),
     "offset-all-corrections": lambda: lifetime_offset_logreg(ignore=()),
+    # the previous default (layout 2): BG/NBD prior, corrections gated on labelled ages
+    "offset-bgnbd": lambda: lifetime_offset_logreg(
+        support=TIME_SUPPORT, ignore=BGNBD_PRIOR_ECHOES, prior="bgnbd_logit_return"
+    ),
+    "offset-bgnbd-no-gate": lambda: lifetime_offset_logreg(
+        ignore=BGNBD_PRIOR_ECHOES, prior="bgnbd_logit_return"
+    ),
     "logreg": lifetime_logreg,
+    "mbgnbd": mbgnbd_churn,  # the default's prior alone (learns nothing)
 }
 
 
@@ -128,8 +154,9 @@ class OnlineChurn:
         self.schedule = ObservationSchedule(float(options.horizon_days), options.max_silence_days)
         self.customers: dict[str, Customer] = {}
         self.model = MODELS[options.model]()
+        self.others = {name: MODELS[name]() for name in options.also}
         self.calibrator = PlattCalibrator() if options.calibration == "platt" else None
-        self.params: BgNbdParams | None = None
+        self.params: PopulationParams | None = None
         self.actions: list[tuple[int, int, int, Any]] = []  # (time, kind order, seq, payload)
         self.seq = 0
         self.learned = 0
@@ -205,6 +232,8 @@ class OnlineChurn:
         if self.calibrator is not None:
             self.calibrator.learn(self._raw(x), label, weight)
         self.model.learn_one(x, bool(label), w=weight)
+        for other in self.others.values():
+            other.learn_one(x, bool(label), w=weight)
         self.learned += 1
         if self.options.batch_fit:
             self.examples.append((x, label, weight))
@@ -218,15 +247,18 @@ class OnlineChurn:
 
     # -- BG/NBD and cut-offs ----------------------------------------------------------------
 
-    def _fit_now(self, now_ms: int, initial: BgNbdParams | None) -> BgNbdParams | None:
+    def _fit_now(
+        self, now_ms: int, initial: PopulationParams | None
+    ) -> PopulationParams | None:
         rows = [summary_at(c.state, now_ms) for c in self.customers.values()]
         if sum(1 for r in rows if r.frequency > 0) < MIN_REPEATERS_TO_FIT:
             return None
-        fit = fit_bgnbd(
-            [r.frequency for r in rows], [r.recency for r in rows], [r.age for r in rows],
-            initial=initial,
-        )
-        return fit.params
+        xs, txs, ts = [r.frequency for r in rows], [r.recency for r in rows], [r.age for r in rows]
+        fit = fit_bgnbd(xs, txs, ts, initial=None if initial is None else initial.bgnbd)
+        mfits = [fit_mbgnbd(xs, txs, ts)]
+        if initial is not None and initial.mbgnbd is not None:
+            mfits.append(fit_mbgnbd(xs, txs, ts, initial=initial.mbgnbd))
+        return PopulationParams(fit.params, max(mfits, key=lambda f: f.log_likelihood).params)
 
     def _refit(self, now_ms: int) -> None:
         self.params = self._fit_now(now_ms, self.params) or self.params
@@ -237,7 +269,7 @@ class OnlineChurn:
             raise RuntimeError(f"too few repeat customers before {cutoff} to fit BG/NBD")
         self.params = params  # the model's features use the parameters of the day, too
         h = float(self.options.horizon_days)
-        snap = Snapshot(cutoff, [], [], [], [], params, self.learned)
+        snap = Snapshot(cutoff, [], [], [], [], params.bgnbd, self.learned)
         rows: list[dict[str, float]] = []
         for user, c in self.customers.items():
             recency = (now_ms - c.state.last_ms) / MS_PER_DAY
@@ -247,8 +279,13 @@ class OnlineChurn:
             x = dict(zip(LIFETIME_FEATURE_NAMES, self._features(c, now_ms), strict=True))
             snap.users.append(user)
             snap.model.append(self.predict(x))
+            for name, other in self.others.items():
+                p = float(other.predict_proba_one(x).get(True, 0.0))
+                snap.others.setdefault(name, []).append(p)
             snap.recency.append(recency)
-            snap.bgnbd.append(probability_no_purchase(params, h, s.frequency, s.recency, s.age))
+            snap.bgnbd.append(
+                probability_no_purchase(params.bgnbd, h, s.frequency, s.recency, s.age)
+            )
             rows.append(x)
         if self.options.batch_fit:
             snap.batch_fit = batch_correction(self.examples, rows)
@@ -269,7 +306,7 @@ def batch_correction(
 
     from scoring.churn.lifetime_model import PRIOR_ECHOES
 
-    prior_name = "bgnbd_logit_return"
+    prior_name = "mbgnbd_logit_return"
     names = [n for n in LIFETIME_FEATURE_NAMES if n not in PRIOR_ECHOES and n != prior_name]
     x = np.array([[e[0][n] for n in names] for e in examples])
     y = np.array([e[1] for e in examples], dtype=float)
@@ -358,6 +395,7 @@ def evaluate(snap: Snapshot) -> dict[str, Any]:
         "bgnbd": scorecard(snap.bgnbd, y, True),
         **({"engage_today": scorecard(snap.engage_today, y, True)} if snap.engage_today else {}),
         **({"batch_fit": scorecard(snap.batch_fit, y, True)} if snap.batch_fit else {}),
+        **{f"also:{name}": scorecard(p, y, True) for name, p in snap.others.items()},
     }
 
 
@@ -373,7 +411,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(head)
     print("|" + "---|" * 11)
     for row in rows:
-        for name in ("engage_lifetime", "recency_only", "bgnbd", "engage_today", "batch_fit"):
+        also = [k for k in row if k.startswith("also:")]
+        for name in ("engage_lifetime", "recency_only", "bgnbd", "engage_today", "batch_fit",
+                     *also):
             if name not in row:
                 continue
             m = row[name]
@@ -385,9 +425,98 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             )
 
 
+def engine_cell(dataset: str, cutoff: str, horizon: int) -> dict[str, Any]:
+    """One `engage backtest` of a CDNOW file at a cut-off and horizon, default rules."""
+    import tempfile
+    from pathlib import Path
+
+    import msgspec
+
+    from benchmarks.datasets import dataset_path
+    from scoring.config import load_config
+    from streams.backtest import _purchases_as_events, backtest, parse_cutoff
+
+    config = load_config(None)
+    config = msgspec.structs.replace(
+        config, churn=msgspec.structs.replace(config.churn, horizon_days=float(horizon))
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-churn-cdnow-") as tmp:
+        path = str(dataset_path(DATASETS[dataset]))
+        events, config = _purchases_as_events(path, config, Path(tmp))
+        started = time.perf_counter()
+        result = backtest(str(events), config, parse_cutoff(cutoff))
+        result["wall_seconds"] = time.perf_counter() - started
+    return {"dataset": dataset, "cutoff_day": cutoff, **result}
+
+
+def _delta(d: dict[str, float] | None) -> str:
+    if d is None:
+        return "—"
+    return f"{d['delta']:+.4f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+
+
+def print_engine_table(rows: list[dict[str, Any]]) -> None:
+    print(
+        "| data | cut-off | horizon | users | churn rate | engage (ROC AUC / ECE) | recency only "
+        "| BG/NBD (ROC AUC / ECE) | MBG/NBD | engage - recency [95 % CI] "
+        "| engage - BG/NBD [95 % CI] | beats both | replay s |"
+    )
+    print("|" + "---|" * 13)
+    wins = 0
+    for r in rows:
+        sc, paired = r["scorers"], r.get("paired", {})
+        e, rec, bg = sc["engage"], sc["recency_only"], sc.get("bgnbd")
+        mbg = sc.get("mbgnbd")
+        best_baseline = max(rec["roc_auc"], bg["roc_auc"] if bg else 0.0)
+        beats = e["roc_auc"] > best_baseline
+        wins += beats
+        print(
+            f"| {r['dataset']} | {r['cutoff_day']} | {r['horizon_days']:g} d | {r['users']} "
+            f"| {r['churn_rate']:.3f} | {_fmt(e['roc_auc'], 4)} / {_fmt(e['ece'])} "
+            f"| {_fmt(rec['roc_auc'], 4)} "
+            f"| {_fmt(bg['roc_auc'], 4) if bg else '—'} / {_fmt(bg['ece']) if bg else '—'} "
+            f"| {_fmt(mbg['roc_auc'], 4) if mbg else '—'} "
+            f"| {_delta(paired.get('recency_only'))} | {_delta(paired.get('bgnbd'))} "
+            f"| {'yes' if beats else 'no'} | {r['seconds']:.0f} |"
+        )
+    print(f"\nengage's default beats both baselines in {wins} of {len(rows)} cells; "
+          f"ECE at most {max(r['scorers']['engage']['ece'] for r in rows):.3f}")
+
+
+def run_engine(args: argparse.Namespace, horizons: list[int], cutoffs: list[date]) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+
+    cells = []
+    for dataset in args.dataset.split(","):
+        if dataset not in DATASETS:
+            print(f"bench_churn_cdnow: unknown dataset {dataset!r}", file=sys.stderr)
+            return 2
+        end = max(p.day for p in load_cdnow(DATASETS[dataset]))
+        cells += [(dataset, c.isoformat(), h) for c in cutoffs for h in horizons
+                  if c + timedelta(days=h) <= end]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(engine_cell, *cell) for cell in cells]
+        rows = []
+        for cell, future in zip(cells, futures, strict=True):
+            rows.append(future.result())
+            print(f"{cell}: {rows[-1]['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+    print("engage backtest, default rules and model "
+          f"({rows[0]['model'].split('@')[0] if rows else '-'}); ROC AUC, ECE; "
+          "differences paired on the same users (DeLong)\n")
+    print_engine_table(rows)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(rows, out, indent=2)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="sample")
+    parser.add_argument("--dataset", default="sample",
+                        help="sample or master (with --engine: comma-separated)")
+    parser.add_argument("--engine", action="store_true",
+                        help="measure `engage backtest` (the engine's default) per cell")
+    parser.add_argument("--jobs", type=int, default=2, help="--engine: cells at a time")
     parser.add_argument("--horizons", default="30,60,90", help="days, comma-separated")
     parser.add_argument("--cutoffs", default=DEFAULT_CUTOFFS, help="YYYY-MM-DD, comma-separated")
     parser.add_argument("--population", choices=("all", "active"), default="all")
@@ -398,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", choices=("platt", "none"), default="none")
     parser.add_argument("--max-silence-days", type=float, default=730.0)
     parser.add_argument("--model", choices=sorted(MODELS), default="offset")
+    parser.add_argument("--also", default="", metavar="MODEL,...",
+                        help="other --model choices learning the same examples, scored too")
     parser.add_argument("--with-current-engine", action="store_true",
                         help="also replay today's engine to each cut-off (slow)")
     parser.add_argument("--with-batch-fit", action="store_true",
@@ -413,6 +544,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if any(h <= 0 for h in horizons):
         parser.error("horizons must be positive")
+    if args.engine:
+        return run_engine(args, horizons, cutoffs)
+    if args.dataset not in DATASETS:
+        parser.error(f"--dataset must be one of {sorted(DATASETS)}")
+    unknown = [a for a in args.also.split(",") if a and a not in MODELS]
+    if unknown:
+        parser.error(f"--also: unknown models {unknown}; choose from {sorted(MODELS)}")
     purchases = load_cdnow(DATASETS[args.dataset])
     end = max(p.day for p in purchases)
     rows: list[dict[str, Any]] = []
@@ -425,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
             return_event=args.return_event, weighting=args.weighting, release=args.release,
             calibration=args.calibration, max_silence_days=args.max_silence_days,
             model=args.model, batch_fit=args.with_batch_fit,
+            also=tuple(a for a in args.also.split(",") if a),
         )
         online, elapsed = run_horizon(events_of(purchases, args.return_event), usable, options)
         if args.with_current_engine:

@@ -40,6 +40,8 @@ from scoring.churn.lifetime import (
     observe,
     summary_at,
 )
+from scoring.churn.mbgnbd import fit_mbgnbd
+from scoring.churn.priors import PopulationParams
 from scoring.churn.schedule import ObservationSchedule
 from scoring.config import config_from_dict
 from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms, parse_rfc3339_ms
@@ -153,8 +155,9 @@ def per_user_costs(purchases: Sequence[Purchase], horizon_days: float) -> dict[s
     update_us = (time.perf_counter() - started) / len(rows) * 1e6
     now = stamps[-1] + MS_PER_DAY
     summaries = [summary_at(s, now) for s in states.values()]
-    params = fit_bgnbd([x.frequency for x in summaries], [x.recency for x in summaries],
-                       [x.age for x in summaries]).params
+    xs, txs, ages = ([x.frequency for x in summaries], [x.recency for x in summaries],
+                   [x.age for x in summaries])
+    params = PopulationParams(fit_bgnbd(xs, txs, ages).params, fit_mbgnbd(xs, txs, ages).params)
     started = time.perf_counter()
     for s in states.values():
         lifetime_features(s, now, config, params)

@@ -216,6 +216,9 @@ def print_result(result: dict[str, Any]) -> None:
                         "lift@10%", "capture@20%", "lift@20%"], rows, "l" + "r" * 8))
     if result["bgnbd_params"] is None:
         print("BG/NBD: not fitted (fewer than 30 repeat customers in the population)")
+    for name, d in result.get("paired", {}).items():
+        print(f"ROC AUC of the model minus {name}: {d['delta']:+.4f} "
+              f"(95 % CI {d['low']:+.4f} .. {d['high']:+.4f}, DeLong, p = {d['p_value']:.3f})")
     for name, m in result["scorers"].items():
         if "calibration" in m:
             print(f"\ncalibration of {name} by decile (predicted vs observed churn rate)")

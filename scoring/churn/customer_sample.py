@@ -17,7 +17,9 @@ import hashlib
 import heapq
 import struct
 
-from scoring.churn.bgnbd import BgNbdParams, fit_bgnbd
+from scoring.churn.bgnbd import fit_bgnbd
+from scoring.churn.mbgnbd import fit_mbgnbd
+from scoring.churn.priors import PopulationParams
 from scoring.records import CustomerSummary
 from scoring.timeutil import MS_PER_DAY
 
@@ -62,8 +64,11 @@ class CustomerSample:
         self.rows[h] = row
         heapq.heappush(self._largest, -h)
 
-    def fit(self, now_ms: int, initial: BgNbdParams | None = None) -> BgNbdParams | None:
-        """Maximum-likelihood parameters (days) at `now_ms`; None with too few repeaters."""
+    def fit(
+        self, now_ms: int, initial: PopulationParams | None = None
+    ) -> PopulationParams | None:
+        """Maximum-likelihood BG/NBD and MBG/NBD parameters (days) at `now_ms`; None with too
+        few repeaters."""
         if sum(1 for _, _, x in self.rows.values() if x > 0) < MIN_REPEATERS_TO_FIT:
             return None
         now_days = now_ms / MS_PER_DAY
@@ -79,10 +84,17 @@ class CustomerSample:
         try:
             fits = [fit_bgnbd(xs, recency, age)]
             if initial is not None:
-                fits.append(fit_bgnbd(xs, recency, age, initial=initial))
+                fits.append(fit_bgnbd(xs, recency, age, initial=initial.bgnbd))
         except ValueError:
             return None
-        return max(fits, key=lambda f: f.log_likelihood).params
+        bgnbd = max(fits, key=lambda f: f.log_likelihood).params
+        try:
+            mfits = [fit_mbgnbd(xs, recency, age)]
+            if initial is not None and initial.mbgnbd is not None:
+                mfits.append(fit_mbgnbd(xs, recency, age, initial=initial.mbgnbd))
+        except ValueError:
+            return PopulationParams(bgnbd, initial.mbgnbd if initial is not None else None)
+        return PopulationParams(bgnbd, max(mfits, key=lambda f: f.log_likelihood).params)
 
     def encode(self) -> str:
         """The sample as base64 (20 bytes a customer), for the trainer's artifacts."""

@@ -32,7 +32,6 @@ import math
 import zlib
 from collections.abc import Callable, Sequence
 
-from scoring.churn.bgnbd import BgNbdParams
 from scoring.churn.layout import FEATURE_NAMES
 from scoring.churn.lifetime import (
     LifetimeConfig,
@@ -40,6 +39,7 @@ from scoring.churn.lifetime import (
     record_return,
     summary_at,
 )
+from scoring.churn.priors import PopulationParams
 from scoring.churn.schedule import ObservationSchedule, ResolvedPoint
 from scoring.churn.state import RECENT_DAYS, ChurnState
 from scoring.config import EngageConfig
@@ -58,14 +58,14 @@ def user_key(user_id: str) -> int:
 
 class ChurnLabels:
     """The engine's ChurnHooks. `predict` maps a feature vector (FEATURE_NAMES order) to the
-    champion's probability; `params` gives the BG/NBD parameters of the model in use."""
+    champion's probability; `params` gives the BG/NBD and MBG/NBD parameters of the model in use."""
 
     def __init__(
         self,
         config: EngageConfig,
         predict: Predict = lambda _features: None,
         model_tag: Callable[[], str | None] = lambda: None,
-        params: Callable[[], BgNbdParams | None] = lambda: None,
+        params: Callable[[], PopulationParams | None] = lambda: None,
     ) -> None:
         c = config.churn
         self.horizon_ms = round(c.horizon_days * MS_PER_DAY)

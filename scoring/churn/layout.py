@@ -6,7 +6,9 @@ layout: its weights would be read against features that mean something else.
 
 Layout 1 (engage 0.1): the 19 activity features of scoring.features (7/28-day windows,
 streaks, dimensions). Layout 2 (issue #11): the lifetime features over return events
-(scoring.churn.lifetime), with BG/NBD's log-odds, expected returns and P(alive).
+(scoring.churn.lifetime), with BG/NBD's log-odds, expected returns and P(alive). Layout 3
+(issue #11, second round): layout 2 and MBG/NBD's log-odds of a return and P(alive)
+(scoring.churn.mbgnbd), the default model's prior.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from scoring.churn.lifetime import LIFETIME_FEATURE_NAMES
 
-FEATURE_LAYOUT = 2
+FEATURE_LAYOUT = 3
 FEATURE_NAMES: tuple[str, ...] = LIFETIME_FEATURE_NAMES
 
 

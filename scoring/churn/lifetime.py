@@ -26,6 +26,8 @@ from typing import Protocol
 import msgspec
 
 from scoring.churn.bgnbd import BgNbdParams, expected_purchases_if_alive
+from scoring.churn.mbgnbd import mbgnbd_features
+from scoring.churn.priors import PopulationParams
 from scoring.churn.state import RECENT_DAYS, ChurnState
 from scoring.timeutil import MS_PER_DAY
 
@@ -233,6 +235,8 @@ LIFETIME_FEATURE_NAMES: tuple[str, ...] = (
     "bgnbd_logit_return",
     "bgnbd_log_expected",
     "bgnbd_logit_alive",
+    "mbgnbd_logit_return",
+    "mbgnbd_logit_alive",
 )
 
 
@@ -258,11 +262,11 @@ def _clip(value: float, bound: float) -> float:
 
 
 def lifetime_features(
-    s: LifetimeFields, now_ms: int, config: LifetimeConfig, params: BgNbdParams | None
+    s: LifetimeFields, now_ms: int, config: LifetimeConfig, params: PopulationParams | None
 ) -> list[float]:
     """The vector named by LIFETIME_FEATURE_NAMES at `now_ms` (event time).
 
-    Without BG/NBD parameters (none fitted yet) the three BG/NBD features are 0. On the hot
+    Without parameters (none fitted yet) the BG/NBD and MBG/NBD features are 0. On the hot
     path (every example and prediction): the BG/NBD closed forms share their logarithms here
     rather than calling scoring.churn.bgnbd's checked scalar functions one by one.
     """
@@ -293,8 +297,9 @@ def lifetime_features(
         log1p(max(0.0, s.spend)),
     ]
     if params is None:
-        return [*features, 0.0, 0.0, 0.0]
-    return [*features, *bgnbd_features(params, h, x, t_x, big_t)]
+        return [*features, 0.0, 0.0, 0.0, 0.0, 0.0]
+    mbg = (0.0, 0.0) if params.mbgnbd is None else mbgnbd_features(params.mbgnbd, h, x, t_x, big_t)
+    return [*features, *bgnbd_features(params.bgnbd, h, x, t_x, big_t), *mbg]
 
 
 def bgnbd_features(

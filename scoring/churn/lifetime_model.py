@@ -16,20 +16,32 @@ from scoring.churn.calibration import sigmoid
 from scoring.churn.offset_model import OffsetLogisticRegression
 
 # Features that grow with calendar time: labels of long silences and old customers arrive last
-# (a horizon after their observation), so corrections are not extrapolated beyond them.
+# (a horizon after their observation). The previous default served the prior alone beyond
+# them (`support`); on a single cohort such as CDNOW that withheld every correction at every
+# cut-off, so the default no longer gates (features are still clipped to their learned range).
 TIME_SUPPORT = ("log_recency_days", "log_age_days")
-# BG/NBD's other outputs are near-collinear with its churn log-odds: as corrections they only
-# rescale the prior, and a rescaling learned on the young customers of the first months (whose
-# parameters were fitted on little data) miscalibrates it later. They stay for other models.
-PRIOR_ECHOES = ("bgnbd_log_expected", "bgnbd_logit_alive")
+# The population models' other outputs are near-collinear with the prior's churn log-odds: as
+# corrections they only rescale it, and a rescaling learned on the young customers of the
+# first months (whose parameters were fitted on little data) miscalibrates it later. They stay
+# for other models.
+PRIOR_ECHOES = (
+    "bgnbd_log_expected", "bgnbd_logit_alive", "bgnbd_logit_return", "mbgnbd_logit_alive",
+)
+BGNBD_PRIOR_ECHOES = ("bgnbd_log_expected", "bgnbd_logit_alive", "mbgnbd_logit_return",
+                      "mbgnbd_logit_alive")
 
 
 def lifetime_offset_logreg(
-    support: tuple[str, ...] = TIME_SUPPORT, ignore: tuple[str, ...] = PRIOR_ECHOES
+    support: tuple[str, ...] = (),
+    ignore: tuple[str, ...] = PRIOR_ECHOES,
+    prior: str = "mbgnbd_logit_return",
 ) -> Any:
-    """BG/NBD's churn log-odds as the prior, corrections learned online: the recommended one."""
+    """MBG/NBD's churn log-odds as the prior, corrections learned online: the recommended one.
+
+    `prior="bgnbd_logit_return"` with `ignore=BGNBD_PRIOR_ECHOES` and `support=TIME_SUPPORT`
+    is the previous default (layout 2)."""
     return OffsetLogisticRegression(
-        offset="bgnbd_logit_return", offset_sign=-1.0, learning_rate=0.05, l2=1e-3,
+        offset=prior, offset_sign=-1.0, learning_rate=0.05, l2=1e-3,
         support=support, ignore=ignore,
     )
 
@@ -44,13 +56,16 @@ def lifetime_logreg() -> Any:
 
 
 class BgNbdChurn(base.Classifier):
-    """BG/NBD alone: P(no return within the horizon) from the features' BG/NBD log-odds, with
-    the population parameters the trainer refits; labels are not learned."""
+    """BG/NBD (or MBG/NBD) alone: P(no return within the horizon) from the features' log-odds
+    of a return, with the population parameters the trainer refits; labels are not learned."""
+
+    def __init__(self, feature: str = "bgnbd_logit_return") -> None:
+        self.feature = feature
 
     def predict_proba_one(
         self, x: dict[Hashable, Any], **kwargs: Any
     ) -> dict[bool | str | int, float]:
-        p = sigmoid(-float(x.get("bgnbd_logit_return", 0.0)))
+        p = sigmoid(-float(x.get(self.feature, 0.0)))
         return {False: 1.0 - p, True: p}
 
     def learn_one(self, x: dict[Hashable, Any], y: bool | str | int, w: float = 1.0) -> None:
@@ -60,3 +75,8 @@ class BgNbdChurn(base.Classifier):
 def bgnbd_churn() -> Any:
     """BG/NBD's own churn probability (refitted from customer summaries, learns no labels)."""
     return BgNbdChurn()
+
+
+def mbgnbd_churn() -> Any:
+    """MBG/NBD's own churn probability (refitted from customer summaries, learns no labels)."""
+    return BgNbdChurn("mbgnbd_logit_return")

@@ -43,7 +43,7 @@ def forest() -> Any:
 
 
 def lifetime() -> Any:
-    """BG/NBD's churn log-odds as a prior, corrections learned online: the default champion."""
+    """MBG/NBD's churn log-odds as a prior, corrections learned online: the default champion."""
     from scoring.churn.lifetime_model import lifetime_offset_logreg
 
     return lifetime_offset_logreg()
@@ -56,12 +56,20 @@ def bgnbd() -> Any:
     return bgnbd_churn()
 
 
+def mbgnbd() -> Any:
+    """MBG/NBD alone (BG/NBD with dropout after the first purchase too; learns no labels)."""
+    from scoring.churn.lifetime_model import mbgnbd_churn
+
+    return mbgnbd_churn()
+
+
 BUILTINS: dict[str, Callable[[], Any]] = {
     "logreg": logreg,
     "hoeffding": hoeffding,
     "forest": forest,
     "lifetime": lifetime,
     "bgnbd": bgnbd,
+    "mbgnbd": mbgnbd,
 }
 
 

@@ -39,11 +39,12 @@ from typing import Any
 from river import drift as river_drift
 from river import metrics as river_metrics
 
-from scoring.churn.bgnbd import BgNbdParams
 from scoring.churn.config import ChurnConfig
 from scoring.churn.customer_sample import CustomerSample
 from scoring.churn.evaluation import calibration_table, expected_calibration_error
 from scoring.churn.layout import FEATURE_LAYOUT, FEATURE_NAMES
+from scoring.churn.priors import PopulationParams, params_as_meta
+from scoring.churn.priors import params_from_meta as params_from_meta  # streams' import
 from scoring.churn.registry import build_model
 from scoring.records import ChurnExample
 from scoring.timeutil import MS_PER_DAY, parse_rfc3339_ms
@@ -264,7 +265,7 @@ class ChurnTrainer:
         self.weight_total = 0.0
         self.weight_count = 0
         self.sample = CustomerSample(sample_users)
-        self.params: BgNbdParams | None = None
+        self.params: PopulationParams | None = None
         self.fitted_at_ms = 0
 
     @classmethod
@@ -344,8 +345,9 @@ class ChurnTrainer:
             self.refit(self.clock_ms)
         return learned
 
-    def refit(self, now_ms: int) -> BgNbdParams | None:
-        """Fit BG/NBD on the customer sample now (keeps the old parameters when it cannot)."""
+    def refit(self, now_ms: int) -> PopulationParams | None:
+        """Fit BG/NBD and MBG/NBD on the customer sample now (keeps the old parameters when
+        it cannot)."""
         self.fitted_at_ms = now_ms
         params = self.sample.fit(now_ms, self.params)
         if params is not None:
@@ -460,7 +462,7 @@ class ChurnTrainer:
             "version": self.version,
             "examples": {"not_churned": self.labels[0], "churned": self.labels[1]},
             "waiting": len(self.waiting),
-            "bgnbd": params_as_meta(self.params),
+            **params_as_meta(self.params),
         }
         if self.shadow is not None:
             out["shadow"] = {"name": self.shadow.name, **self.shadow.summary()}
@@ -471,24 +473,8 @@ class ChurnTrainer:
         return {
             "name": self.champion.name, "learned": self.champion.learned,
             "metrics": self.champion.summary(), "layout": FEATURE_LAYOUT,
-            "features": list(FEATURE_NAMES), "bgnbd": params_as_meta(self.params),
+            "features": list(FEATURE_NAMES), **params_as_meta(self.params),
         }
-
-
-def params_as_meta(params: BgNbdParams | None) -> dict[str, float] | None:
-    if params is None:
-        return None
-    return {"r": params.r, "alpha": params.alpha, "a": params.a, "b": params.b}
-
-
-def params_from_meta(meta: Mapping[str, Any]) -> BgNbdParams | None:
-    raw = meta.get("bgnbd")
-    if not isinstance(raw, dict):
-        return None
-    try:
-        return BgNbdParams(float(raw["r"]), float(raw["alpha"]), float(raw["a"]), float(raw["b"]))
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 class Predictor:
@@ -499,10 +485,10 @@ class Predictor:
         self.model: Any | None = None
         self.name = ""
         self.version = 0
-        self.params: BgNbdParams | None = None
+        self.params: PopulationParams | None = None
 
     def load(
-        self, model: Any, name: str, version: int, params: BgNbdParams | None = None
+        self, model: Any, name: str, version: int, params: PopulationParams | None = None
     ) -> bool:
         if version <= self.version:
             return False
@@ -512,7 +498,8 @@ class Predictor:
     def tag(self) -> str | None:
         return f"{self.name}@{self.version}" if self.model is not None else None
 
-    def bgnbd(self) -> BgNbdParams | None:
+    def bgnbd(self) -> PopulationParams | None:
+        """The population models' parameters (BG/NBD and MBG/NBD) the features use."""
         return self.params
 
     def predict(self, vector: Sequence[float]) -> float | None:

@@ -74,17 +74,23 @@ def test_backtest_on_a_purchase_table_prints_exact_figures(
     assert result["cutoff"] == "1997-05-01T23:59:59.999Z"
     assert result["dead_letters"] == {}
     scorers = result["scorers"]
-    assert sorted(scorers) == ["bgnbd", "engage", "recency_only"]
+    assert sorted(scorers) == ["bgnbd", "engage", "mbgnbd", "recency_only"]
     assert scorers["recency_only"]["roc_auc"] == pytest.approx(roc_auc(silences, labels))
-    figures = {
-        "roc_auc": 0.977143, "pr_auc": 0.986189, "capture10": 0.171429, "lift10": 1.714286,
-        "capture20": 0.342857, "lift20": 1.714286, "brier": 0.090265, "ece": 0.116816,
-    }
-    # at the cut-off every customer is older than any labelled point (one cohort, first
-    # purchases within a week, labels at least a horizon old), so the
-    # default model's gate serves its BG/NBD prior alone, with the baseline's parameters
-    assert {k: round(v, 6) for k, v in scorers["bgnbd"].items() if k != "calibration"} == figures
-    assert {k: round(v, 6) for k, v in scorers["engage"].items() if k != "calibration"} == figures
+    top = {"capture10": 0.171429, "lift10": 1.714286, "capture20": 0.342857, "lift20": 1.714286}
+    bgnbd = {"roc_auc": 0.977143, "pr_auc": 0.986189, "brier": 0.090265, "ece": 0.116816, **top}
+    mbgnbd = {"roc_auc": 0.976, "pr_auc": 0.985518, "brier": 0.092178, "ece": 0.120184, **top}
+    # the default model: MBG/NBD's log-odds plus the corrections learned before the cut-off
+    engage = {"roc_auc": 0.986286, "pr_auc": 0.991133, "brier": 0.06907, "ece": 0.087125, **top}
+    for name, figures in (("bgnbd", bgnbd), ("mbgnbd", mbgnbd), ("engage", engage)):
+        got = {k: round(v, 6) for k, v in scorers[name].items() if k != "calibration"}
+        assert got == figures, name
+    paired = result["paired"]
+    assert sorted(paired) == ["bgnbd", "mbgnbd", "recency_only"]
+    assert paired["bgnbd"]["delta"] == pytest.approx(0.986286 - 0.977143, abs=1e-6)
+    assert paired["recency_only"]["delta"] == pytest.approx(
+        0.986286 - scorers["recency_only"]["roc_auc"], abs=1e-6
+    )
+    assert all(d["low"] < d["delta"] < d["high"] for d in paired.values())
     assert result["model"] == "lifetime@13"
     assert sum(b["count"] for b in scorers["engage"]["calibration"]) == 60
     written = [json.loads(line) for line in examples.read_text().splitlines()]

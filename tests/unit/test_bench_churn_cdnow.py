@@ -63,3 +63,21 @@ def test_batch_fit_scores_the_same_population() -> None:
     assert snap.batch_fit is not None and len(snap.batch_fit) == len(snap.users)
     assert all(0.0 < p < 1.0 for p in snap.batch_fit)
     assert len(online.examples) == online.learned
+
+
+def test_other_models_learn_the_same_examples_and_score_the_same_population() -> None:
+    events = events_of(_history(), "any")
+    cutoff = START + timedelta(days=120)
+    options = Options(horizon_days=30, also=("mbgnbd", "offset-bgnbd"))
+    online, _elapsed = run_horizon(events, [cutoff], options)
+    (snap,) = online.snapshots
+    assert sorted(snap.others) == ["mbgnbd", "offset-bgnbd"]
+    assert all(len(p) == len(snap.users) for p in snap.others.values())
+    assert all(0.0 < p < 1.0 for p in snap.others["mbgnbd"])
+
+
+def test_unknown_also_model_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--also", "nope", "--horizons", "30"])
+    assert info.value.code == 2
+    assert "unknown models" in capsys.readouterr().err

@@ -26,6 +26,8 @@ from scoring.churn.bgnbd import BgNbdParams
 from scoring.churn.labels import ChurnLabels, user_key
 from scoring.churn.layout import FEATURE_LAYOUT, FEATURE_NAMES, layout_problem
 from scoring.churn.lifetime import lifetime_features
+from scoring.churn.mbgnbd import MbgNbdParams
+from scoring.churn.priors import PopulationParams
 from scoring.churn.state import ChurnState
 from scoring.churn.trainer import (
     ChurnTrainer,
@@ -197,7 +199,7 @@ def test_the_population_bounds_points_and_predictions() -> None:
 
 
 def test_predict_asks_the_model_about_the_features_now_with_the_models_parameters() -> None:
-    params = BgNbdParams(0.5, 20.0, 0.7, 2.5)
+    params = PopulationParams(BgNbdParams(0.5, 20.0, 0.7, 2.5), MbgNbdParams(0.5, 20.0, 0.7, 2.5))
     asked: list[list[float]] = []
 
     def predict(features: Sequence[float]) -> float:
@@ -212,6 +214,7 @@ def test_predict_asks_the_model_about_the_features_now_with_the_models_parameter
     assert labels.predict(st.churn, now) == 0.75
     assert asked == [lifetime_features(st.churn, now, labels.lifetime, params)]
     assert asked[0][FEATURE_NAMES.index("bgnbd_logit_return")] != 0.0
+    assert asked[0][FEATURE_NAMES.index("mbgnbd_logit_return")] != 0.0
 
 
 @pytest.mark.parametrize("order", [[0, 1, 2, 3], [0, 2, 1, 3], [3, 0, 2, 1], [2, 3, 1, 0]])
@@ -829,10 +832,13 @@ def test_bgnbd_is_refitted_from_the_customers_examples_carry() -> None:
     assert trainer.params is not None and trainer.fitted_at_ms == T0 + 2 * DAY + HOUR
     meta = trainer.artifact_meta()
     assert meta["layout"] == FEATURE_LAYOUT and meta["features"] == list(FEATURE_NAMES)
-    assert meta["bgnbd"] == {"r": trainer.params.r, "alpha": trainer.params.alpha,
-                             "a": trainer.params.a, "b": trainer.params.b}
+    bg, mbg = trainer.params.bgnbd, trainer.params.mbgnbd
+    assert mbg is not None
+    assert meta["bgnbd"] == {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b}
+    assert meta["mbgnbd"] == {"r": mbg.r, "alpha": mbg.alpha, "a": mbg.a, "b": mbg.b}
     restored = ChurnTrainer("bgnbd", horizon_days=SHORT)
-    restored.restore(json.loads(json.dumps(trainer.memory() | {"bgnbd": meta["bgnbd"]})))
+    carried = {"bgnbd": meta["bgnbd"], "mbgnbd": meta["mbgnbd"]}
+    restored.restore(json.loads(json.dumps(trainer.memory() | carried)))
     assert restored.params == trainer.params and len(restored.sample) == 200
 
 
@@ -842,6 +848,15 @@ def test_the_bgnbd_model_is_bgnbds_own_churn_probability() -> None:
     x["bgnbd_logit_return"] = math.log(3.0)  # a return is 3:1
     model.learn_one(x, True)
     assert model.predict_proba_one(x)[True] == pytest.approx(0.25)
+
+
+def test_the_mbgnbd_model_is_mbgnbds_own_churn_probability() -> None:
+    model = registry.build_model("mbgnbd")
+    x = as_features(vec())
+    x["mbgnbd_logit_return"] = math.log(4.0)  # a return is 4:1
+    x["bgnbd_logit_return"] = math.log(3.0)  # not read
+    model.learn_one(x, True)
+    assert model.predict_proba_one(x)[True] == pytest.approx(0.2)
 
 
 def test_artifacts_of_another_layout_are_refused_before_unpickling(canary_blob: bytes) -> None:
@@ -859,7 +874,7 @@ def test_predictor_none_before_a_model_and_version_ordering() -> None:
     assert p.predict(vec()) is None
     a, b = ModelSlot(RECORDING), ModelSlot(RECORDING)
     b.model.learn_one(as_features(vec()), True)  # b predicts 1.0, a predicts 0.5
-    params = BgNbdParams(1.0, 2.0, 3.0, 4.0)
+    params = PopulationParams(BgNbdParams(1.0, 2.0, 3.0, 4.0))
     assert p.load(a.model, "a", 5, params) is True
     assert p.predict(vec()) == 0.5 and p.bgnbd() == params
     assert p.load(b.model, "b", 5) is False  # same version: ignored

@@ -21,6 +21,7 @@ from scoring.churn.bgnbd import (
     probability_no_purchase,
 )
 from scoring.churn.lifetime import LifetimeConfig, LifetimeState, observe, summary_at
+from scoring.churn.priors import PopulationParams
 from scoring.timeutil import MS_PER_DAY
 
 # lifetimes 0.11.3 BetaGeoFitter on cdnow_customers_summary.csv (cross-checked in a scratch venv)
@@ -203,9 +204,10 @@ def test_the_customer_sample_refit_escapes_a_degenerate_warm_start() -> None:
                                                repeat_days=x))
     stuck = BgNbdParams(r=1337174.5, alpha=323213456.4, a=2.06e-9, b=0.0075)
     cold = sample.fit(now_day * MS_PER_DAY)
-    refit = sample.fit(now_day * MS_PER_DAY, initial=stuck)
+    refit = sample.fit(now_day * MS_PER_DAY, initial=PopulationParams(stuck))
     assert cold is not None and refit == cold
-    assert cold.a == pytest.approx(0.79, abs=0.05) and cold.b == pytest.approx(2.43, abs=0.2)
+    bg = cold.bgnbd
+    assert bg.a == pytest.approx(0.79, abs=0.05) and bg.b == pytest.approx(2.43, abs=0.2)
     rows = list(sample.rows.values())
     xs = [x for _, _, x in rows]
     t_x = [float(last - first) if x else 0.0 for first, last, x in rows]

@@ -17,6 +17,10 @@ from scoring.churn.lifetime import (
     observe,
     summary_at,
 )
+from scoring.churn.mbgnbd import MbgNbdParams
+from scoring.churn.mbgnbd import probability_alive as mbg_alive
+from scoring.churn.mbgnbd import probability_no_purchase as mbg_no_purchase
+from scoring.churn.priors import PopulationParams
 from scoring.timeutil import MS_PER_DAY
 
 CONFIG = LifetimeConfig(horizon_days=10.0)
@@ -86,16 +90,26 @@ def test_features_by_hand_without_bgnbd() -> None:
     assert f["log_spend_mean"] == pytest.approx(math.log1p(20.0))
     assert f["log_spend_total"] == pytest.approx(math.log1p(60.0))
     assert (f["bgnbd_logit_return"], f["bgnbd_log_expected"], f["bgnbd_logit_alive"]) == (0, 0, 0)
+    assert (f["mbgnbd_logit_return"], f["mbgnbd_logit_alive"]) == (0, 0)
 
 
 def test_bgnbd_features_and_one_timers() -> None:
-    params = BgNbdParams(0.8, 70.0, 0.8, 2.4)
+    bg, mbg = BgNbdParams(0.8, 70.0, 0.8, 2.4), MbgNbdParams(0.8, 70.0, 0.8, 2.4)
+    params = PopulationParams(bg, mbg)
     one = _state([0], amount=None)
     now = (D0 + 30) * MS_PER_DAY
     f = dict(zip(LIFETIME_FEATURE_NAMES, lifetime_features(one, now, CONFIG, params), strict=True))
-    p0 = probability_no_purchase(params, 10.0, 0, 0.0, 30.0)
+    p0 = probability_no_purchase(bg, 10.0, 0, 0.0, 30.0)
     assert f["bgnbd_logit_return"] == pytest.approx(math.log((1 - p0) / p0))
     assert f["bgnbd_logit_alive"] == 12.0  # P(alive) = 1 for one-time buyers: clipped
+    # MBG/NBD: a one-time buyer may have dropped out after the first purchase
+    m0 = mbg_no_purchase(mbg, 10.0, 0, 0.0, 30.0)
+    alive = mbg_alive(mbg, 0, 0.0, 30.0)
+    assert 0.0 < alive < 1.0 and m0 > p0
+    assert f["mbgnbd_logit_return"] == pytest.approx(math.log((1 - m0) / m0))
+    assert f["mbgnbd_logit_alive"] == pytest.approx(math.log(alive / (1 - alive)))
+    no_mbg = lifetime_features(one, now, CONFIG, PopulationParams(bg))
+    assert no_mbg[-2:] == [0.0, 0.0] and no_mbg[:-2] == list(f.values())[:-2]
     assert (f["one_timer"], f["log_silence_per_gap"], f["gap_cv"], f["log_spend_mean"]) == (
         1.0, 0.0, 0.0, 0.0)
 
