@@ -219,7 +219,7 @@ class ScoringEngine:
                 tier=self.tiers.rank(state), tier_names=self.tiers.names,
                 shared=shared, score=score, tier_lines=lines, percentiles=placement.percentiles,
                 # predicted only if a rule or an admitted trigger asks for it
-                churn_probability=lambda: self.predict_view(ctx.view),
+                churn_probability_of_view=self.predict_view,
                 was_churned=was_churned,
                 gap_before_ms=0 if first else max(0, ts - previous_last),
                 new_active_day=new_day, signals=moment.signals,

@@ -9,6 +9,8 @@ in-process.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import gzip
 import json
 import time
@@ -111,6 +113,22 @@ def build_replay_engine(
     return engine, loop
 
 
+@contextlib.contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while a replay runs (reference counting still frees
+    everything else). A replay keeps every user's state alive, so each full collection
+    walks all of them again: a third of the CPU time of a sparse 4,000-user replay went to
+    the collector. The engine makes no reference cycle per event (measured: ~100 cyclic
+    objects over 8,000 events), so nothing piles up meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _progress(total_bytes: int | None, enabled: bool) -> Any:
     if not enabled:
         return None
@@ -211,7 +229,7 @@ def run_replay(
 
     feed = AlignedFeed(driver, states, applied, swept)
     try:
-        with open_lines(input_path) as fh:
+        with open_lines(input_path) as fh, no_cyclic_gc():
             now = wall()
             consumed = 0
             for line in _lines(fh):
