@@ -57,6 +57,9 @@ class OffsetLogisticRegression(base.Classifier):
         self._high: dict[Hashable, float] = {}
         self._weight_total = 0.0
         self._examples = 0
+        # (x, z, log-odds) of the latest prediction since the last update: learn_one after
+        # predict_proba_one on the same x (progressive validation) reuses them
+        self._predicted: tuple[dict[Hashable, Any], dict[Hashable, float], float] | None = None
 
     def _scaled(self, x: dict[Hashable, Any]) -> dict[Hashable, float]:
         out: dict[Hashable, float] = {}
@@ -89,7 +92,10 @@ class OffsetLogisticRegression(base.Classifier):
         self, x: dict[Hashable, Any], **kwargs: Any
     ) -> dict[bool | str | int, float]:
         if self._supported(x):
-            p = sigmoid(self._log_odds(x, self._scaled(x)))
+            z = self._scaled(x)
+            log_odds = self._log_odds(x, z)
+            self._predicted = (x, z, log_odds)
+            p = sigmoid(log_odds)
         else:
             p = sigmoid(self.offset_sign * float(x.get(self.offset, 0.0)))
         return {False: 1.0 - p, True: p}
@@ -100,8 +106,14 @@ class OffsetLogisticRegression(base.Classifier):
         self._examples += 1
         self._weight_total += w
         scale = w * self._examples / self._weight_total if self._weight_total > 0 else 0.0
-        z = self._scaled(x)
-        residual = scale * (sigmoid(self._log_odds(x, z)) - float(bool(y)))
+        predicted = getattr(self, "_predicted", None)  # (models pickled before it: None)
+        self._predicted = None
+        if predicted is not None and predicted[0] == x:  # the model has not moved since
+            z, log_odds = predicted[1], predicted[2]
+        else:
+            z = self._scaled(x)
+            log_odds = self._log_odds(x, z)
+        residual = scale * (sigmoid(log_odds) - float(bool(y)))
         self._step("", residual, penalty=0.0)
         for name, value in z.items():
             self._step(name, residual * value, penalty=self.l2 * self.weights.get(name, 0.0))
