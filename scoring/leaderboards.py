@@ -101,13 +101,13 @@ class Leaderboards(Extension):
         p.all_points = _add(p.all_points, earned)
         # other measures did not move
         share = self.composite_share
-        rank, user_id, size = m.shared.rank, m.user_id, self.c.size
+        offers = []
         for keys, points in ((self._keys("week", week), p.week_points),
                              (self._keys("month", month), p.month_points),
                              (self._keys("all", 0), p.all_points)):
-            rank(keys[0], user_id, round(sum(map(mul, share, points)), 4), size)
-            for i in moved:
-                rank(keys[i + 1], user_id, round(points[i], 4), size)
+            offers.append((keys[0], round(sum(map(mul, share, points)), 4)))
+            offers += [(keys[i + 1], round(points[i], 4)) for i in moved]
+        m.shared.rank_all(m.user_id, offers, self.c.size)
 
     def _keys(self, period: str, pid: int) -> list[str]:
         """The board keys of a period, composite first, then each dimension (cached)."""

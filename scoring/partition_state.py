@@ -15,6 +15,7 @@ users' states (each records its own entry) when a worker takes the partition ove
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import msgspec
 
@@ -151,6 +152,17 @@ class PartitionShared:
         offers = self._offers.setdefault(key, {})
         offers[user_id] = max(value, offers.get(user_id, value))
         self._sizes[key] = size
+
+    def rank_all(self, user_id: str, offers: Iterable[tuple[str, float]], size: int) -> None:
+        """`rank` for several boards at once (a leaderboard event offers to six or so)."""
+        all_offers, sizes = self._offers, self._sizes
+        for key, value in offers:
+            board = all_offers.get(key)
+            if board is None:
+                board = all_offers[key] = {}
+            old = board.get(user_id)
+            board[user_id] = value if old is None or value >= old else old
+            sizes[key] = size
 
     def boards(self) -> dict[str, list[list[float | str]]]:
         """The boards with every offer placed, older periods before newer ones (a board of

@@ -171,6 +171,7 @@ def run_replay(
     engine, loop = build_replay_engine(
         config, churn=churn, triggers=triggers, on_example=on_example
     )
+    engine.sweep_probability = False  # replay's outcomes make no score records
     rules = EventRules.from_config(config)
     wall = now_ms or (lambda: int(time.time() * 1000))
     states: dict[str, UserState] = {}
