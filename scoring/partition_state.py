@@ -14,6 +14,7 @@ users' states (each records its own entry) when a worker takes the partition ove
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable
 
@@ -192,8 +193,9 @@ class PartitionShared:
             return
         merged = [entry for entry in board if entry[1] not in entering]
         merged += [[value, user] for user, value in entering.items()]
-        merged.sort(key=_board_order)
-        boards[key] = merged[:size]
+        # a replay places every user's offer at once: the top `size` without sorting them all
+        boards[key] = (heapq.nsmallest(size, merged, key=_board_order) if len(merged) > 4 * size
+                       else sorted(merged, key=_board_order)[:size])
         self.boards_changed = True
 
     def budget_share(self, budget: int) -> int:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -82,7 +83,9 @@ class ObservationSchedule:
         # (user, anchor) -> its points as computed so far (None: not yet): an anchor is asked
         # about on every event, sweep and reschedule of its user, each a blake2b digest and
         # a point without this; a cache of the latest anchors, oldest evicted first
-        self._cache: dict[tuple[str | int, int], tuple[bytes, list[ObservationPoint | None]]] = {}
+        self._cache: OrderedDict[
+            tuple[str | int, int], tuple[bytes, list[ObservationPoint | None]]
+        ] = OrderedDict()
 
     def _digest(self, user: str | int, anchor_ms: int) -> bytes:
         """`user`: the user id, or a stable integer key of it (the engine keeps a 16-bit
@@ -108,7 +111,7 @@ class ObservationSchedule:
         if entry is None:
             cache = self._cache
             if len(cache) >= CACHED_ANCHORS:
-                del cache[next(iter(cache))]
+                cache.popitem(last=False)  # the oldest (O(1), unlike a plain dict's first key)
             entry = cache[key] = (self._digest(user_id, anchor_ms), [None] * self.octaves)
         return entry
 
