@@ -10,6 +10,7 @@ in-process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import gzip
 import json
@@ -18,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, ParamSpec, TypeVar, cast
 
 import msgspec
 
@@ -39,6 +40,8 @@ from scoring.timeutil import format_rfc3339_ms
 from streams.engine_factory import build_engine
 
 DEFAULT_PARTITIONS = 4
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def open_lines(path: str | Path) -> IO[bytes]:
@@ -141,6 +144,16 @@ def _progress(total_bytes: int | None, enabled: bool) -> Any:
     return tqdm(total=total_bytes, unit="B", unit_scale=True, desc="replay", mininterval=0.5)
 
 
+def _without_cyclic_gc(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with no_cyclic_gc():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_without_cyclic_gc  # throughout: the summary and boards at the end allocate a lot too
 def run_replay(
     input_path: str | Path,
     config: EngageConfig,
@@ -234,7 +247,7 @@ def run_replay(
 
     feed = AlignedFeed(driver, states, applied, swept)
     try:
-        with open_lines(input_path) as fh, no_cyclic_gc():
+        with open_lines(input_path) as fh:
             now = wall()
             consumed = 0
             for line in _lines(fh):
