@@ -96,9 +96,9 @@ class Leaderboards(Extension):
             p.week, p.week_points = week, [0.0] * len(earned)
         if month != p.month:
             p.month, p.month_points = month, [0.0] * len(earned)
-        p.week_points = _add(p.week_points, earned)
-        p.month_points = _add(p.month_points, earned)
-        p.all_points = _add(p.all_points, earned)
+        p.week_points = _add(p.week_points, earned, moved)
+        p.month_points = _add(p.month_points, earned, moved)
+        p.all_points = _add(p.all_points, earned, moved)
         # other measures did not move
         share = self.composite_share
         offers = []
@@ -119,10 +119,13 @@ class Leaderboards(Extension):
         return keys
 
 
-def _add(points: list[float], earned: Sequence[float]) -> list[float]:
+def _add(points: list[float], earned: Sequence[float], moved: Sequence[int]) -> list[float]:
+    """`points` + `earned` (in place: only the `moved` measures earned anything)."""
     if not points:
         return list(earned)
-    return [a + b for a, b in zip(points, earned, strict=True)]
+    for i in moved:
+        points[i] += earned[i]
+    return points
 
 
 def merge_boards(
