@@ -63,17 +63,25 @@ class OffsetLogisticRegression(base.Classifier):
 
     def _scaled(self, x: dict[Hashable, Any]) -> dict[Hashable, float]:
         out: dict[Hashable, float] = {}
+        # hot (every prediction and example): attributes read once, and min/max written out
+        # as the comparisons the builtins make (min(a, b) is b only if b < a), same results
+        offset, ignore, count, m2 = self.offset, self.ignore, self._count, self._m2
+        low, high, means, bound = self._low, self._high, self._mean, self.max_abs_z
         for name, value in x.items():
-            if name == self.offset or name in self.ignore:
+            if name == offset or name in ignore:
                 continue
-            n = self._count.get(name, 0.0)
+            n = count.get(name, 0.0)
             if n < 2:
                 continue
-            sd = math.sqrt(self._m2[name] / n)
+            sd = math.sqrt(m2[name] / n)
             if sd > 0:
-                seen = max(self._low[name], min(self._high[name], float(value)))
-                z = (seen - self._mean[name]) / sd
-                out[name] = max(-self.max_abs_z, min(self.max_abs_z, z))
+                value = float(value)
+                hi, lo = high[name], low[name]
+                seen = value if value < hi else hi
+                seen = seen if seen > lo else lo
+                z = (seen - means[name]) / sd
+                z = z if z < bound else bound
+                out[name] = z if z > -bound else -bound
         return out
 
     def _log_odds(self, x: dict[Hashable, Any], z: dict[Hashable, float]) -> float:
@@ -141,5 +149,6 @@ class OffsetLogisticRegression(base.Classifier):
         self._count[name] = n
         self._mean[name] = mean
         self._m2[name] = self._m2.get(name, 0.0) + delta * (value - mean)
-        self._low[name] = min(self._low.get(name, value), value)
-        self._high[name] = max(self._high.get(name, value), value)
+        low, high = self._low.get(name, value), self._high.get(name, value)
+        self._low[name] = value if value < low else low  # min(low, value), max(high, value)
+        self._high[name] = value if value > high else high
