@@ -101,6 +101,10 @@ class ScoringEngine:
         self.default_gap_days = s.default_gap_days
         self.refresh_ms = int(s.refresh_every_hours * 3_600_000)
         self.refresh_for_ms = int(s.refresh_for_days * MS_PER_DAY)
+        # a sweep's outcome carries the churn probability for its score record; a shell that
+        # makes no score records (replay) turns this off, and a sweep predicts only when a
+        # trigger rule asks
+        self.sweep_probability = True
         self.badge_names = {
             name_hash(b.name): b.name
             for b in getattr(config.triggers.rule("milestone"), "badges", ())
@@ -219,7 +223,7 @@ class ScoringEngine:
                 tier=self.tiers.rank(state), tier_names=self.tiers.names,
                 shared=shared, score=score, tier_lines=lines, percentiles=placement.percentiles,
                 # predicted only if a rule or an admitted trigger asks for it
-                churn_probability=lambda: self.predict_view(ctx.view),
+                churn_probability_of_view=self.predict_view,
                 was_churned=was_churned,
                 gap_before_ms=0 if first else max(0, ts - previous_last),
                 new_active_day=new_day, signals=moment.signals,
@@ -302,7 +306,17 @@ class ScoringEngine:
             return view
 
         score, lines, placement, previous_tier = self._judge(state, now, shared, ())
-        probability = self.churn.predict(state.churn, now) if self.churn is not None else None
+        churn = self.churn
+        probability = None
+        if churn is not None and self.sweep_probability:
+            probability = churn.predict(state.churn, now)
+
+        def probability_now() -> float | None:  # for rules; the same value either way (only
+            # churn hooks change state.churn, and the model does not move within a sweep)
+            if churn is None or self.sweep_probability:
+                return probability
+            return churn.predict(state.churn, now)
+
         moment = Moment(user_id, state, now, shared)
         for extension in self.extensions:
             extension.on_sweep(moment)
@@ -313,7 +327,7 @@ class ScoringEngine:
                 previous_tier=previous_tier, tier=self.tiers.rank(state),
                 tier_names=self.tiers.names, shared=shared, score=score,
                 tier_lines=lines, percentiles=placement.percentiles,
-                churn_probability=lambda: probability, signals=moment.signals,
+                churn_probability=probability_now, signals=moment.signals,
             )
             triggers = self.triggers.evaluate(ctx)
             self._after_admission(moment, triggers, ctx)

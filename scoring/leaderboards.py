@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
+from operator import mul
 from typing import ClassVar
 
 from scoring.config import DIMENSIONS, EngageConfig
@@ -30,9 +31,18 @@ def week_of(ms: int) -> int:
     return (ms // MS_PER_DAY + 3) // 7  # 1970-01-01 was a Thursday
 
 
+_MONTHS: dict[int, int] = {}  # UTC day -> month id (a pure function, memoised)
+
+
 def month_of(ms: int) -> int:
-    d = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
-    return d.year * 12 + d.month - 1
+    day = ms // MS_PER_DAY
+    month = _MONTHS.get(day)
+    if month is None:
+        if len(_MONTHS) >= 4096:
+            _MONTHS.clear()
+        d = dt.datetime.fromtimestamp(day * 86_400, tz=dt.UTC)
+        month = _MONTHS[day] = d.year * 12 + d.month - 1
+    return month
 
 
 def period_label(period: str, pid: int) -> str:
@@ -54,39 +64,50 @@ class Leaderboards(Extension):
         total = sum(self.model.composite_weight) or 1.0
         self.composite_share = [w / total for w in self.model.composite_weight]
         self._cache: dict[tuple[str, int], list[str]] = {}
+        # event type -> (points earned, measures moved), for types without amount weights
+        self._fixed: dict[str, tuple[list[float], list[int]]] = {}
 
     def on_event(self, m: Moment) -> None:
         if not self.c.enabled:
             return
         event = m.event
         assert event is not None
-        weights, amount_weights = self.model.contributions[event.type]
-        earned = [
-            max(0.0, w + (a * event.amount if amount_weights is not None else 0.0))
-            for w, a in zip(weights, amount_weights or [0.0] * len(weights), strict=True)
-        ]
-        if not any(earned):
+        fixed = self._fixed.get(event.type)
+        if fixed is None:
+            weights, amount_weights = self.model.contributions[event.type]
+            if amount_weights is not None:
+                earned = [max(0.0, w + a * event.amount)
+                          for w, a in zip(weights, amount_weights, strict=True)]
+                moved = [i for i, x in enumerate(earned) if x > 0]
+            else:  # the same for every event of the type: computed once
+                earned = [max(0.0, w + 0.0) for w in weights]
+                moved = [i for i, x in enumerate(earned) if x > 0]
+                self._fixed[event.type] = (earned, moved)
+        else:
+            earned, moved = fixed
+        if not moved:  # nothing earned (earned points are never negative)
             return
         p = m.state.periods
-        week, month = week_of(m.now_ms), month_of(m.now_ms)
+        now = m.now_ms
+        week, month = week_of(now), month_of(now)
         if week != p.week:
             if week < p.week:
                 return  # a late event from a week already closed here: all time only
             p.week, p.week_points = week, [0.0] * len(earned)
         if month != p.month:
             p.month, p.month_points = month, [0.0] * len(earned)
-        p.week_points = _add(p.week_points, earned)
-        p.month_points = _add(p.month_points, earned)
-        p.all_points = _add(p.all_points, earned)
-        moved = [i for i, x in enumerate(earned) if x > 0]  # other measures did not move
+        p.week_points = _add(p.week_points, earned, moved)
+        p.month_points = _add(p.month_points, earned, moved)
+        p.all_points = _add(p.all_points, earned, moved)
+        # other measures did not move
         share = self.composite_share
+        offers = []
         for keys, points in ((self._keys("week", week), p.week_points),
                              (self._keys("month", month), p.month_points),
                              (self._keys("all", 0), p.all_points)):
-            composite = sum(s * x for s, x in zip(share, points, strict=True))
-            m.shared.rank(keys[0], m.user_id, round(composite, 4), self.c.size)
-            for i in moved:
-                m.shared.rank(keys[i + 1], m.user_id, round(points[i], 4), self.c.size)
+            offers.append((keys[0], round(sum(map(mul, share, points)), 4)))
+            offers += [(keys[i + 1], round(points[i], 4)) for i in moved]
+        m.shared.rank_all(m.user_id, offers, self.c.size)
 
     def _keys(self, period: str, pid: int) -> list[str]:
         """The board keys of a period, composite first, then each dimension (cached)."""
@@ -98,10 +119,13 @@ class Leaderboards(Extension):
         return keys
 
 
-def _add(points: list[float], earned: Sequence[float]) -> list[float]:
+def _add(points: list[float], earned: Sequence[float], moved: Sequence[int]) -> list[float]:
+    """`points` + `earned` (in place: only the `moved` measures earned anything)."""
     if not points:
         return list(earned)
-    return [a + b for a, b in zip(points, earned, strict=True)]
+    for i in moved:
+        points[i] += earned[i]
+    return points
 
 
 def merge_boards(

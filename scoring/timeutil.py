@@ -9,12 +9,16 @@ MS_PER_HOUR = 3_600_000
 MS_PER_DAY = 86_400_000
 
 _day_prefix: dict[int, str] = {}
+_CLOCK_MINUTES = tuple(f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440))
+_CLOCK_SECONDS = tuple(f"{s:02d}." for s in range(60))
+_CLOCK_MILLIS = tuple(f"{ms:03d}Z" for ms in range(1000))
 
 
 def format_rfc3339_ms(epoch_ms: int) -> str:
     """`2026-01-05T13:04:05.123Z`: UTC, millisecond precision, as every contract uses.
 
-    Hot (every score record, trigger and simulated event), so the date part is cached per day.
+    Hot (every score record, trigger, churn example and simulated event), so the date part
+    is cached per day and the time of day is put together from tables.
     """
     day, rem = divmod(epoch_ms, MS_PER_DAY)
     prefix = _day_prefix.get(day)
@@ -24,8 +28,7 @@ def format_rfc3339_ms(epoch_ms: int) -> str:
             _day_prefix[day] = prefix
     secs, milli = divmod(rem, 1000)
     mins, secs = divmod(secs, 60)
-    hours, mins = divmod(mins, 60)
-    return f"{prefix}{hours:02d}:{mins:02d}:{secs:02d}.{milli:03d}Z"
+    return prefix + _CLOCK_MINUTES[mins] + _CLOCK_SECONDS[secs] + _CLOCK_MILLIS[milli]
 
 
 def parse_rfc3339_ms(text: str) -> int:

@@ -221,9 +221,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         # the refresh only makes score records: worth it when something is written
         refresh=bool(args.refresh or args.snapshot or args.triggers),
     )
+    import gc
     import json
 
     print(json.dumps(result.summary, indent=2, sort_keys=True))
+    # the process ends with the replay: its objects out of the collector's reach, so the
+    # interpreter's last collection does not walk every user's state (0.4-0.6 s at 3k users)
+    gc.freeze()
     return 0
 
 

@@ -19,9 +19,9 @@ from faust.types import TP, EventT, StreamT
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 
 from sinks.metrics import Metrics
+from streams.worker_command import LOG_FORMATS
 
 FAUST_METRICS_PREFIX = "engage_faust"
-LOG_FORMATS = ("text", "json")
 
 
 class LeanPrometheusMonitor(PrometheusMonitor):

@@ -9,6 +9,9 @@ in-process.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import gzip
 import json
 import time
@@ -16,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, ParamSpec, TypeVar, cast
 
 import msgspec
 
@@ -37,6 +40,8 @@ from scoring.timeutil import format_rfc3339_ms
 from streams.engine_factory import build_engine
 
 DEFAULT_PARTITIONS = 4
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def open_lines(path: str | Path) -> IO[bytes]:
@@ -111,6 +116,26 @@ def build_replay_engine(
     return engine, loop
 
 
+@contextlib.contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while a replay runs (reference counting still frees
+    everything else). A replay keeps every user's state alive, so each full collection
+    walks all of them again: a third of the CPU time of a sparse 4,000-user replay went to
+    the collector. The engine makes no reference cycle per event (measured: ~100 cyclic
+    objects over 8,000 events), so nothing piles up meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        # what the replay allocated goes straight to the oldest generation (not walked by
+        # the first young collection after this, ~0.3 s for a 4,000-user replay)
+        gc.freeze()
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+
+
 def _progress(total_bytes: int | None, enabled: bool) -> Any:
     if not enabled:
         return None
@@ -119,6 +144,16 @@ def _progress(total_bytes: int | None, enabled: bool) -> Any:
     return tqdm(total=total_bytes, unit="B", unit_scale=True, desc="replay", mininterval=0.5)
 
 
+def _without_cyclic_gc(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with no_cyclic_gc():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_without_cyclic_gc  # throughout: the summary and boards at the end allocate a lot too
 def run_replay(
     input_path: str | Path,
     config: EngageConfig,
@@ -149,6 +184,7 @@ def run_replay(
     engine, loop = build_replay_engine(
         config, churn=churn, triggers=triggers, on_example=on_example
     )
+    engine.sweep_probability = False  # replay's outcomes make no score records
     rules = EventRules.from_config(config)
     wall = now_ms or (lambda: int(time.time() * 1000))
     states: dict[str, UserState] = {}

@@ -13,10 +13,12 @@ from pathlib import Path
 from sinks.argtypes import positive_int
 from streams import kafka_security
 from streams.env_args import env_option
-from streams.monitoring import LOG_FORMATS
 from streams.topics_command import add_topology_arguments, names_from_args, non_negative_int
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
+# kept here, not imported from streams.monitoring: that module imports Faust, which every
+# `engage` command (replay, backtest...) would pay for when the parser is built
+LOG_FORMATS = ("text", "json")
 
 
 def positive_float(text: str) -> float:

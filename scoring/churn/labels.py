@@ -37,7 +37,6 @@ from scoring.churn.lifetime import (
     LifetimeConfig,
     lifetime_features,
     record_return,
-    summary_at,
 )
 from scoring.churn.priors import PopulationParams
 from scoring.churn.schedule import ObservationSchedule, ResolvedPoint
@@ -49,6 +48,7 @@ from scoring.state import UserState, type_code
 from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms
 
 Predict = Callable[[Sequence[float]], float | None]
+_DIGITS = (6,) * len(FEATURE_NAMES)  # examples carry features rounded to 6 decimals
 
 
 def user_key(user_id: str) -> int:
@@ -155,16 +155,15 @@ class ChurnLabels:
     def _example(self, user_id: str, cs: ChurnState, done: ResolvedPoint) -> ChurnExample:
         observed = done.point.observed_ms
         values = self.features(cs, observed)
-        summary = summary_at(cs, observed)
         return ChurnExample(
             user_id=user_id,
             observed_at=format_rfc3339_ms(observed),
             resolved_at=format_rfc3339_ms(done.resolved_ms),
             label=done.label,
             weight=done.point.weight,
-            features={n: round(v, 6) for n, v in zip(FEATURE_NAMES, values, strict=True)},
-            customer=CustomerSummary(
-                first_day=cs.first_day, last_day=cs.last_day, repeat_days=summary.frequency
+            features=dict(zip(FEATURE_NAMES, map(round, values, _DIGITS), strict=True)),
+            customer=CustomerSummary(  # BG/NBD's frequency x (summary_at) at the point
+                first_day=cs.first_day, last_day=cs.last_day, repeat_days=cs.active_days - 1
             ),
         )
 

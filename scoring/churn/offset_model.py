@@ -57,20 +57,31 @@ class OffsetLogisticRegression(base.Classifier):
         self._high: dict[Hashable, float] = {}
         self._weight_total = 0.0
         self._examples = 0
+        # (x, z, log-odds) of the latest prediction since the last update: learn_one after
+        # predict_proba_one on the same x (progressive validation) reuses them
+        self._predicted: tuple[dict[Hashable, Any], dict[Hashable, float], float] | None = None
 
     def _scaled(self, x: dict[Hashable, Any]) -> dict[Hashable, float]:
         out: dict[Hashable, float] = {}
+        # hot (every prediction and example): attributes read once, and min/max written out
+        # as the comparisons the builtins make (min(a, b) is b only if b < a), same results
+        offset, ignore, count, m2 = self.offset, self.ignore, self._count, self._m2
+        low, high, means, bound = self._low, self._high, self._mean, self.max_abs_z
         for name, value in x.items():
-            if name == self.offset or name in self.ignore:
+            if name == offset or name in ignore:
                 continue
-            n = self._count.get(name, 0.0)
+            n = count.get(name, 0.0)
             if n < 2:
                 continue
-            sd = math.sqrt(self._m2[name] / n)
+            sd = math.sqrt(m2[name] / n)
             if sd > 0:
-                seen = max(self._low[name], min(self._high[name], float(value)))
-                z = (seen - self._mean[name]) / sd
-                out[name] = max(-self.max_abs_z, min(self.max_abs_z, z))
+                value = float(value)
+                hi, lo = high[name], low[name]
+                seen = value if value < hi else hi
+                seen = seen if seen > lo else lo
+                z = (seen - means[name]) / sd
+                z = z if z < bound else bound
+                out[name] = z if z > -bound else -bound
         return out
 
     def _log_odds(self, x: dict[Hashable, Any], z: dict[Hashable, float]) -> float:
@@ -89,7 +100,10 @@ class OffsetLogisticRegression(base.Classifier):
         self, x: dict[Hashable, Any], **kwargs: Any
     ) -> dict[bool | str | int, float]:
         if self._supported(x):
-            p = sigmoid(self._log_odds(x, self._scaled(x)))
+            z = self._scaled(x)
+            log_odds = self._log_odds(x, z)
+            self._predicted = (x, z, log_odds)
+            p = sigmoid(log_odds)
         else:
             p = sigmoid(self.offset_sign * float(x.get(self.offset, 0.0)))
         return {False: 1.0 - p, True: p}
@@ -100,8 +114,14 @@ class OffsetLogisticRegression(base.Classifier):
         self._examples += 1
         self._weight_total += w
         scale = w * self._examples / self._weight_total if self._weight_total > 0 else 0.0
-        z = self._scaled(x)
-        residual = scale * (sigmoid(self._log_odds(x, z)) - float(bool(y)))
+        predicted = getattr(self, "_predicted", None)  # (models pickled before it: None)
+        self._predicted = None
+        if predicted is not None and predicted[0] == x:  # the model has not moved since
+            z, log_odds = predicted[1], predicted[2]
+        else:
+            z = self._scaled(x)
+            log_odds = self._log_odds(x, z)
+        residual = scale * (sigmoid(log_odds) - float(bool(y)))
         self._step("", residual, penalty=0.0)
         for name, value in z.items():
             self._step(name, residual * value, penalty=self.l2 * self.weights.get(name, 0.0))
@@ -129,5 +149,6 @@ class OffsetLogisticRegression(base.Classifier):
         self._count[name] = n
         self._mean[name] = mean
         self._m2[name] = self._m2.get(name, 0.0) + delta * (value - mean)
-        self._low[name] = min(self._low.get(name, value), value)
-        self._high[name] = max(self._high.get(name, value), value)
+        low, high = self._low.get(name, value), self._high.get(name, value)
+        self._low[name] = value if value < low else low  # min(low, value), max(high, value)
+        self._high[name] = value if value > high else high

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ from scoring.timeutil import MS_PER_DAY
 
 _BYTES_PER_OFFSET = 3
 _MAX_OCTAVES = 64 // _BYTES_PER_OFFSET  # blake2b digests are at most 64 bytes
+CACHED_ANCHORS = 1 << 16  # (user, anchor) schedules kept computed (a few MB at most)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,12 @@ class ObservationSchedule:
             bounds.append((low, min(2 * low, max_silence_days)))
         self.octave_bounds_days: tuple[tuple[float, float], ...] = tuple(bounds)
         self.octaves = len(bounds)
+        # (user, anchor) -> its points as computed so far (None: not yet): an anchor is asked
+        # about on every event, sweep and reschedule of its user, each a blake2b digest and
+        # a point without this; a cache of the latest anchors, oldest evicted first
+        self._cache: OrderedDict[
+            tuple[str | int, int], tuple[bytes, list[ObservationPoint | None]]
+        ] = OrderedDict()
 
     def _digest(self, user: str | int, anchor_ms: int) -> bytes:
         """`user`: the user id, or a stable integer key of it (the engine keeps a 16-bit
@@ -95,11 +103,33 @@ class ObservationSchedule:
         offset_ms = math.floor((low + fraction * (high - low)) * MS_PER_DAY)
         return ObservationPoint(octave, anchor_ms + offset_ms, high - low)
 
+    def _points(
+        self, user_id: str | int, anchor_ms: int
+    ) -> tuple[bytes, list[ObservationPoint | None]]:
+        key = (user_id, anchor_ms)
+        entry = self._cache.get(key)
+        if entry is None:
+            cache = self._cache
+            if len(cache) >= CACHED_ANCHORS:
+                cache.popitem(last=False)  # the oldest (O(1), unlike a plain dict's first key)
+            entry = cache[key] = (self._digest(user_id, anchor_ms), [None] * self.octaves)
+        return entry
+
+    def _at(self, user_id: str | int, anchor_ms: int, octave: int) -> ObservationPoint:
+        digest, points = self._points(user_id, anchor_ms)
+        point = points[octave]
+        if point is None:
+            point = points[octave] = self._point(digest, octave, anchor_ms)
+        return point
+
     def _from(self, user_id: str | int, anchor_ms: int, first: int) -> Iterator[ObservationPoint]:
         """The points of octaves `first`, `first` + 1, ... (computed as they are asked for)."""
-        digest = self._digest(user_id, anchor_ms)
+        digest, points = self._points(user_id, anchor_ms)
         for octave in range(first, self.octaves):
-            yield self._point(digest, octave, anchor_ms)
+            point = points[octave]
+            if point is None:
+                point = points[octave] = self._point(digest, octave, anchor_ms)
+            yield point
 
     def points(self, user_id: str | int, anchor_ms: int) -> tuple[ObservationPoint, ...]:
         """Every candidate point after an event at `anchor_ms`, in time (= octave) order."""
@@ -141,5 +171,5 @@ class ObservationSchedule:
         """When a sweep next has something to label (None once every point is labelled)."""
         if resolved >= self.octaves:
             return None
-        point = self._point(self._digest(user_id, anchor_ms), resolved, anchor_ms)
+        point = self._at(user_id, anchor_ms, resolved)
         return point.observed_ms + self.horizon_ms + 1 + self.slack_ms

@@ -216,7 +216,8 @@ _NAMES = frozenset(FEATURE_NAMES)
 
 
 class _Waiting:
-    """An example waiting for its release time (ordered by it, then by arrival)."""
+    """An example waiting for its release time; the heap holds (release_ms, seq, _Waiting),
+    ordered by release time, then by arrival (tuples compare in C, without a __lt__ call)."""
 
     __slots__ = ("eid", "label", "offset", "release_ms", "seq", "values", "weight")
 
@@ -224,9 +225,6 @@ class _Waiting:
                  values: array[float], label: bool, weight: float) -> None:
         self.release_ms, self.seq, self.eid, self.offset = release_ms, seq, eid, offset
         self.values, self.label, self.weight = values, label, weight
-
-    def __lt__(self, other: _Waiting) -> bool:
-        return (self.release_ms, self.seq) < (other.release_ms, other.seq)
 
 
 class ChurnTrainer:
@@ -258,7 +256,7 @@ class ChurnTrainer:
         self.saved_clock_ms = -1  # the clock an artifact restored this trainer to
         self.recent: deque[int] = deque(maxlen=RECENT_IDS)
         self._recent_set: set[int] = set()
-        self.waiting: list[_Waiting] = []
+        self.waiting: list[tuple[int, int, _Waiting]] = []
         self._waiting_ids: set[int] = set()
         self._seq = 0
         self.skipped = 0  # examples recognised as already learned
@@ -322,16 +320,16 @@ class ChurnTrainer:
               label: int, weight: float) -> None:
         self._seq += 1
         values = array("d", [float(features[n]) for n in FEATURE_NAMES])
-        heapq.heappush(self.waiting,
-                       _Waiting(release, self._seq, eid, offset, values, bool(label), weight))
+        waiting = _Waiting(release, self._seq, eid, offset, values, bool(label), weight)
+        heapq.heappush(self.waiting, (release, self._seq, waiting))
         self._waiting_ids.add(eid)
 
     def release(self) -> int:
         """Learn every waiting example whose release time the clock has reached."""
         learned = 0
         waiting = self.waiting
-        while waiting and waiting[0].release_ms <= self.clock_ms:
-            w = heapq.heappop(waiting)
+        while waiting and waiting[0][0] <= self.clock_ms:
+            w = heapq.heappop(waiting)[2]
             self._waiting_ids.discard(w.eid)
             if len(self.recent) == self.recent.maxlen:
                 self._recent_set.discard(self.recent[0])
@@ -357,7 +355,7 @@ class ChurnTrainer:
     @property
     def resume_from(self) -> int:
         """The first examples-topic offset a restarted trainer must read again."""
-        offsets = [w.offset for w in self.waiting if w.offset is not None]
+        offsets = [w.offset for _, _, w in self.waiting if w.offset is not None]
         return min(offsets) if offsets else self.learned_through + 1
 
     @property
