@@ -11,11 +11,17 @@ history and supplies the rows.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scoring.churn.bgnbd import BgNbdParams, fit_bgnbd, probability_no_purchase
+from scoring.churn.bgnbd import (
+    BgNbdParams,
+    P,
+    PopulationFit,
+    fit_bgnbd,
+    probability_no_purchase,
+)
 from scoring.churn.customer_sample import MIN_REPEATERS_TO_FIT
 from scoring.churn.evaluation import scorecard
 from scoring.churn.lifetime import Summary
@@ -43,28 +49,29 @@ def bgnbd_baseline(
 ) -> tuple[BgNbdParams, list[float]] | None:
     """Parameters fitted on these summaries and each one's P(no purchase within the
     horizon); None with fewer than MIN_REPEATERS_TO_FIT repeat customers (no stable fit)."""
-    if sum(1 for s in summaries if s.frequency > 0) < MIN_REPEATERS_TO_FIT:
-        return None
-    params = fit_bgnbd(
-        [s.frequency for s in summaries], [s.recency for s in summaries],
-        [s.age for s in summaries],
-    ).params
-    return params, [
-        probability_no_purchase(params, horizon_days, s.frequency, s.recency, s.age)
-        for s in summaries
-    ]
+    return _population_baseline(summaries, horizon_days, fit_bgnbd, probability_no_purchase)
 
 
 def mbgnbd_baseline(summaries: Sequence[Summary], horizon_days: float) -> list[float] | None:
     """MBG/NBD fitted on these summaries: each one's P(no purchase within the horizon)."""
+    fitted = _population_baseline(summaries, horizon_days, fit_mbgnbd, mbg_no_purchase)
+    return fitted[1] if fitted is not None else None
+
+
+def _population_baseline(
+    summaries: Sequence[Summary],
+    horizon_days: float,
+    fit: Callable[[list[float], list[float], list[float]], PopulationFit[P]],
+    no_purchase: Callable[[P, float, float, float, float], float],
+) -> tuple[P, list[float]] | None:
     if sum(1 for s in summaries if s.frequency > 0) < MIN_REPEATERS_TO_FIT:
         return None
-    params = fit_mbgnbd(
+    params = fit(
         [s.frequency for s in summaries], [s.recency for s in summaries],
         [s.age for s in summaries],
     ).params
-    return [
-        mbg_no_purchase(params, horizon_days, s.frequency, s.recency, s.age) for s in summaries
+    return params, [
+        no_purchase(params, horizon_days, s.frequency, s.recency, s.age) for s in summaries
     ]
 
 

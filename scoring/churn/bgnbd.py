@@ -17,7 +17,9 @@ so they serve as features on the hot path; the fit is a batch job over all users
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -27,30 +29,45 @@ FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
-class BgNbdParams:
-    """Population parameters: purchase rate ~ Gamma(r, alpha), dropout ~ Beta(a, b)."""
+class GammaBetaParams:
+    """Purchase rate ~ Gamma(r, alpha), dropout ~ Beta(a, b): the parameters BG/NBD and
+    MBG/NBD share (each model has its own subclass, so one is never taken for the other)."""
 
     r: float
     alpha: float
     a: float
     b: float
 
+    MODEL: ClassVar[str] = "BG/NBD"
+
     def __post_init__(self) -> None:
         for name in ("r", "alpha", "a", "b"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"BG/NBD parameter {name} must be finite and > 0, got {value}")
+                raise ValueError(
+                    f"{self.MODEL} parameter {name} must be finite and > 0, got {value}")
 
 
 @dataclass(frozen=True, slots=True)
-class BgNbdFit:
+class BgNbdParams(GammaBetaParams):
+    """BG/NBD's population parameters."""
+
+
+P = TypeVar("P", bound=GammaBetaParams)
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationFit(Generic[P]):
     """The maximum-likelihood parameters and how the fit went."""
 
-    params: BgNbdParams
+    params: P
     log_likelihood: float  # total, with every constant term (comparable with the paper's)
     customers: float  # sum of weights
     converged: bool
     iterations: int
+
+
+BgNbdFit = PopulationFit[BgNbdParams]
 
 
 def _as_arrays(
@@ -162,6 +179,30 @@ def fit_bgnbd(
     running off to extreme a, b (0: plain MLE). Optimised over log-parameters by L-BFGS-B
     with the analytic gradient.
     """
+    return fit_population(BgNbdParams, _log_likelihood, _gradient, frequency, recency, age,
+                          weights=weights, penalizer=penalizer, initial=initial)
+
+
+# (r, alpha, a, b, x, t_x, T) -> per customer: log-likelihood (n,), or its gradient (4, n)
+PerCustomer = Callable[
+    [float, float, float, float, FloatArray, FloatArray, FloatArray], FloatArray
+]
+
+
+def fit_population(
+    kind: type[P],
+    log_likelihood: PerCustomer,
+    gradient: PerCustomer,
+    frequency: npt.ArrayLike,
+    recency: npt.ArrayLike,
+    age: npt.ArrayLike,
+    *,
+    weights: npt.ArrayLike | None = None,
+    penalizer: float = 0.0,
+    initial: P | None = None,
+) -> PopulationFit[P]:
+    """The fit fit_bgnbd describes, for any model of the (r, alpha, a, b) family given its
+    per-customer log-likelihood and gradient (BG/NBD, MBG/NBD)."""
     x, t_x, big_t = _as_arrays(frequency, recency, age)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != x.shape or (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
@@ -171,15 +212,17 @@ def fit_bgnbd(
     x, t_x, big_t, w = _distinct(x, t_x, big_t, w)
     total = float(w.sum())
     if initial is None:
-        initial = BgNbdParams(1.0, max(float(np.average(big_t, weights=w)), 1e-6), 1.0, 1.0)
+        initial = kind(1.0, max(float(np.average(big_t, weights=w)), 1e-6), 1.0, 1.0)
     start = np.log([initial.r, initial.alpha, initial.a, initial.b])
 
     def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
         r, alpha, a, b = np.exp(log_params)
-        ll = _log_likelihood(r, alpha, a, b, x, t_x, big_t)
-        value = -float(np.dot(w, ll)) / total + penalizer * float(np.dot(log_params, log_params))
-        grad = -(_gradient(r, alpha, a, b, x, t_x, big_t) @ w) / total * np.exp(log_params)
-        grad = grad + 2.0 * penalizer * log_params
+        ll = log_likelihood(r, alpha, a, b, x, t_x, big_t)
+        value = -float(np.dot(w, ll)) / total
+        grad = -(gradient(r, alpha, a, b, x, t_x, big_t) @ w) / total * np.exp(log_params)
+        if penalizer:
+            value += penalizer * float(np.dot(log_params, log_params))
+            grad = grad + 2.0 * penalizer * log_params
         if not (math.isfinite(value) and np.isfinite(grad).all()):
             return math.inf, np.zeros(4)
         return value, grad
@@ -190,9 +233,9 @@ def fit_bgnbd(
         options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
     )
     r, alpha, a, b = (float(v) for v in np.exp(best.x))
-    params = BgNbdParams(r, alpha, a, b)
-    ll_total = float(np.dot(w, _log_likelihood(r, alpha, a, b, x, t_x, big_t)))
-    return BgNbdFit(params, ll_total, total, bool(best.success), int(best.nit))
+    ll_total = float(np.dot(w, log_likelihood(r, alpha, a, b, x, t_x, big_t)))
+    return PopulationFit(kind(r, alpha, a, b), ll_total, total, bool(best.success),
+                         int(best.nit))
 
 
 # ---- per-customer closed forms (scalars, constant time) ------------------------------------
@@ -236,9 +279,17 @@ def probability_no_purchase(
     means dead already, or alive with no Poisson arrival: given alive, lambda's posterior is
     Gamma(r + x, alpha + T), whence 1 - P(alive) (1 - ((alpha + T)/(alpha + T + h))^(r + x)).
     """
+    return no_purchase_given_alive(p, horizon, frequency, age,
+                                   probability_alive(p, frequency, recency, age))
+
+
+def no_purchase_given_alive(
+    p: GammaBetaParams, horizon: float, frequency: float, age: float, alive: float
+) -> float:
+    """1 - P(alive) (1 - ((alpha + T)/(alpha + T + h))^(r + x)): BG/NBD's and MBG/NBD's
+    churn probability from their own P(alive) (the Poisson part is the same in both)."""
     if horizon < 0:
         raise ValueError("horizon must be >= 0")
-    alive = probability_alive(p, frequency, recency, age)
     log_silent_if_alive = (p.r + frequency) * (
         math.log(p.alpha + age) - math.log(p.alpha + age + horizon)
     )

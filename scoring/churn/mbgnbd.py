@@ -24,39 +24,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, special
+from scipy import special
 
-from scoring.churn.bgnbd import FloatArray, _as_arrays, _distinct
+from scoring.churn.bgnbd import (
+    FloatArray,
+    GammaBetaParams,
+    PopulationFit,
+    fit_population,
+    no_purchase_given_alive,
+)
 
 LOGIT_CLIP = 12.0
 
 
 @dataclass(frozen=True, slots=True)
-class MbgNbdParams:
-    """Population parameters: purchase rate ~ Gamma(r, alpha), dropout ~ Beta(a, b)."""
+class MbgNbdParams(GammaBetaParams):
+    """MBG/NBD's population parameters."""
 
-    r: float
-    alpha: float
-    a: float
-    b: float
-
-    def __post_init__(self) -> None:
-        for name in ("r", "alpha", "a", "b"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"MBG/NBD parameter {name} must be finite and > 0, got {value}")
+    MODEL: ClassVar[str] = "MBG/NBD"
 
 
-@dataclass(frozen=True, slots=True)
-class MbgNbdFit:
-    params: MbgNbdParams
-    log_likelihood: float  # total, with every constant term
-    customers: float
-    converged: bool
-    iterations: int
+MbgNbdFit = PopulationFit[MbgNbdParams]
 
 
 def _dead_odds(
@@ -101,13 +93,6 @@ def _gradient(
     return np.vstack([d_r, d_alpha, d_a, d_b])
 
 
-def log_likelihood_per_customer(
-    params: MbgNbdParams, frequency: npt.ArrayLike, recency: npt.ArrayLike, age: npt.ArrayLike
-) -> FloatArray:
-    x, t_x, big_t = _as_arrays(frequency, recency, age)
-    return _log_likelihood(params.r, params.alpha, params.a, params.b, x, t_x, big_t)
-
-
 def fit_mbgnbd(
     frequency: npt.ArrayLike,
     recency: npt.ArrayLike,
@@ -117,32 +102,8 @@ def fit_mbgnbd(
     initial: MbgNbdParams | None = None,
 ) -> MbgNbdFit:
     """Maximum-likelihood (r, alpha, a, b) from per-customer summaries (as fit_bgnbd)."""
-    x, t_x, big_t = _as_arrays(frequency, recency, age)
-    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != x.shape or (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
-        raise ValueError("weights must be finite, >= 0, one per customer, with a positive sum")
-    x, t_x, big_t, w = _distinct(x, t_x, big_t, w)
-    total = float(w.sum())
-    if initial is None:
-        initial = MbgNbdParams(1.0, max(float(np.average(big_t, weights=w)), 1e-6), 1.0, 1.0)
-    start = np.log([initial.r, initial.alpha, initial.a, initial.b])
-
-    def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
-        r, alpha, a, b = np.exp(log_params)
-        value = -float(np.dot(w, _log_likelihood(r, alpha, a, b, x, t_x, big_t))) / total
-        grad = -(_gradient(r, alpha, a, b, x, t_x, big_t) @ w) / total * np.exp(log_params)
-        if not (math.isfinite(value) and np.isfinite(grad).all()):
-            return math.inf, np.zeros(4)
-        return value, grad
-
-    best = optimize.minimize(
-        objective, start, jac=True, method="L-BFGS-B", bounds=[(-20.0, 20.0)] * 4,
-        options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
-    )
-    r, alpha, a, b = (float(v) for v in np.exp(best.x))
-    ll_total = float(np.dot(w, _log_likelihood(r, alpha, a, b, x, t_x, big_t)))
-    return MbgNbdFit(MbgNbdParams(r, alpha, a, b), ll_total, total, bool(best.success),
-                     int(best.nit))
+    return fit_population(MbgNbdParams, _log_likelihood, _gradient, frequency, recency, age,
+                          weights=weights, initial=initial)
 
 
 # ---- per-customer closed forms (scalars, constant time) ------------------------------------
@@ -169,13 +130,8 @@ def probability_no_purchase(
     p: MbgNbdParams, horizon: float, frequency: float, recency: float, age: float
 ) -> float:
     """P(no purchase in (T, T + horizon] | x, t_x, T): MBG/NBD's own churn probability."""
-    if horizon < 0:
-        raise ValueError("horizon must be >= 0")
-    alive = probability_alive(p, frequency, recency, age)
-    log_silent_if_alive = (p.r + frequency) * (
-        math.log(p.alpha + age) - math.log(p.alpha + age + horizon)
-    )
-    return 1.0 - alive * -math.expm1(log_silent_if_alive)
+    return no_purchase_given_alive(p, horizon, frequency, age,
+                                   probability_alive(p, frequency, recency, age))
 
 
 def mbgnbd_features(
