@@ -2,7 +2,7 @@
 
 - Faust's Prometheus monitor (faust.sensors.prometheus), named `engage_faust_*` whatever the
   app id: per-partition end and committed offsets (their difference is the consumer lag),
-  rebalances, commit and send latencies, table operations.
+  rebalances, commit and send latencies, table writes.
 - The process (`process_*`: CPU, resident memory, open files) and the interpreter
   (`python_gc_*`, `python_info`).
 - Optional JSON logs (one object per line) for log shippers.
