@@ -223,7 +223,7 @@ class ScoringEngine:
                 tier=self.tiers.rank(state), tier_names=self.tiers.names,
                 shared=shared, score=score, tier_lines=lines, percentiles=placement.percentiles,
                 # predicted only if a rule or an admitted trigger asks for it
-                churn_probability_of_view=self.predict_view,
+                churn_probability=self.predict_state,
                 was_churned=was_churned,
                 gap_before_ms=0 if first else max(0, ts - previous_last),
                 new_active_day=new_day, signals=moment.signals,
@@ -274,7 +274,7 @@ class ScoringEngine:
             user_id=user_id, now_ms=now, event=None, state=state,
             view=lambda: self.view(state, now), previous_tier=rank, tier=rank,
             tier_names=self.tiers.names, shared=shared,
-            churn_probability=lambda: None, signals=moment.signals, signals_only=True,
+            signals=moment.signals, signals_only=True,
         )
         triggers = self.triggers.evaluate(ctx)
         self._after_admission(moment, triggers, ctx)
@@ -306,16 +306,11 @@ class ScoringEngine:
             return view
 
         score, lines, placement, previous_tier = self._judge(state, now, shared, ())
-        churn = self.churn
-        probability = None
-        if churn is not None and self.sweep_probability:
-            probability = churn.predict(state.churn, now)
-
-        def probability_now() -> float | None:  # for rules; the same value either way (only
-            # churn hooks change state.churn, and the model does not move within a sweep)
-            if churn is None or self.sweep_probability:
-                return probability
-            return churn.predict(state.churn, now)
+        probability = self.predict_state(state, now) if self.sweep_probability else None
+        # rules read the record's value, or predict when asked (the same value either way:
+        # only churn hooks change state.churn, and the model does not move within a sweep)
+        probability_now = ((lambda _state, _now: probability) if self.sweep_probability
+                           else self.predict_state)
 
         moment = Moment(user_id, state, now, shared)
         for extension in self.extensions:
@@ -447,7 +442,10 @@ class ScoringEngine:
         return UserView(state, now_ms, self.dimensions, self.default_gap_days)
 
     def predict_view(self, view: UserView) -> float | None:
-        return self.churn.predict(view.state.churn, view.now_ms) if self.churn is not None else None
+        return self.predict_state(view.state, view.now_ms)
+
+    def predict_state(self, state: UserState, now_ms: int) -> float | None:
+        return self.churn.predict(state.churn, now_ms) if self.churn is not None else None
 
     def score_record(
         self,

@@ -67,7 +67,6 @@ class TriggerContext:
     __slots__ = (
         "_probability",
         "_probability_fn",
-        "_probability_of_view",
         "_view",
         "_view_fn",
         "event",
@@ -104,8 +103,7 @@ class TriggerContext:
         score: float = 0.0,
         tier_lines: Sequence[float] = (),
         percentiles: Sequence[float | None] = (),
-        churn_probability: Callable[[], float | None] = lambda: None,
-        churn_probability_of_view: Callable[[UserView], float | None] | None = None,
+        churn_probability: Callable[[UserState, int], float | None] | None = None,
         was_churned: bool = False,
         gap_before_ms: int = 0,
         new_active_day: bool = False,
@@ -125,10 +123,9 @@ class TriggerContext:
         self.score = score  # the engagement score the tiers judged (calibrated or absolute)
         self.tier_lines = tier_lines  # each tier's score line for that score
         self.percentiles = percentiles  # per dimension, 0..1, against the shared reference
+        # (state, now) -> the probability: given the state, not a closure over this context
+        # (a reference cycle per event that only the cyclic garbage collector would free)
         self._probability_fn = churn_probability
-        # or from this context's view: no closure over the context (a reference cycle per
-        # event that only the cyclic garbage collector would free)
-        self._probability_of_view = churn_probability_of_view
         self._probability: tuple[float | None] | None = None
         self.was_churned = was_churned  # labelled churned before this event
         self.gap_before_ms = gap_before_ms  # silence that this event ended (0 for a first event)
@@ -153,9 +150,8 @@ class TriggerContext:
     def churn_probability(self) -> float | None:
         """The champion model's churn probability at this moment (computed on first use)."""
         if self._probability is None:
-            of_view = self._probability_of_view
-            self._probability = (self._probability_fn() if of_view is None
-                                 else of_view(self.view),)
+            predict = self._probability_fn
+            self._probability = (None if predict is None else predict(self.state, self.now_ms),)
         return self._probability[0]
 
     @property

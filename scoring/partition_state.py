@@ -150,9 +150,7 @@ class PartitionShared:
         until the next snapshot and placed then, the latest per user: within a period values
         only grow, so the boards come out exactly as if each offer had been placed at once,
         for one placement per user and batch instead of one per event."""
-        offers = self._offers.setdefault(key, {})
-        offers[user_id] = max(value, offers.get(user_id, value))
-        self._sizes[key] = size
+        self.rank_all(user_id, ((key, value),), size)
 
     def rank_all(self, user_id: str, offers: Iterable[tuple[str, float]], size: int) -> None:
         """`rank` for several boards at once (a leaderboard event offers to six or so)."""

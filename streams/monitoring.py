@@ -14,6 +14,7 @@ from time import monotonic
 from typing import Any
 
 import faust
+from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP, EventT, StreamT
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
@@ -34,37 +35,29 @@ class LeanPrometheusMonitor(PrometheusMonitor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._by_topic: dict[str, Any] = {}
-        self._read_offset: dict[TP, Any] = {}
-        self._end_offset: dict[TP, Any] = {}
+        self._series: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, **labels: Any) -> Any:
+        """`metric.labels(**labels)`, looked up once per label set."""
+        key = (id(metric), *labels.values())
+        child = self._series.get(key)
+        if child is None:
+            child = self._series[key] = metric.labels(**labels)
+        return child
 
     def on_message_in(self, tp: TP, offset: int, message: Any) -> None:
-        self.messages_received_total += 1
-        self.messages_active += 1
-        self.messages_received_by_topic[tp.topic] += 1
-        self.tp_read_offsets[tp] = offset
-        message.time_in = self.time()
+        Monitor.on_message_in(self, tp, offset, message)  # Faust's own bookkeeping
         metrics = self._metrics
         metrics.messages_received.inc()
         metrics.active_messages.inc()
-        by_topic = self._by_topic.get(tp.topic)
-        if by_topic is None:
-            by_topic = self._by_topic[tp.topic] = (
-                metrics.messages_received_per_topics.labels(topic=tp.topic))
-        by_topic.inc()
-        read = self._read_offset.get(tp)
-        if read is None:
-            read = self._read_offset[tp] = metrics.messages_received_per_topics_partition.labels(
-                topic=tp.topic, partition=tp.partition)
-        read.set(offset)
+        self._child(metrics.messages_received_per_topics, topic=tp.topic).inc()
+        self._child(metrics.messages_received_per_topics_partition,
+                    topic=tp.topic, partition=tp.partition).set(offset)
 
     def track_tp_end_offset(self, tp: TP, offset: int) -> None:
-        self.tp_end_offsets[tp] = offset
-        end = self._end_offset.get(tp)
-        if end is None:
-            end = self._end_offset[tp] = self._metrics.topic_partition_end_offset.labels(
-                topic=tp.topic, partition=tp.partition)
-        end.set(offset)
+        Monitor.track_tp_end_offset(self, tp, offset)
+        self._child(self._metrics.topic_partition_end_offset,
+                    topic=tp.topic, partition=tp.partition).set(offset)
 
     def on_table_get(self, table: Any, key: Any) -> None:
         return None

@@ -10,7 +10,6 @@ in-process.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import gzip
 import json
@@ -19,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ParamSpec, TypeVar, cast
+from typing import IO, Any, cast
 
 import msgspec
 
@@ -40,8 +39,6 @@ from scoring.timeutil import format_rfc3339_ms
 from streams.engine_factory import build_engine
 
 DEFAULT_PARTITIONS = 4
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 def open_lines(path: str | Path) -> IO[bytes]:
@@ -144,16 +141,7 @@ def _progress(total_bytes: int | None, enabled: bool) -> Any:
     return tqdm(total=total_bytes, unit="B", unit_scale=True, desc="replay", mininterval=0.5)
 
 
-def _without_cyclic_gc(fn: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with no_cyclic_gc():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-@_without_cyclic_gc  # throughout: the summary and boards at the end allocate a lot too
+@no_cyclic_gc()  # throughout: the summary and boards at the end allocate a lot too
 def run_replay(
     input_path: str | Path,
     config: EngageConfig,

@@ -115,21 +115,23 @@ class ObservationSchedule:
             entry = cache[key] = (self._digest(user_id, anchor_ms), [None] * self.octaves)
         return entry
 
-    def _at(self, user_id: str | int, anchor_ms: int, octave: int) -> ObservationPoint:
-        digest, points = self._points(user_id, anchor_ms)
+    def _cached(
+        self, entry: tuple[bytes, list[ObservationPoint | None]], octave: int, anchor_ms: int
+    ) -> ObservationPoint:
+        digest, points = entry
         point = points[octave]
         if point is None:
             point = points[octave] = self._point(digest, octave, anchor_ms)
         return point
 
+    def _at(self, user_id: str | int, anchor_ms: int, octave: int) -> ObservationPoint:
+        return self._cached(self._points(user_id, anchor_ms), octave, anchor_ms)
+
     def _from(self, user_id: str | int, anchor_ms: int, first: int) -> Iterator[ObservationPoint]:
         """The points of octaves `first`, `first` + 1, ... (computed as they are asked for)."""
-        digest, points = self._points(user_id, anchor_ms)
+        entry = self._points(user_id, anchor_ms)
         for octave in range(first, self.octaves):
-            point = points[octave]
-            if point is None:
-                point = points[octave] = self._point(digest, octave, anchor_ms)
-            yield point
+            yield self._cached(entry, octave, anchor_ms)
 
     def points(self, user_id: str | int, anchor_ms: int) -> tuple[ObservationPoint, ...]:
         """Every candidate point after an event at `anchor_ms`, in time (= octave) order."""
