@@ -7,16 +7,34 @@ streams.app: each change says which Faust behaviour it works around.
   not ready at that moment (fenced for a moment on a loaded machine, restarting) made the
   worker exit with NodeNotReadyError. Declarations are retried for up to a minute instead,
   logged at each retry.
+- Faust's consumer takes records out of aiokafka (its position moves past them) and then may
+  not hand them on: a fetch that returns while flow is stopped for a rebalance, or after the
+  generation changed, is dropped, and Faust seeks back only partitions committed above 0. A
+  changelog record dropped so after recovery had sought its partition was never read again:
+  recovery waited for it for good (seen in tests/integration/test_web_routing.py under load).
+  Every partition whose fetched records were not all handed on is sought back to the first
+  one not handed on, unless something else moved its position since (`rewind_undelivered`).
+- `flow_control.resume()` empties the agents' queues, records already taken from aiokafka,
+  while the conductor fills them without waiting for flow control. Faust resumes the input
+  partitions before that call: records fetched in between were dropped, and on a partition
+  never committed no seek brought them back (the first records of a partition lost; CI saw
+  it). The worker empties the queues itself, before it seeks its inputs, and the resume
+  that follows keeps them (`keep_queues_at_next_resume`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
 from faust import streams as faust_streams
+from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Transport
+from faust.types import TP
+from mode.utils.queues import FlowControlEvent
 from tenacity import (
     AsyncRetrying,
     before_sleep_log,
@@ -32,6 +50,7 @@ _NOT_READY = (NodeNotReadyError, KafkaConnectionError, RequestTimedOutError)
 
 def install() -> None:
     faust_streams._CStreamIterator = None  # type: ignore[attr-defined]
+    _install_rewind()
     declare = Transport._create_topic
     if getattr(declare, "engage_patient", False):
         return
@@ -49,3 +68,108 @@ def install() -> None:
 
     patient.engage_patient = True  # type: ignore[attr-defined]
     Transport._create_topic = patient  # type: ignore[method-assign]
+
+
+REWIND_TIMEOUT_S = 10.0
+
+
+def _install_rewind() -> None:
+    if getattr(Consumer.getmany, "engage_rewinds", False):
+        return
+    init, wait_next, getmany = Consumer.__init__, Consumer._wait_next_records, Consumer.getmany
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self._engage_fetched = {}
+        self._engage_delivered = {}
+        deliver = self.callback
+
+        async def delivering(message: Any) -> None:
+            await deliver(message)
+            self._engage_delivered[message.tp] = message.offset
+
+        self.callback = delivering
+
+    async def remembering_wait(self: Any, timeout: float) -> Any:
+        records, active = await wait_next(self, timeout)
+        self._engage_fetched = records or {}
+        return records, active
+
+    async def rewinding_getmany(self: Any, timeout: float) -> AsyncIterator[Any]:
+        """Faust's getmany; then, once the fetcher has handled what it yielded, the
+        partitions whose fetched records were not all handed on go back to the first."""
+        self._engage_fetched, self._engage_delivered = {}, {}
+        read_before = dict(self._read_offset)
+        async for item in getmany(self, timeout):
+            yield item
+        fetched, self._engage_fetched = self._engage_fetched, {}
+        if fetched:
+            await rewind_undelivered(self, fetched, self._engage_delivered, read_before)
+
+    rewinding_getmany.engage_rewinds = True  # type: ignore[attr-defined]
+    Consumer.__init__ = __init__  # type: ignore[method-assign]
+    Consumer._wait_next_records = remembering_wait  # type: ignore[method-assign]
+    Consumer.getmany = rewinding_getmany  # type: ignore[method-assign]
+
+
+def first_undelivered(
+    offsets: list[int], delivered: int | None, read_before: int | None
+) -> int | None:
+    """The first fetched offset neither handed on (`delivered`: the last one that was) nor
+    skipped on purpose (below `read_before`: read already, Faust drops it)."""
+    for offset in offsets:
+        if delivered is not None and offset <= delivered:
+            continue
+        if read_before is not None and offset < read_before:
+            continue
+        return offset
+    return None
+
+
+async def rewind_undelivered(
+    consumer: Any,
+    fetched: Mapping[TP, list[Any]],
+    delivered: Mapping[TP, int],
+    read_before: Mapping[TP, int | None],
+) -> None:
+    """Seek each partition back to its first fetched record that was not handed on, when
+    its position is past it (a seek meanwhile that put it at or before that record stands;
+    one past it is undone, which only reads again what the worker skips by offset)."""
+    assignment = consumer.assignment()
+    for tp, records in fetched.items():
+        if not records or tp not in assignment:
+            continue
+        first = first_undelivered([r.offset for r in records], delivered.get(tp),
+                                  read_before.get(tp))
+        if first is None:
+            continue
+        try:
+            position = await asyncio.wait_for(consumer.position(tp), REWIND_TIMEOUT_S)
+            if position is not None and position > first:
+                log.info("%s[%d]: records from offset %d were fetched and not handed on; "
+                         "reading them again", tp.topic, tp.partition, first)
+                await asyncio.wait_for(consumer.seek(tp, first), REWIND_TIMEOUT_S)
+        except Exception as exc:  # unassigned meanwhile, broker away: the next seek decides
+            log.warning("could not seek %s[%d] back to offset %d: %r",
+                        tp.topic, tp.partition, first, exc)
+
+
+def keep_queues_at_next_resume(
+    flow_control: FlowControlEvent, still_current: Callable[[], bool]
+) -> None:
+    """Empty the queues now; the next `clear()` (the one `resume()` makes) leaves them as they
+    are if `still_current()` (the same group generation): records queued from here on stay."""
+    empty = getattr(flow_control, "engage_empty", None)
+    if empty is None:
+        empty = flow_control.clear
+
+        def clear() -> None:
+            keep = flow_control.engage_keep_once  # type: ignore[attr-defined]
+            flow_control.engage_keep_once = None  # type: ignore[attr-defined]
+            if keep is None or not keep():
+                empty()
+
+        flow_control.engage_empty = empty  # type: ignore[attr-defined]
+        flow_control.clear = clear  # type: ignore[method-assign]
+    empty()
+    flow_control.engage_keep_once = still_current  # type: ignore[attr-defined]

@@ -58,8 +58,10 @@ def test_user_lookups_route_between_workers_on_different_hosts(
     users = sorted(counted)
     ensure_topics(kafka_bootstrap, names, 2)
     with (
-        running_worker(kafka_bootstrap, names, tmp_path / "a", bind="127.0.0.2") as a,
-        running_worker(kafka_bootstrap, names, tmp_path / "b", bind="127.0.0.3") as b,
+        running_worker(kafka_bootstrap, names, tmp_path / "a", bind="127.0.0.2",
+                       log_level="info") as a,
+        running_worker(kafka_bootstrap, names, tmp_path / "b", bind="127.0.0.3",
+                       log_level="info") as b,
     ):
         # Until the group has settled with one input partition on each worker.
         deadline = time.monotonic() + 90
@@ -71,7 +73,10 @@ def test_user_lookups_route_between_workers_on_different_hosts(
             time.sleep(0.5)
         assert sorted(held) == [["0"], ["1"]], held
         produce(kafka_bootstrap, names.interactions, records)
-        read_until_counted(kafka_bootstrap, names, counted)
+        scored = read_until_counted(kafka_bootstrap, names, counted)
+        assert {u: r["events_counted"] for u, r in scored.items()} == counted, (
+            "scores short (worker logs: a/worker.log, b/worker.log)",
+            [input_partitions(a, names.interactions), input_partitions(b, names.interactions)])
         # Every lookup, sent to either worker, answers with the owner's state. A score record
         # can reach Kafka a moment before its batch's state is stored, so ask until it has.
         deadline = time.monotonic() + 60

@@ -321,10 +321,8 @@ def input_progress(bootstrap: str, names: TopicNames) -> dict[int, tuple[int, in
         consumer.close()
 
 
-# Issue #9 is open: after a worker is killed, counts can fall short — an input partition that
-# stops being fetched at its committed offset, or events lost around a handover (see
-# docs/guarantees.md, known defects). The tests that prove the guarantee still run and report;
-# they do not fail the suite until the cause is found.
+# When a count is short, the report says where the records went: never consumed (the
+# partition's committed offset short of its end) or consumed and not counted.
 def shortfall_report(
     bootstrap: str,
     names: TopicNames,
