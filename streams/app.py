@@ -603,6 +603,13 @@ class EngageWorker:
         self.health.committed = {tp: int(committed[tp]) for tp in assigned
                                  if committed.get(tp) is not None}
 
+    def serves(self, partition: int) -> bool:
+        """This worker holds `partition` and has taken it over: the assignment settled and
+        its table recovered (until then a user's state here may be missing or old)."""
+        app = self.app
+        return (partition in self.held and not app.rebalancing
+                and self.settled_generation == app.consumer_generation_id)
+
     def _recovered(self) -> bool:
         recovery = getattr(self.app.tables, "recovery", None)
         return recovery is not None and bool(recovery.completed.is_set())

@@ -4,7 +4,9 @@ and the health checks.
 `GET /users/{id}/[?as_of=T]` answers from the worker that owns the user's partition (Faust's
 table_route forwards the request there: the table's keys are the raw user ids, so Faust
 hashes them as Kafka's partitioner placed the user); scores are evaluated at the
-partition's current event time, or at `as_of` (RFC 3339 or epoch ms) when given.
+partition's current event time, or at `as_of` (RFC 3339 or epoch ms) when given. While the
+owner is taking the partition over (a rebalance, its table's recovery) it answers 503 with
+`Retry-After`, not 404: the user may well exist.
 
 `GET /healthz/`: the process answers (liveness). `GET /readyz/`: 200 when tables are
 recovered, partitions assigned, outputs flowing and no input stalled; 503 with the failing
@@ -88,6 +90,12 @@ def register_views(worker: EngageWorker) -> None:
         except ValueError:
             return web.json({"error": "as_of must be RFC 3339 with an offset, or epoch ms"},
                             status=400)
+        partition = partition_for_user(user_id, shell.partitions)
+        if not worker.serves(partition):
+            return web.json(
+                {"error": f"partition {partition} of user {user_id!r} is being taken over "
+                          "(rebalance or recovery); retry", "partition": partition},
+                status=503, headers={"Retry-After": "1"})
         record = user_view(user_id, as_of)
         if record is None:
             return web.json({"error": f"unknown user {user_id!r}"}, status=404)
