@@ -149,7 +149,7 @@ def backtest(path: str, config: EngageConfig, as_of_ms: int, *, partitions: int 
     outcomes = Outcomes(as_of_ms, round(horizon_days * MS_PER_DAY), config.churn.return_types)
     replay = run_replay(
         path, config, as_of=as_of_ms, progress=progress, partitions=partitions, triggers=False,
-        refresh=False, after_as_of=outcomes,
+        refresh=False, after_as_of=outcomes, validate=False,  # measured here, at the cut-off
         on_example=_example_writer(examples_out) if examples_out is not None else None,
     )
     loop = replay.churn
