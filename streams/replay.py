@@ -51,13 +51,17 @@ def open_lines(path: str | Path) -> IO[bytes]:
 class InProcessChurn:
     """The live topology (scorer -> examples -> trainer -> model versions -> scorer) in one
     process: a new model version, with the BG/NBD parameters of the day, reaches the
-    predictor every `publish_every_examples`. `on_example` sees every resolved example."""
+    predictor every `publish_every_examples`. `on_example` sees every resolved example;
+    `validate=False` learns without progressive validation (ChurnTrainer)."""
 
     def __init__(
-        self, config: EngageConfig, on_example: Callable[[ChurnExample], None] | None = None
+        self,
+        config: EngageConfig,
+        on_example: Callable[[ChurnExample], None] | None = None,
+        validate: bool = True,
     ) -> None:
         c = config.churn
-        self.trainer = ChurnTrainer.from_config(c)
+        self.trainer = ChurnTrainer.from_config(c, validate=validate)
         self.predictor = Predictor()
         self.publish_every = c.publish_every_examples
         self.labels = ChurnLabels(
@@ -107,8 +111,9 @@ def build_replay_engine(
     churn: bool = True,
     triggers: bool = True,
     on_example: Callable[[ChurnExample], None] | None = None,
+    validate: bool = True,
 ) -> tuple[ScoringEngine, InProcessChurn | None]:
-    loop = InProcessChurn(config, on_example) if churn else None
+    loop = InProcessChurn(config, on_example, validate) if churn else None
     engine = build_engine(config, churn=loop.labels if loop else None, triggers=triggers)
     return engine, loop
 
@@ -157,20 +162,23 @@ def run_replay(
     refresh: bool = True,
     after_as_of: Callable[[Event], None] | None = None,
     on_example: Callable[[ChurnExample], None] | None = None,
+    validate: bool = True,
 ) -> ReplayResult:
     """Score every event of the file; write the snapshot and triggers; return a summary.
 
     `refresh=False` leaves out the periodic score refresh (`scoring.refresh_every_hours`):
     sweeps that only publish a score record, which a replay that writes no snapshot and no
     triggers would throw away. `after_as_of` sees the valid events after `as_of` (a
-    backtest labels from them); `on_example` every resolved churn example.
+    backtest labels from them); `on_example` every resolved churn example. `validate=False`:
+    the trainer keeps no progressive-validation figures (summary["churn"] shows none), for a
+    caller that measures the model otherwise; the model learns and predicts the same.
     """
     if not refresh and config.scoring.refresh_every_hours:
         config = msgspec.structs.replace(
             config, scoring=msgspec.structs.replace(config.scoring, refresh_every_hours=0.0)
         )
     engine, loop = build_replay_engine(
-        config, churn=churn, triggers=triggers, on_example=on_example
+        config, churn=churn, triggers=triggers, on_example=on_example, validate=validate
     )
     engine.sweep_probability = False  # replay's outcomes make no score records
     rules = EventRules.from_config(config)

@@ -154,12 +154,22 @@ def _gradient(
 def _distinct(
     x: FloatArray, t_x: FloatArray, big_t: FloatArray, w: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Customers with the same summary, merged into one row with the summed weight."""
-    rows, inverse = np.unique(np.column_stack([x, t_x, big_t]), axis=0, return_inverse=True)
+    """Customers with the same summary, merged into one row with the summed weight; rows in
+    ascending (x, t_x, T) order, as np.unique(axis=0) gives them (4 fits per refit do this:
+    lexsort is ~10x faster than unique's sort of structured rows, with the same result)."""
+    order = np.lexsort((big_t, t_x, x))
+    xs, ts, bs = x[order], t_x[order], big_t[order]
+    first = np.empty(len(xs), dtype=bool)  # the first row of each distinct summary
+    first[:1] = True
+    np.not_equal(xs[1:], xs[:-1], out=first[1:])
+    first[1:] |= ts[1:] != ts[:-1]
+    first[1:] |= bs[1:] != bs[:-1]
+    inverse = np.empty(len(xs), dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
     weights = np.asarray(
-        np.bincount(inverse.ravel(), weights=w, minlength=len(rows)), dtype=np.float64
+        np.bincount(inverse, weights=w, minlength=int(first.sum())), dtype=np.float64
     )
-    return rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy(), weights
+    return xs[first], ts[first], bs[first], weights
 
 
 def fit_bgnbd(

@@ -54,7 +54,10 @@ def _checked(scores: Sequence[float], labels: Sequence[bool | int]) -> list[tupl
     return pairs
 
 
-def _groups_descending(pairs: list[tuple[float, int]]) -> list[tuple[float, int, int]]:
+Groups = list[tuple[float, int, int]]  # (score, users, churners) per distinct score
+
+
+def _groups_descending(pairs: list[tuple[float, int]]) -> Groups:
     """(score, users, churners) per distinct score, highest score first."""
     ordered = sorted(pairs, key=lambda p: p[0], reverse=True)
     return [
@@ -75,10 +78,13 @@ def _both_classes(pairs: list[tuple[float, int]]) -> tuple[int, int]:
 def roc_auc(scores: Sequence[float], labels: Sequence[bool | int]) -> float:
     """P(a random churner scores above a random retained user), ties counting one half."""
     pairs = _checked(scores, labels)
-    positives, negatives = _both_classes(pairs)
+    return _roc_auc(_groups_descending(pairs), *_both_classes(pairs))
+
+
+def _roc_auc(groups: Groups, positives: int, negatives: int) -> float:
     negatives_below = negatives  # retained users with a lower score than the current group
     wins = 0.0
-    for _score, users, churners in _groups_descending(pairs):
+    for _score, users, churners in groups:
         retained = users - churners
         negatives_below -= retained
         wins += churners * (negatives_below + retained / 2)
@@ -88,10 +94,13 @@ def roc_auc(scores: Sequence[float], labels: Sequence[bool | int]) -> float:
 def average_precision(scores: Sequence[float], labels: Sequence[bool | int]) -> float:
     """PR AUC as average precision: sum over distinct thresholds of (recall gain) x precision."""
     pairs = _checked(scores, labels)
-    positives, _ = _both_classes(pairs)
+    return _average_precision(_groups_descending(pairs), _both_classes(pairs)[0])
+
+
+def _average_precision(groups: Groups, positives: int) -> float:
     seen = caught = 0
     total = 0.0
-    for _score, users, churners in _groups_descending(pairs):
+    for _score, users, churners in groups:
         seen += users
         caught += churners
         total += (churners / positives) * (caught / seen)
@@ -100,7 +109,10 @@ def average_precision(scores: Sequence[float], labels: Sequence[bool | int]) -> 
 
 def brier_score(probabilities: Sequence[float], labels: Sequence[bool | int]) -> float:
     """Mean squared difference between the probability and the outcome."""
-    pairs = _checked(probabilities, labels)
+    return _brier_score(_checked(probabilities, labels))
+
+
+def _brier_score(pairs: list[tuple[float, int]]) -> float:
     return sum((p - y) ** 2 for p, y in pairs) / len(pairs)
 
 
@@ -114,7 +126,10 @@ def calibration_table(
     """
     if bins < 1:
         raise ValueError("bins must be >= 1")
-    pairs = _checked(probabilities, labels)
+    return _calibration_table(_checked(probabilities, labels), bins)
+
+
+def _calibration_table(pairs: list[tuple[float, int]], bins: int = 10) -> list[CalibrationBin]:
     n = len(pairs)
     members: list[list[tuple[float, int]]] = [[] for _ in range(bins)]
     start = 0
@@ -149,18 +164,21 @@ def top_share(scores: Sequence[float], labels: Sequence[bool | int], share: floa
     if not 0 < share <= 1:
         raise ValueError("share must be in (0, 1]")
     pairs = _checked(scores, labels)
-    positives, _ = _both_classes(pairs)
-    users = share * len(pairs)
+    return _top_share(_groups_descending(pairs), _both_classes(pairs)[0], len(pairs), share)
+
+
+def _top_share(groups: Groups, positives: int, n: int, share: float) -> TopShare:
+    users = share * n
     room = users
     churners = 0.0
-    for _score, size, group_churners in _groups_descending(pairs):
+    for _score, size, group_churners in groups:
         if room <= 0:
             break
         taken = min(size, room)
         churners += group_churners * taken / size
         room -= taken
     precision = churners / users
-    base_rate = positives / len(pairs)
+    base_rate = positives / n
     return TopShare(share, users, churners, precision, churners / positives, precision / base_rate)
 
 
@@ -169,19 +187,25 @@ def scorecard(
 ) -> dict[str, object]:
     """Every figure a backtest reports for one scorer: ranking (ROC AUC, PR AUC), targeting
     (capture and lift at the top 10 % and 20 %) and, for probabilities, Brier, the decile
-    calibration table and its ECE (a ranking such as days of silence has no calibration)."""
-    top10, top20 = top_share(scores, labels, 0.1), top_share(scores, labels, 0.2)
+    calibration table and its ECE (a ranking such as days of silence has no calibration).
+    The inputs are checked, sorted and grouped once for all of them (the same figures as
+    the functions above, one by one)."""
+    pairs = _checked(scores, labels)
+    positives, negatives = _both_classes(pairs)
+    groups = _groups_descending(pairs)
+    n = len(pairs)
+    top10, top20 = _top_share(groups, positives, n, 0.1), _top_share(groups, positives, n, 0.2)
     out: dict[str, object] = {
-        "roc_auc": roc_auc(scores, labels),
-        "pr_auc": average_precision(scores, labels),
+        "roc_auc": _roc_auc(groups, positives, negatives),
+        "pr_auc": _average_precision(groups, positives),
         "capture10": top10.capture,
         "lift10": top10.lift,
         "capture20": top20.capture,
         "lift20": top20.lift,
     }
     if probabilistic:
-        table = calibration_table(scores, labels)
-        out["brier"] = brier_score(scores, labels)
+        table = _calibration_table(pairs)
+        out["brier"] = _brier_score(pairs)
         out["ece"] = expected_calibration_error(table)
         out["calibration"] = [
             {"count": b.count, "mean_predicted": b.mean_predicted,

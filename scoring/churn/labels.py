@@ -48,7 +48,29 @@ from scoring.state import UserState, type_code
 from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms
 
 Predict = Callable[[Sequence[float]], float | None]
-_DIGITS = (6,) * len(FEATURE_NAMES)  # examples carry features rounded to 6 decimals
+_EXACT_BELOW = 2.0**31  # |x| x 1e6 under this: the product is within 2^-22 of the exact value
+
+
+def round6(x: float) -> float:
+    """round(x, 6), the same float, about twice as fast (examples carry features rounded to
+    6 decimals: 18 a example, a few million in a backtest).
+
+    round() finds the decimal through dtoa and parses it back. Here k, the nearest integer
+    to x * 10^6 (ties to even), is read off the float product y = x * 1e6, whose error is
+    below 2^-22 while |y| < 2^31: its fraction decides k unless it lies within 1e-6 of a
+    half, and those rare values are left to round() itself. k / 1e6 divides two exact
+    floats, so it is the float nearest to k * 10^-6, which is what round() returns; a zero
+    keeps the sign of x, as round() does. Anything else (large, infinite, NaN): round()."""
+    y = x * 1e6
+    if -_EXACT_BELOW < y < _EXACT_BELOW:
+        k = math.floor(y)
+        fraction = y - k
+        if fraction > 0.500001:
+            k += 1
+        elif fraction >= 0.499999:
+            return round(x, 6)
+        return k / 1e6 if k else math.copysign(0.0, x)
+    return round(x, 6)
 
 
 def user_key(user_id: str) -> int:
@@ -161,7 +183,7 @@ class ChurnLabels:
             resolved_at=format_rfc3339_ms(done.resolved_ms),
             label=done.label,
             weight=done.point.weight,
-            features=dict(zip(FEATURE_NAMES, map(round, values, _DIGITS), strict=True)),
+            features=dict(zip(FEATURE_NAMES, map(round6, values), strict=True)),
             customer=CustomerSummary(  # BG/NBD's frequency x (summary_at) at the point
                 first_day=cs.first_day, last_day=cs.last_day, repeat_days=cs.active_days - 1
             ),

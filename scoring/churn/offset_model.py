@@ -122,33 +122,38 @@ class OffsetLogisticRegression(base.Classifier):
             z = self._scaled(x)
             log_odds = self._log_odds(x, z)
         residual = scale * (sigmoid(log_odds) - float(bool(y)))
-        self._step("", residual, penalty=0.0)
+        # hot (every example): attributes read once, the updates written out in place
+        weights, squares, rate, l2 = self.weights, self._squares, self.learning_rate, self.l2
+        sqrt = math.sqrt
+        # AdaGrad steps: the intercept (key "", no L2), then each weight
+        g = residual + 0.0
+        acc = squares.get("", 0.0) + g * g
+        squares[""] = acc
+        if not acc <= 0:
+            self.intercept -= rate * g / sqrt(acc)
         for name, value in z.items():
-            self._step(name, residual * value, penalty=self.l2 * self.weights.get(name, 0.0))
-        for name, value in x.items():
-            if name != self.offset and name not in self.ignore:
-                self._observe(name, float(value))
-
-    def _step(self, name: Hashable, gradient: float, penalty: float) -> None:
-        g = gradient + penalty
-        acc = self._squares.get(name, 0.0) + g * g
-        self._squares[name] = acc
-        if acc <= 0:
-            return
-        delta = self.learning_rate * g / math.sqrt(acc)
-        if name:
-            self.weights[name] = self.weights.get(name, 0.0) - delta
-        else:
-            self.intercept -= delta
-
-    def _observe(self, name: Hashable, value: float) -> None:
-        n = self._count.get(name, 0.0) + 1.0
-        mean = self._mean.get(name, 0.0)
-        delta = value - mean
-        mean += delta / n
-        self._count[name] = n
-        self._mean[name] = mean
-        self._m2[name] = self._m2.get(name, 0.0) + delta * (value - mean)
-        low, high = self._low.get(name, value), self._high.get(name, value)
-        self._low[name] = value if value < low else low  # min(low, value), max(high, value)
-        self._high[name] = value if value > high else high
+            old = weights.get(name, 0.0)
+            g = residual * value + l2 * old
+            acc = squares.get(name, 0.0) + g * g
+            squares[name] = acc
+            if acc <= 0:
+                continue
+            weights[name] = old - rate * g / sqrt(acc)
+        # the features' running mean and variance (Welford) and range, the offset aside
+        offset, ignore = self.offset, self.ignore
+        count, means, m2 = self._count, self._mean, self._m2
+        lows, highs = self._low, self._high
+        for name, raw in x.items():
+            if name == offset or name in ignore:
+                continue
+            value = float(raw)
+            n = count.get(name, 0.0) + 1.0
+            mean = means.get(name, 0.0)
+            delta = value - mean
+            mean += delta / n
+            count[name] = n
+            means[name] = mean
+            m2[name] = m2.get(name, 0.0) + delta * (value - mean)
+            low, high = lows.get(name, value), highs.get(name, value)
+            lows[name] = value if value < low else low  # min(low, value), max(high, value)
+            highs[name] = value if value > high else high

@@ -240,6 +240,7 @@ class ChurnTrainer:
         horizon_days: float = 14.0,
         refit_days: float = 7.0,
         sample_users: int = 10_000,
+        validate: bool = True,
     ) -> None:
         self.champion = ModelSlot(champion)
         self.shadow: ModelSlot | None = ModelSlot(shadow) if shadow else None
@@ -265,12 +266,19 @@ class ChurnTrainer:
         self.sample = CustomerSample(sample_users)
         self.params: PopulationParams | None = None
         self.fitted_at_ms = 0
+        # progressive validation (a prediction and the metrics' update before each example
+        # is learned) only feeds status(): off where nobody reads it (a backtest measures at
+        # its cut-off); what the models learn is the same either way
+        self.validate = validate
 
     @classmethod
-    def from_config(cls, c: ChurnConfig, min_per_class: int = 0) -> ChurnTrainer:
+    def from_config(
+        cls, c: ChurnConfig, min_per_class: int = 0, validate: bool = True
+    ) -> ChurnTrainer:
         return cls(
             c.model, c.shadow, min_per_class=min_per_class, horizon_days=c.horizon_days,
             refit_days=c.bgnbd_refit_days, sample_users=c.bgnbd_sample_users,
+            validate=validate,
         )
 
     # -- examples in ------------------------------------------------------------------------
@@ -370,9 +378,9 @@ class ChurnTrainer:
         self.weight_count += 1
         w = weight * self.weight_count / self.weight_total if self.weight_total > 0 else 1.0
         self.labels[int(y)] += 1
-        p_champion = self.champion.learn(x, y, w)
+        p_champion = self.champion.learn(x, y, w, self.validate)
         if self.shadow is not None:
-            p_shadow = self.shadow.learn(x, y, w)
+            p_shadow = self.shadow.learn(x, y, w, self.validate)
             if self.comparison is not None and p_champion is not None and p_shadow is not None:
                 self.comparison.update(y, p_champion, p_shadow)
         self.buffer.append((x, y, w))

@@ -23,7 +23,7 @@ from scoring.churn.artifacts import (
     sign_artifact,
 )
 from scoring.churn.bgnbd import BgNbdParams
-from scoring.churn.labels import ChurnLabels, user_key
+from scoring.churn.labels import ChurnLabels, round6, user_key
 from scoring.churn.layout import FEATURE_LAYOUT, FEATURE_NAMES, layout_problem
 from scoring.churn.lifetime import lifetime_features
 from scoring.churn.mbgnbd import MbgNbdParams
@@ -902,3 +902,22 @@ def test_predictor_drives_the_engine_probability() -> None:
     p.load(ModelSlot(RECORDING).model, "r", 1)
     assert engine.sweep(st, "u1", EV + 2 * DAY).churn_probability == 0.5
     assert engine.score_record(st, "u1", EV + 2 * DAY)["churn_probability"] == 0.5
+
+
+def test_round6_is_round_to_six_decimals_bit_for_bit() -> None:
+    """Examples' features go through round6 instead of round(x, 6): the same floats, next
+    to decimal ties, at zero (its sign), large and non-finite values included."""
+    import random
+    import struct
+
+    rng = random.Random(11)
+    values = [0.0, -0.0, 5e-7, -5e-7, 2.5e-6, -2.5e-6, 12.0, -12.0, 2147.4836475,
+              -2147.4836485, 1e9, 1e300, -1e-300, math.inf, -math.inf]
+    for _ in range(20_000):
+        scale = rng.choice((1e-9, 1e-6, 1e-3, 1.0, 10.0, 3000.0))
+        values.append(rng.uniform(-scale, scale))
+        tie = (rng.randint(-3_000_000_000, 3_000_000_000) + 0.5) / 1e6
+        values += [tie, math.nextafter(tie, math.inf), math.nextafter(tie, -math.inf)]
+    for value in values:
+        assert struct.pack("<d", round6(value)) == struct.pack("<d", round(value, 6)), value
+    assert math.isnan(round6(math.nan))
