@@ -435,7 +435,7 @@ class EngageWorker:
         """Wait until the current assignment's recovery is over; its generation."""
         app = self.app
         waited = 0.0
-        while app.rebalancing or self.settled_generation != app.consumer_generation_id:
+        while not self._assignment_settled():
             if waited > 120 and not app.rebalancing and not app.in_recovery:
                 log.warning("no recovery signal for generation %s after %.0f s; going on",
                             app.consumer_generation_id, waited)
@@ -606,9 +606,12 @@ class EngageWorker:
     def serves(self, partition: int) -> bool:
         """This worker holds `partition` and has taken it over: the assignment settled and
         its table recovered (until then a user's state here may be missing or old)."""
+        return partition in self.held and self._assignment_settled()
+
+    def _assignment_settled(self) -> bool:
+        """No rebalance under way, and the current assignment's table recovery is over."""
         app = self.app
-        return (partition in self.held and not app.rebalancing
-                and self.settled_generation == app.consumer_generation_id)
+        return not app.rebalancing and self.settled_generation == app.consumer_generation_id
 
     def _recovered(self) -> bool:
         recovery = getattr(self.app.tables, "recovery", None)

@@ -80,8 +80,7 @@ def _install_rewind() -> None:
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
-        self._engage_fetched = {}
-        self._engage_delivered = {}
+        self._engage_fetched, self._engage_delivered = {}, {}
         deliver = self.callback
 
         async def delivering(message: Any) -> None:

@@ -91,6 +91,12 @@ def _as_arrays(
     return x, t_x, big_t
 
 
+# (r, alpha, a, b, x, t_x, T) -> per customer: log-likelihood (n,), or its gradient (4, n)
+PerCustomer = Callable[
+    [float, float, float, float, FloatArray, FloatArray, FloatArray], FloatArray
+]
+
+
 def _log_alive_odds_inverse(
     r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, big_t: FloatArray
 ) -> FloatArray:
@@ -117,27 +123,37 @@ def log_likelihood_per_customer(
     return _log_likelihood(params.r, params.alpha, params.a, params.b, x, t_x, big_t)
 
 
-def _log_likelihood(
+def family_log_likelihood(
+    shift: float, dead_odds: PerCustomer,
     r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, big_t: FloatArray
 ) -> FloatArray:
+    """Per-customer log-likelihood of the BG/NBD family: the NBD purchase terms, times
+    1 + e^D for the chance of having dropped out (`dead_odds` gives D). `shift` is 0 for
+    BG/NBD (drop-out only after a repeat purchase), 1 for MBG/NBD (after any purchase)."""
     first = (
         special.gammaln(r + x)
         - math.lgamma(r)
         + r * math.log(alpha)
-        + special.betaln(a, b + x)
+        + special.betaln(a, b + x + shift)
         - special.betaln(a, b)
         - (r + x) * np.log(alpha + big_t)
     )
-    second = _log_alive_odds_inverse(r, alpha, a, b, x, t_x, big_t)
-    result: FloatArray = first + np.logaddexp(0.0, second)
+    result: FloatArray = first + np.logaddexp(0.0, dead_odds(r, alpha, a, b, x, t_x, big_t))
     return result
 
 
-def _gradient(
+def _log_likelihood(
     r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, big_t: FloatArray
 ) -> FloatArray:
-    """d(log-likelihood)/d(r, alpha, a, b) per customer, shape (4, n)."""
-    s = special.expit(_log_alive_odds_inverse(r, alpha, a, b, x, t_x, big_t))  # 0 when x = 0
+    return family_log_likelihood(0.0, _log_alive_odds_inverse, r, alpha, a, b, x, t_x, big_t)
+
+
+def family_gradient(
+    shift: float, dead_odds: PerCustomer,
+    r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, big_t: FloatArray
+) -> FloatArray:
+    """d(family_log_likelihood)/d(r, alpha, a, b) per customer, shape (4, n)."""
+    s = special.expit(dead_odds(r, alpha, a, b, x, t_x, big_t))  # BG/NBD: 0 when x = 0
     log_ratio = np.log(alpha + big_t) - np.log(alpha + t_x)
     psi = special.digamma
     d_r = psi(r + x) - psi(r) + math.log(alpha) - np.log(alpha + big_t) + s * log_ratio
@@ -145,10 +161,17 @@ def _gradient(
         r / alpha - (r + x) / (alpha + big_t)
         + s * (r + x) * (1.0 / (alpha + big_t) - 1.0 / (alpha + t_x))
     )
-    d_a = psi(a + b) - psi(a + b + x) + s / a
-    repeat_term = np.divide(s, b + x - 1.0, out=np.zeros_like(x), where=x > 0)
-    d_b = psi(b + x) - psi(a + b + x) - psi(b) + psi(a + b) - repeat_term
+    d_a = psi(a + b) - psi(a + b + x + shift) + s / a
+    # s / (b + x - 1 + shift); 0 where s is (BG/NBD's x = 0, where b + x - 1 may be 0)
+    dead_term = np.divide(s, b + x + (shift - 1.0), out=np.zeros_like(x), where=s > 0)
+    d_b = psi(b + x + shift) - psi(a + b + x + shift) - psi(b) + psi(a + b) - dead_term
     return np.vstack([d_r, d_alpha, d_a, d_b])
+
+
+def _gradient(
+    r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, big_t: FloatArray
+) -> FloatArray:
+    return family_gradient(0.0, _log_alive_odds_inverse, r, alpha, a, b, x, t_x, big_t)
 
 
 def _distinct(
@@ -191,12 +214,6 @@ def fit_bgnbd(
     """
     return fit_population(BgNbdParams, _log_likelihood, _gradient, frequency, recency, age,
                           weights=weights, penalizer=penalizer, initial=initial)
-
-
-# (r, alpha, a, b, x, t_x, T) -> per customer: log-likelihood (n,), or its gradient (4, n)
-PerCustomer = Callable[
-    [float, float, float, float, FloatArray, FloatArray, FloatArray], FloatArray
-]
 
 
 def fit_population(

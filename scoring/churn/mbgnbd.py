@@ -34,6 +34,8 @@ from scoring.churn.bgnbd import (
     FloatArray,
     GammaBetaParams,
     PopulationFit,
+    family_gradient,
+    family_log_likelihood,
     fit_population,
     no_purchase_given_alive,
 )
@@ -64,33 +66,13 @@ def _dead_odds(
 def _log_likelihood(
     r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, big_t: FloatArray
 ) -> FloatArray:
-    first = (
-        special.gammaln(r + x)
-        - math.lgamma(r)
-        + r * math.log(alpha)
-        + special.betaln(a, b + x + 1.0)
-        - special.betaln(a, b)
-        - (r + x) * np.log(alpha + big_t)
-    )
-    result: FloatArray = first + np.logaddexp(0.0, _dead_odds(r, alpha, a, b, x, t_x, big_t))
-    return result
+    return family_log_likelihood(1.0, _dead_odds, r, alpha, a, b, x, t_x, big_t)
 
 
 def _gradient(
     r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, big_t: FloatArray
 ) -> FloatArray:
-    """d(log-likelihood)/d(r, alpha, a, b) per customer, shape (4, n)."""
-    s = special.expit(_dead_odds(r, alpha, a, b, x, t_x, big_t))
-    log_ratio = np.log(alpha + big_t) - np.log(alpha + t_x)
-    psi = special.digamma
-    d_r = psi(r + x) - psi(r) + math.log(alpha) - np.log(alpha + big_t) + s * log_ratio
-    d_alpha = (
-        r / alpha - (r + x) / (alpha + big_t)
-        + s * (r + x) * (1.0 / (alpha + big_t) - 1.0 / (alpha + t_x))
-    )
-    d_a = psi(a + b) - psi(a + b + x + 1.0) + s / a
-    d_b = psi(b + x + 1.0) - psi(a + b + x + 1.0) - psi(b) + psi(a + b) - s / (b + x)
-    return np.vstack([d_r, d_alpha, d_a, d_b])
+    return family_gradient(1.0, _dead_odds, r, alpha, a, b, x, t_x, big_t)
 
 
 def fit_mbgnbd(
