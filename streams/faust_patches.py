@@ -20,6 +20,11 @@ streams.app: each change says which Faust behaviour it works around.
   never committed no seek brought them back (the first records of a partition lost; CI saw
   it). The worker empties the queues itself, before it seeks its inputs, and the resume
   that follows keeps them (`keep_queues_at_next_resume`).
+- Faust's consumer hands each record on through `wait_first(callback, suspend_flow.wait())`,
+  which makes four tasks and several loop turns per record: a fifth of the worker's main
+  thread at full rate (py-spy, benchmarks/bench_worker.py). The handing on almost never
+  waits (the conductor puts into a queue with room); `wait_first_inline` runs it inline and
+  falls back to Faust's own `wait_first`, with the same outcome, only when it does wait.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from faust import streams as faust_streams
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Transport
 from faust.types import TP
+from mode.services import WaitResults
 from mode.utils.queues import FlowControlEvent
 from tenacity import (
     AsyncRetrying,
@@ -51,6 +57,7 @@ _NOT_READY = (NodeNotReadyError, KafkaConnectionError, RequestTimedOutError)
 def install() -> None:
     faust_streams._CStreamIterator = None  # type: ignore[attr-defined]
     _install_rewind()
+    _install_inline_delivery()
     declare = Transport._create_topic
     if getattr(declare, "engage_patient", False):
         return
@@ -68,6 +75,77 @@ def install() -> None:
 
     patient.engage_patient = True  # type: ignore[attr-defined]
     Transport._create_topic = patient  # type: ignore[method-assign]
+
+
+def _install_inline_delivery() -> None:
+    if getattr(Consumer.wait_first, "engage_inline", False):
+        return
+    Consumer.wait_first = wait_first_inline(Consumer.wait_first)  # type: ignore[method-assign]
+
+
+def wait_first_inline(wait_first: Callable[..., Any]) -> Callable[..., Any]:
+    """Faust's `Service.wait_first` for its record loop's call, `wait_first(deliver(record),
+    suspend_flow.wait())`: the first coroutine's first step runs inline; if that finishes it
+    (the usual case), so does the call, with the second one finished too if it needs no
+    wait. Only a delivery that must wait goes to `wait_first`, resumed where it stopped.
+    Other calls (events, timeouts, a stopped service) go to `wait_first` as they are."""
+
+    async def inline(self: Any, *coros: Any, timeout: Any = None) -> Any:
+        if (timeout is not None or len(coros) != 2
+                or not (asyncio.iscoroutine(coros[0]) and asyncio.iscoroutine(coros[1]))
+                or self._stopped.is_set() or self._crashed.is_set()):
+            return await wait_first(self, *coros, timeout=timeout)
+        first, second = coros
+        try:
+            waits_on = first.send(None)
+        except StopIteration as done:
+            winners, results = [first], [done.value]
+            if _finish_now(second, results):
+                winners.append(second)
+            return WaitResults(winners, results, False)
+        except BaseException:
+            second.close()
+            raise
+        return await wait_first(self, _resumed(first, waits_on), second)
+
+    inline.engage_inline = True  # type: ignore[attr-defined]
+    return inline
+
+
+def _finish_now(coro: Any, results: list[Any]) -> bool:
+    """Run `coro` if it finishes without waiting (its result appended); else close it."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        results.append(done.value)
+        return True
+    coro.close()
+    return False
+
+
+async def _resumed(coro: Any, waits_on: Any) -> Any:
+    """Go on with a coroutine already stepped once, which now waits on `waits_on` (a future,
+    or None for a bare yield), as the task running it would."""
+    while True:
+        try:
+            if waits_on is None:
+                await asyncio.sleep(0)
+            else:
+                waits_on._asyncio_future_blocking = False
+                await asyncio.wait([waits_on])
+        except asyncio.CancelledError:
+            if waits_on is not None:
+                waits_on.cancel()
+            try:
+                coro.throw(asyncio.CancelledError())
+            except (StopIteration, asyncio.CancelledError):
+                raise asyncio.CancelledError() from None
+            coro.close()
+            raise
+        try:
+            waits_on = coro.send(None)
+        except StopIteration as done:
+            return done.value
 
 
 REWIND_TIMEOUT_S = 10.0

@@ -6,15 +6,20 @@ rebalance tests under load)."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from dataclasses import dataclass, field
 
+import pytest
 from faust.types import TP
+from mode import Service
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from streams.faust_patches import (
     first_undelivered,
     keep_queues_at_next_resume,
     rewind_undelivered,
+    wait_first_inline,
 )
 
 
@@ -93,3 +98,95 @@ def test_the_resume_after_the_workers_seek_keeps_what_was_queued_since() -> None
         return seen
 
     assert asyncio.run(scenario()) == [[], ["read after the seek"], [], []]
+
+
+# -- handing records on inline (wait_first_inline) ---------------------------------------
+
+
+class Consumer(Service):
+    """A mode Service whose wait_first is the worker's inline one."""
+
+    wait_first = wait_first_inline(Service.wait_first)
+
+
+def test_a_delivery_that_needs_no_wait_runs_inline_and_leaves_nothing_behind() -> None:
+    async def scenario() -> None:
+        consumer, delivered, suspend = Consumer(), [], asyncio.Event()
+
+        async def deliver(n: int) -> int:
+            delivered.append(n)
+            return n
+
+        tasks_before = len(asyncio.all_tasks())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a coroutine never awaited would warn
+            results = [await consumer.wait_first(deliver(n), suspend.wait()) for n in range(3)]
+            gc.collect()
+        assert delivered == [0, 1, 2]
+        assert [r.results for r in results] == [[0], [1], [2]]
+        assert not any(r.stopped for r in results)
+        assert len(asyncio.all_tasks()) == tasks_before
+        assert not suspend._waiters  # type: ignore[attr-defined]  # its wait was closed
+
+    asyncio.run(scenario())
+
+
+def test_a_delivery_that_must_wait_finishes_as_faust_would_finish_it() -> None:
+    async def scenario() -> None:
+        consumer, suspend = Consumer(), asyncio.Event()
+        queue: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+        queue.put_nowait(0)
+
+        async def deliver(n: int) -> str:
+            await queue.put(n)  # full: waits until the agent takes one
+            return f"put {n}"
+
+        async def agent() -> None:
+            await asyncio.sleep(0.01)
+            assert queue.get_nowait() == 0
+
+        taking = asyncio.ensure_future(agent())
+        result = await consumer.wait_first(deliver(1), suspend.wait())
+        await taking
+        assert result.results == ["put 1"] and not result.stopped
+        assert queue.get_nowait() == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_waiting_delivery_is_cancelled_when_flow_is_suspended() -> None:
+    async def scenario() -> None:
+        consumer, suspend, never = Consumer(), asyncio.Event(), asyncio.Event()
+        cleaned: list[str] = []
+
+        async def deliver() -> None:
+            try:
+                await never.wait()
+            finally:
+                cleaned.append("delivery stopped")
+
+        async def rebalance() -> None:
+            await asyncio.sleep(0.01)
+            suspend.set()
+
+        suspending = asyncio.ensure_future(rebalance())
+        result = await consumer.wait_first(deliver(), suspend.wait())
+        await suspending
+        await asyncio.sleep(0)  # the cancelled delivery's cleanup runs
+        assert result.results == [True]  # only the suspension won
+        assert cleaned == ["delivery stopped"]
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_delivery_raises_as_faust_raises_it() -> None:
+    async def scenario() -> None:
+        consumer, suspend = Consumer(), asyncio.Event()
+
+        async def deliver() -> None:
+            raise ValueError("bad record")
+
+        with pytest.raises(ValueError, match="bad record"):
+            await consumer.wait_first(deliver(), suspend.wait())
+
+    asyncio.run(scenario())
