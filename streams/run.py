@@ -12,6 +12,7 @@ from faust.worker import Worker
 
 from scoring.config import EngageConfig
 from sinks.metrics import Metrics
+from streams.collector import measure_pauses, settle_collector
 from streams.monitoring import attach_monitoring, logging_config
 from streams.settings import WorkerSettings
 from streams.topics import ensure_topics
@@ -52,6 +53,10 @@ class BoundedShutdownWorker(Worker):
         # send) is formatted and handled — about 2 % of a busy worker (py-spy). A service
         # has no terminal to spin.
         self.spinner = None
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        settle_collector()  # what exists now (Faust, aiokafka, modules) is never garbage
 
     def _arm_watchdog(self, signal_name: str) -> None:
         def expire() -> None:
@@ -101,6 +106,7 @@ def run_worker(settings: WorkerSettings, config: EngageConfig) -> int:
         )
     worker = EngageWorker(settings, config, metrics)
     attach_monitoring(worker.app, metrics)
+    measure_pauses(metrics.registry)
     faust_worker = BoundedShutdownWorker(
         worker.app,
         loglevel=settings.log_level,
