@@ -124,9 +124,6 @@ class ObservationSchedule:
             point = points[octave] = self._point(digest, octave, anchor_ms)
         return point
 
-    def _at(self, user_id: str | int, anchor_ms: int, octave: int) -> ObservationPoint:
-        return self._cached(self._points(user_id, anchor_ms), octave, anchor_ms)
-
     def _from(self, user_id: str | int, anchor_ms: int, first: int) -> Iterator[ObservationPoint]:
         """The points of octaves `first`, `first` + 1, ... (computed as they are asked for)."""
         entry = self._points(user_id, anchor_ms)
@@ -173,5 +170,5 @@ class ObservationSchedule:
         """When a sweep next has something to label (None once every point is labelled)."""
         if resolved >= self.octaves:
             return None
-        point = self._at(user_id, anchor_ms, resolved)
+        point = self._cached(self._points(user_id, anchor_ms), resolved, anchor_ms)
         return point.observed_ms + self.horizon_ms + 1 + self.slack_ms

@@ -133,8 +133,13 @@ class TriggerRules:
         )
 
     def next_due_ms(self, state: UserState) -> int | None:
-        due = [d for r in self.due_rules if (d := r.next_due_ms(state)) is not None]
-        return min(due) if due else None
+        """The earliest of the rules' due times (asked after every event: no list built)."""
+        due: int | None = None
+        for rule in self.due_rules:
+            d = rule.next_due_ms(state)
+            if d is not None and (due is None or d < due):
+                due = d
+        return due
 
 
 def _overrides(rule: TriggerRule, method: str) -> bool:
