@@ -203,7 +203,8 @@ class ScoringEngine:
         if self.churn is not None:
             # before the event changes the state: open observations see the state they saw
             examples = self.churn.on_activity(state, user_id, event)
-            was_churned = was_churned or any(e.label == 1 for e in examples)
+            if examples and not was_churned:
+                was_churned = any(e.label == 1 for e in examples)
         previous_last = state.last_ms
         amount = event.amount * self.money_sign[etype] if event.amount else 0.0
         state.last_ms = self.dimensions.add(state.dims, state.last_ms, etype, ts, event.amount)
@@ -230,7 +231,7 @@ class ScoringEngine:
         if self.triggers is not None:
             ctx = TriggerContext(
                 user_id=user_id, now_ms=now, event=event, state=state,
-                view=lambda: self.view(state, now), previous_tier=previous_tier,
+                view=self.view, previous_tier=previous_tier,
                 tier=self.tiers.rank(state), tier_names=self.tiers.names,
                 shared=shared, score=score, tier_lines=lines, percentiles=placement.percentiles,
                 # predicted only if a rule or an admitted trigger asks for it
@@ -283,7 +284,7 @@ class ScoringEngine:
         rank = self.tiers.rank(state)
         ctx = TriggerContext(
             user_id=user_id, now_ms=now, event=None, state=state,
-            view=lambda: self.view(state, now), previous_tier=rank, tier=rank,
+            view=self.view, previous_tier=rank, tier=rank,
             tier_names=self.tiers.names, shared=shared,
             signals=moment.signals, signals_only=True,
         )
@@ -308,14 +309,6 @@ class ScoringEngine:
         examples: list[ChurnExample] = []
         if self.churn is not None:
             examples = self.churn.on_watermark(state.churn, user_id, now)
-        view: UserView | None = None
-
-        def view_now() -> UserView:  # built only when churn or triggers look at it
-            nonlocal view
-            if view is None:
-                view = self.view(state, now)
-            return view
-
         score, lines, placement, previous_tier = self._judge(state, now, shared, ())
         probability = self.predict_state(state, now) if self.sweep_probability else None
         # rules read the record's value, or predict when asked (the same value either way:
@@ -329,7 +322,7 @@ class ScoringEngine:
         triggers: list[Trigger] = []
         if self.triggers is not None:
             ctx = TriggerContext(
-                user_id=user_id, now_ms=now, event=None, state=state, view=view_now,
+                user_id=user_id, now_ms=now, event=None, state=state, view=self.view,
                 previous_tier=previous_tier, tier=self.tiers.rank(state),
                 tier_names=self.tiers.names, shared=shared, score=score,
                 tier_lines=lines, percentiles=placement.percentiles,

@@ -76,6 +76,8 @@ class TriggerRules:
         if ctx.signals:
             for rule in self.signal_rules:
                 rule.on_signals(ctx, candidates)
+        if not candidates:  # the usual moment
+            return []
         return [t for c in candidates if (t := self._admit(ctx, c)) is not None]
 
     def _admit(self, ctx: TriggerContext, c: Candidate) -> Trigger | None:
