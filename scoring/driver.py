@@ -237,17 +237,18 @@ class Driver:
         self, partition: int, staged: dict[str, UserState]
     ) -> list[tuple[str, Outcome]]:
         """Everything due at the partition's watermark, for the users concerned only."""
-        watermark = self.clock(partition).watermark_ms
+        clock = self.clock(partition)
+        watermark = clock.watermark_ms
         out: list[tuple[str, Outcome]] = []
         index = self.index(partition)
         first = index.next_due_ms
         if first is None or first > watermark:
             return out
+        shared = clock.shared
         for user_id in index.pop_due(watermark):
             state = self._state(user_id, staged)
             if state is None:
                 continue
-            shared = self.clock(partition).shared
             own_due = self.engine.own_due_ms(state) if state.events else None
             if own_due is not None and own_due <= watermark:
                 outcome = self.engine.sweep(state, user_id, watermark, shared)

@@ -72,6 +72,13 @@ class Outcome:
         return self
 
 
+def _earliest(a: int | None, b: int | None) -> int | None:
+    """The earlier of two due times, either of which may be None (nothing due)."""
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
+
+
 def _pairs_from(pairs: list[int], at: int, floor: int) -> list[int]:
     """A flat list of pairs without those whose element `at` (0 or 1) is below `floor`.
 
@@ -95,6 +102,10 @@ class ScoringEngine:
         self.churn = churn
         self.triggers = triggers
         self.extensions = list(extensions if extensions is not None else builtin_extensions(config))
+        # the extensions that ever need a sweep (the base class never does)
+        self._due_extensions = [
+            e for e in self.extensions if type(e).next_due_ms is not Extension.next_due_ms
+        ]
         s = config.scoring
         self.lateness_ms = int(s.lateness_seconds * 1000)
         self.burst_cap = s.burst_cap_per_minute
@@ -192,7 +203,8 @@ class ScoringEngine:
         if self.churn is not None:
             # before the event changes the state: open observations see the state they saw
             examples = self.churn.on_activity(state, user_id, event)
-            was_churned = was_churned or any(e.label == 1 for e in examples)
+            if examples and not was_churned:
+                was_churned = any(e.label == 1 for e in examples)
         previous_last = state.last_ms
         amount = event.amount * self.money_sign[etype] if event.amount else 0.0
         state.last_ms = self.dimensions.add(state.dims, state.last_ms, etype, ts, event.amount)
@@ -219,7 +231,7 @@ class ScoringEngine:
         if self.triggers is not None:
             ctx = TriggerContext(
                 user_id=user_id, now_ms=now, event=event, state=state,
-                view=lambda: self.view(state, now), previous_tier=previous_tier,
+                view=self.view, previous_tier=previous_tier,
                 tier=self.tiers.rank(state), tier_names=self.tiers.names,
                 shared=shared, score=score, tier_lines=lines, percentiles=placement.percentiles,
                 # predicted only if a rule or an admitted trigger asks for it
@@ -272,7 +284,7 @@ class ScoringEngine:
         rank = self.tiers.rank(state)
         ctx = TriggerContext(
             user_id=user_id, now_ms=now, event=None, state=state,
-            view=lambda: self.view(state, now), previous_tier=rank, tier=rank,
+            view=self.view, previous_tier=rank, tier=rank,
             tier_names=self.tiers.names, shared=shared,
             signals=moment.signals, signals_only=True,
         )
@@ -297,14 +309,6 @@ class ScoringEngine:
         examples: list[ChurnExample] = []
         if self.churn is not None:
             examples = self.churn.on_watermark(state.churn, user_id, now)
-        view: UserView | None = None
-
-        def view_now() -> UserView:  # built only when churn or triggers look at it
-            nonlocal view
-            if view is None:
-                view = self.view(state, now)
-            return view
-
         score, lines, placement, previous_tier = self._judge(state, now, shared, ())
         probability = self.predict_state(state, now) if self.sweep_probability else None
         # rules read the record's value, or predict when asked (the same value either way:
@@ -318,7 +322,7 @@ class ScoringEngine:
         triggers: list[Trigger] = []
         if self.triggers is not None:
             ctx = TriggerContext(
-                user_id=user_id, now_ms=now, event=None, state=state, view=view_now,
+                user_id=user_id, now_ms=now, event=None, state=state, view=self.view,
                 previous_tier=previous_tier, tier=self.tiers.rank(state),
                 tier_names=self.tiers.names, shared=shared, score=score,
                 tier_lines=lines, percentiles=placement.percentiles,
@@ -347,37 +351,33 @@ class ScoringEngine:
         """The earliest watermark at which `sweep` has something to do for this user."""
         if not state.events:  # known only from messages (an invite): nothing to score yet
             return self._extensions_due(state)
-        own = self.own_due_ms(state)
-        extensions_due = self._extensions_due(state)
-        if own is None or extensions_due is None:
-            return extensions_due if own is None else own
-        return min(own, extensions_due)
+        return _earliest(self.own_due_ms(state), self._extensions_due(state))
 
     def own_due_ms(self, state: UserState) -> int | None:
         """When the user's own judgements (refresh, tier, churn, trigger rules) are due: times
-        set by the user's events alone, never by when another partition's news arrived."""
-        due: list[int] = []
-        last = state.last_ms
+        set by the user's events alone, never by when another partition's news arrived.
+
+        Asked after every event and sweep, so it builds no list: each candidate is folded in
+        as it comes."""
+        due: int | None = None
         # every user is revisited daily (not pushed back by each event), while not long gone
-        refresh = (state.last_sweep_ms or state.first_ms) + self.refresh_ms
-        if self.refresh_ms and refresh <= last + self.refresh_for_ms:
-            due.append(refresh)
-        tier_due = self.tiers.next_due_ms(state)
-        if tier_due is not None:
-            due.append(tier_due)
+        refresh_ms = self.refresh_ms
+        if refresh_ms:
+            refresh = (state.last_sweep_ms or state.first_ms) + refresh_ms
+            if refresh <= state.last_ms + self.refresh_for_ms:
+                due = refresh
+        due = _earliest(due, self.tiers.next_due_ms(state))
         if self.churn is not None:
-            churn_due = self.churn.next_due_ms(state.churn)
-            if churn_due is not None:
-                due.append(churn_due)
+            due = _earliest(due, self.churn.next_due_ms(state.churn))
         if self.triggers is not None:
-            trigger_due = self.triggers.next_due_ms(state)
-            if trigger_due is not None:
-                due.append(trigger_due)
-        return min(due) if due else None
+            due = _earliest(due, self.triggers.next_due_ms(state))
+        return due
 
     def _extensions_due(self, state: UserState) -> int | None:
-        due = [d for e in self.extensions if (d := e.next_due_ms(state)) is not None]
-        return min(due) if due else None
+        due: int | None = None
+        for extension in self._due_extensions:
+            due = _earliest(due, extension.next_due_ms(state))
+        return due
 
     # -- standing in the population ----------------------------------------------------------
 

@@ -95,7 +95,7 @@ class TriggerContext:
         now_ms: int,
         event: Event | None,
         state: UserState,
-        view: Callable[[], UserView],
+        view: Callable[[UserState, int], UserView],
         previous_tier: int,
         tier: int,
         tier_names: Sequence[str],
@@ -114,6 +114,8 @@ class TriggerContext:
         self.now_ms = now_ms  # the event's time, or the watermark on a sweep
         self.event = event  # None on a watermark sweep
         self.state = state
+        # (state, now) -> the view, built on first use: like `churn_probability`, given the
+        # state rather than a closure made for every moment
         self._view_fn = view
         self._view: UserView | None = None
         self.previous_tier = previous_tier  # tier rank before this moment (0: the lowest)
@@ -137,7 +139,7 @@ class TriggerContext:
     @property
     def view(self) -> UserView:
         if self._view is None:
-            self._view = self._view_fn()
+            self._view = self._view_fn(self.state, self.now_ms)
         return self._view
 
     def percentile(self, dimension: str) -> float | None:

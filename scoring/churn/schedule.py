@@ -80,9 +80,15 @@ class ObservationSchedule:
             bounds.append((low, min(2 * low, max_silence_days)))
         self.octave_bounds_days: tuple[tuple[float, float], ...] = tuple(bounds)
         self.octaves = len(bounds)
+        # the hash of the salt alone, continued per (user, anchor): the same digest as hashing
+        # salt + name + anchor in one go, without hashing the salt every time
+        self._salted = hashlib.blake2b(salt, digest_size=_BYTES_PER_OFFSET * self.octaves)
         # (user, anchor) -> its points as computed so far (None: not yet): an anchor is asked
         # about on every event, sweep and reschedule of its user, each a blake2b digest and
-        # a point without this; a cache of the latest anchors, oldest evicted first
+        # a point without this; a cache of the latest anchors, oldest evicted first. The
+        # event that re-anchors a user drops the old anchor (`on_event`), so it holds about
+        # one anchor per active user, not one per event (each a list and points the cyclic
+        # garbage collector would scan again and again)
         self._cache: OrderedDict[
             tuple[str | int, int], tuple[bytes, list[ObservationPoint | None]]
         ] = OrderedDict()
@@ -91,10 +97,9 @@ class ObservationSchedule:
         """`user`: the user id, or a stable integer key of it (the engine keeps a 16-bit
         hash in the user's state, so due times need nothing but the state)."""
         name = user.encode() if isinstance(user, str) else user.to_bytes(8, "big", signed=True)
-        return hashlib.blake2b(
-            self.salt + name + b"\x00" + anchor_ms.to_bytes(8, "big", signed=True),
-            digest_size=_BYTES_PER_OFFSET * self.octaves,
-        ).digest()
+        h = self._salted.copy()
+        h.update(name + b"\x00" + anchor_ms.to_bytes(8, "big", signed=True))
+        return h.digest()
 
     def _point(self, digest: bytes, octave: int, anchor_ms: int) -> ObservationPoint:
         low, high = self.octave_bounds_days[octave]
@@ -124,9 +129,6 @@ class ObservationSchedule:
             point = points[octave] = self._point(digest, octave, anchor_ms)
         return point
 
-    def _at(self, user_id: str | int, anchor_ms: int, octave: int) -> ObservationPoint:
-        return self._cached(self._points(user_id, anchor_ms), octave, anchor_ms)
-
     def _from(self, user_id: str | int, anchor_ms: int, first: int) -> Iterator[ObservationPoint]:
         """The points of octaves `first`, `first` + 1, ... (computed as they are asked for)."""
         entry = self._points(user_id, anchor_ms)
@@ -145,8 +147,10 @@ class ObservationSchedule:
         `resolved` = 0."""
         if event_ms < anchor_ms:
             raise ValueError("an event before the anchor is late: it resolves nothing")
-        out = []
-        for point in self._from(user_id, anchor_ms, resolved):
+        out: list[ResolvedPoint] = []
+        entry = self._points(user_id, anchor_ms)
+        for octave in range(resolved, self.octaves):  # as _from, without a generator per event
+            point = self._cached(entry, octave, anchor_ms)
             if point.observed_ms >= event_ms:
                 break
             deadline = point.observed_ms + self.horizon_ms
@@ -154,6 +158,8 @@ class ObservationSchedule:
                 out.append(ResolvedPoint(point, 0, event_ms))
             else:
                 out.append(ResolvedPoint(point, 1, deadline))
+        if event_ms > anchor_ms:  # re-anchored: this anchor is not asked about again
+            self._cache.pop((user_id, anchor_ms), None)
         return out
 
     def on_watermark(
@@ -161,8 +167,10 @@ class ObservationSchedule:
     ) -> tuple[list[ResolvedPoint], int]:
         """Points whose horizon the watermark passed with no return: (churned labels, the new
         `resolved` count)."""
-        out = []
-        for point in self._from(user_id, anchor_ms, resolved):
+        out: list[ResolvedPoint] = []
+        entry = self._points(user_id, anchor_ms)
+        for octave in range(resolved, self.octaves):
+            point = self._cached(entry, octave, anchor_ms)
             deadline = point.observed_ms + self.horizon_ms
             if watermark_ms <= deadline:
                 break
@@ -173,5 +181,5 @@ class ObservationSchedule:
         """When a sweep next has something to label (None once every point is labelled)."""
         if resolved >= self.octaves:
             return None
-        point = self._at(user_id, anchor_ms, resolved)
+        point = self._cached(self._points(user_id, anchor_ms), resolved, anchor_ms)
         return point.observed_ms + self.horizon_ms + 1 + self.slack_ms

@@ -76,6 +76,8 @@ class TriggerRules:
         if ctx.signals:
             for rule in self.signal_rules:
                 rule.on_signals(ctx, candidates)
+        if not candidates:  # the usual moment
+            return []
         return [t for c in candidates if (t := self._admit(ctx, c)) is not None]
 
     def _admit(self, ctx: TriggerContext, c: Candidate) -> Trigger | None:
@@ -133,8 +135,13 @@ class TriggerRules:
         )
 
     def next_due_ms(self, state: UserState) -> int | None:
-        due = [d for r in self.due_rules if (d := r.next_due_ms(state)) is not None]
-        return min(due) if due else None
+        """The earliest of the rules' due times (asked after every event: no list built)."""
+        due: int | None = None
+        for rule in self.due_rules:
+            d = rule.next_due_ms(state)
+            if d is not None and (due is None or d < due):
+                due = d
+        return due
 
 
 def _overrides(rule: TriggerRule, method: str) -> bool:

@@ -84,7 +84,8 @@ class ReengagementNudge(TriggerRule):
         c, ts = self.c, state.triggers
         if state.active_days < c.min_active_days:
             return None
-        if ts.episodes.get(self.code) == episode_hash(f"silence@{state.last_ms}"):
+        served = ts.episodes.get(self.code)  # hashed only when there is one to compare
+        if served is not None and served == episode_hash(f"silence@{state.last_ms}"):
             return None
         gap = max(typical_gap_days(state, self.default_gap_days), 1.0)
         when = state.last_ms + int(c.silence_ratio_above * gap * DAY) + 1
