@@ -149,7 +149,9 @@ class PartitionShared:
         """Offer `user_id` with `value` to the board `key` (its top `size`). Offers are kept
         until the next snapshot and placed then, the latest per user: within a period values
         only grow, so the boards come out exactly as if each offer had been placed at once,
-        for one placement per user and batch instead of one per event."""
+        for one placement per user and batch instead of one per event. Values are placed
+        rounded to 4 decimals; rounding is monotonic, so rounding the latest (largest)
+        offer is rounding each and keeping the largest, once per user and batch."""
         self.rank_all(user_id, ((key, value),), size)
 
     def rank_all(self, user_id: str, offers: Iterable[tuple[str, float]], size: int) -> None:
@@ -185,7 +187,8 @@ class PartitionShared:
         # values only grow within a period: an offer at or under a full board's last
         # was never on it and cannot enter
         floor = float(board[-1][0]) if len(board) >= size else -math.inf
-        entering = {user: value for user, value in offers.items() if value > floor}
+        entering = {user: rounded for user, value in offers.items()
+                    if (rounded := round(value, 4)) > floor}
         if not entering:
             boards.setdefault(key, board)
             return
