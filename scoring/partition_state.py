@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable
+from operator import itemgetter
 
 import msgspec
 
@@ -81,6 +82,10 @@ class PartitionState(
 def _board_order(entry: list[float | str]) -> tuple[float, str]:
     value, user = entry
     return (-float(value), str(user))
+
+
+_VALUE = itemgetter(0)  # of a board entry [value, user]
+_USER = itemgetter(1)
 
 
 class PartitionShared:
@@ -194,9 +199,12 @@ class PartitionShared:
             return
         merged = [entry for entry in board if entry[1] not in entering]
         merged += [[value, user] for user, value in entering.items()]
-        # a replay places every user's offer at once: the top `size` without sorting them all
-        boards[key] = (heapq.nsmallest(size, merged, key=_board_order) if len(merged) > 4 * size
-                       else sorted(merged, key=_board_order)[:size])
+        if len(merged) > 4 * size:  # a replay places every user's offer at once
+            boards[key] = heapq.nsmallest(size, merged, key=_board_order)
+        else:  # by (-value, user) in two stable sorts, without a Python key per entry
+            merged.sort(key=_USER)
+            merged.sort(key=_VALUE, reverse=True)
+            boards[key] = merged[:size]
         self.boards_changed = True
 
     def budget_share(self, budget: int) -> int:
