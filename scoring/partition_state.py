@@ -167,7 +167,8 @@ class PartitionShared:
             if board is None:
                 board = all_offers[key] = {}
             old = board.get(user_id)
-            board[user_id] = value if old is None or value >= old else old
+            if old is None or value >= old:
+                board[user_id] = value
             sizes[key] = size
 
     def boards(self) -> dict[str, list[list[float | str]]]:
@@ -190,10 +191,10 @@ class PartitionShared:
                 del boards[old]
             board = []
         # values only grow within a period: an offer at or under a full board's last
-        # was never on it and cannot enter
+        # was never on it and cannot enter (nor can its rounding: the last is rounded)
         floor = float(board[-1][0]) if len(board) >= size else -math.inf
         entering = {user: rounded for user, value in offers.items()
-                    if (rounded := round(value, 4)) > floor}
+                    if value > floor and (rounded := round(value, 4)) > floor}
         if not entering:
             boards.setdefault(key, board)
             return
