@@ -84,7 +84,7 @@ class Calibration:
         ranked = reference.ranked
         if not ranked[0].total:
             return NOT_PLACED
-        percentiles = [ranked[i].percentile(keys[i]) for i in range(COMPOSITE)]
+        percentiles = list(map(Ranked.percentile, ranked[:COMPOSITE], keys))
         c = 0.0
         for share, pct in zip(self.shares, percentiles, strict=True):
             c += share * (pct or 0.0)

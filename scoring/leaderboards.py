@@ -64,6 +64,8 @@ class Leaderboards(Extension):
         total = sum(self.model.composite_weight) or 1.0
         self.composite_share = [w / total for w in self.model.composite_weight]
         self._cache: dict[tuple[str, int], list[str]] = {}
+        self._last_keys: tuple[int, int, tuple[list[str], list[str], list[str]]] = (
+            -1, -1, ([], [], []))
         # event type -> (points earned, measures moved), for types without amount weights
         self._fixed: dict[str, tuple[list[float], list[int]]] = {}
 
@@ -99,15 +101,26 @@ class Leaderboards(Extension):
         p.week_points = _add(p.week_points, earned, moved)
         p.month_points = _add(p.month_points, earned, moved)
         p.all_points = _add(p.all_points, earned, moved)
-        # other measures did not move
+        # other measures did not move; values are rounded when the boards are placed
         share = self.composite_share
+        week_keys, month_keys, all_keys = self._period_keys(week, month)
         offers = []
-        for keys, points in ((self._keys("week", week), p.week_points),
-                             (self._keys("month", month), p.month_points),
-                             (self._keys("all", 0), p.all_points)):
-            offers.append((keys[0], round(sum(map(mul, share, points)), 4)))
-            offers += [(keys[i + 1], round(points[i], 4)) for i in moved]
+        for keys, points in ((week_keys, p.week_points), (month_keys, p.month_points),
+                             (all_keys, p.all_points)):
+            offers.append((keys[0], sum(map(mul, share, points))))
+            for i in moved:  # one or two: a loop is cheaper than a comprehension
+                offers.append((keys[i + 1], points[i]))
         m.shared.rank_all(m.user_id, offers, self.c.size)
+
+    def _period_keys(self, week: int, month: int) -> tuple[list[str], list[str], list[str]]:
+        """The board keys of the week, the month and all time (the same for every event
+        until a period turns: kept for the latest pair)."""
+        last = self._last_keys
+        if last[0] != week or last[1] != month:
+            last = self._last_keys = (week, month, (self._keys("week", week),
+                                                    self._keys("month", month),
+                                                    self._keys("all", 0)))
+        return last[2]
 
     def _keys(self, period: str, pid: int) -> list[str]:
         """The board keys of a period, composite first, then each dimension (cached)."""

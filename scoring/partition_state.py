@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable
+from operator import itemgetter
 
 import msgspec
 
@@ -81,6 +82,10 @@ class PartitionState(
 def _board_order(entry: list[float | str]) -> tuple[float, str]:
     value, user = entry
     return (-float(value), str(user))
+
+
+_VALUE = itemgetter(0)  # of a board entry [value, user]
+_USER = itemgetter(1)
 
 
 class PartitionShared:
@@ -149,7 +154,9 @@ class PartitionShared:
         """Offer `user_id` with `value` to the board `key` (its top `size`). Offers are kept
         until the next snapshot and placed then, the latest per user: within a period values
         only grow, so the boards come out exactly as if each offer had been placed at once,
-        for one placement per user and batch instead of one per event."""
+        for one placement per user and batch instead of one per event. Values are placed
+        rounded to 4 decimals; rounding is monotonic, so rounding the latest (largest)
+        offer is rounding each and keeping the largest, once per user and batch."""
         self.rank_all(user_id, ((key, value),), size)
 
     def rank_all(self, user_id: str, offers: Iterable[tuple[str, float]], size: int) -> None:
@@ -160,7 +167,8 @@ class PartitionShared:
             if board is None:
                 board = all_offers[key] = {}
             old = board.get(user_id)
-            board[user_id] = value if old is None or value >= old else old
+            if old is None or value >= old:
+                board[user_id] = value
             sizes[key] = size
 
     def boards(self) -> dict[str, list[list[float | str]]]:
@@ -183,17 +191,21 @@ class PartitionShared:
                 del boards[old]
             board = []
         # values only grow within a period: an offer at or under a full board's last
-        # was never on it and cannot enter
+        # was never on it and cannot enter (nor can its rounding: the last is rounded)
         floor = float(board[-1][0]) if len(board) >= size else -math.inf
-        entering = {user: value for user, value in offers.items() if value > floor}
+        entering = {user: rounded for user, value in offers.items()
+                    if value > floor and (rounded := round(value, 4)) > floor}
         if not entering:
             boards.setdefault(key, board)
             return
         merged = [entry for entry in board if entry[1] not in entering]
         merged += [[value, user] for user, value in entering.items()]
-        # a replay places every user's offer at once: the top `size` without sorting them all
-        boards[key] = (heapq.nsmallest(size, merged, key=_board_order) if len(merged) > 4 * size
-                       else sorted(merged, key=_board_order)[:size])
+        if len(merged) > 4 * size:  # a replay places every user's offer at once
+            boards[key] = heapq.nsmallest(size, merged, key=_board_order)
+        else:  # by (-value, user) in two stable sorts, without a Python key per entry
+            merged.sort(key=_USER)
+            merged.sort(key=_VALUE, reverse=True)
+            boards[key] = merged[:size]
         self.boards_changed = True
 
     def budget_share(self, budget: int) -> int:

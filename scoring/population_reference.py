@@ -121,10 +121,9 @@ class PartitionPopulation:
         """Move the user's entry to (`day`, `keys`), recording it in the state."""
         old = state.pop_keys
         if day == state.pop_day and len(keys) == len(old) and day in self.days:
-            bucket = self.days[day]
-            for i, (was, now) in enumerate(zip(old, keys, strict=True)):
+            # (equal lengths checked above; a bucket also holds the composite keys may lack)
+            for was, now, counts in zip(old, keys, self.days[day], strict=False):
                 if was != now:  # usually one or two measures move
-                    counts = bucket[i]
                     left = counts.get(was, 0) - 1
                     if left > 0:
                         counts[was] = left
