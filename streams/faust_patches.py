@@ -40,6 +40,7 @@ from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Transport
 from faust.types import TP
 from mode.services import WaitResults
+from mode.utils.locks import Event as ModeEvent
 from mode.utils.queues import FlowControlEvent
 from tenacity import (
     AsyncRetrying,
@@ -112,8 +113,20 @@ def wait_first_inline(wait_first: Callable[..., Any]) -> Callable[..., Any]:
     return inline
 
 
+# Event.wait coroutines whose outcome can be read off their event without running them
+_EVENT_WAITS = {asyncio.Event.wait.__code__, ModeEvent.wait.__code__}
+
+
 def _finish_now(coro: Any, results: list[Any]) -> bool:
-    """Run `coro` if it finishes without waiting (its result appended); else close it."""
+    """Run `coro` if it finishes without waiting (its result appended); else close it. An
+    event's `wait()` is not run: its event says (running it makes a future to close)."""
+    if coro.cr_code in _EVENT_WAITS and coro.cr_frame is not None:
+        event = coro.cr_frame.f_locals["self"]
+        coro.close()
+        if event.is_set():
+            results.append(True)  # what Event.wait returns
+            return True
+        return False
     try:
         coro.send(None)
     except StopIteration as done:

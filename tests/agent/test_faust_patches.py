@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 from faust.types import TP
 from mode import Service
+from mode.utils.locks import Event as ModeEvent
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from streams.faust_patches import (
@@ -127,6 +128,26 @@ def test_a_delivery_that_needs_no_wait_runs_inline_and_leaves_nothing_behind() -
         assert not any(r.stopped for r in results)
         assert len(asyncio.all_tasks()) == tasks_before
         assert not suspend._waiters  # type: ignore[attr-defined]  # its wait was closed
+
+    asyncio.run(scenario())
+
+
+def test_a_suspension_already_set_wins_too_as_in_faust() -> None:
+    async def scenario() -> None:
+        consumer = Consumer()
+
+        async def deliver() -> str:
+            return "delivered"
+
+        for suspend in (asyncio.Event(), ModeEvent()):
+            suspend.set()
+            waiting = suspend.wait()
+            result = await consumer.wait_first(deliver(), waiting)
+            assert result.done[1] is waiting and result.results == ["delivered", True]
+            unset = type(suspend)()
+            result = await consumer.wait_first(deliver(), unset.wait())
+            assert result.results == ["delivered"]
+            assert not unset._waiters  # type: ignore[attr-defined]
 
     asyncio.run(scenario())
 
