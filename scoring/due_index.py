@@ -12,6 +12,14 @@ import heapq
 from scoring.partition_state import PartitionShared
 
 
+def earliest(a: int | None, b: int | None) -> int | None:
+    """The earlier of two due times, either of which may be None (nothing due); folded
+    after every event and sweep, so no list is built."""
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
+
+
 class PartitionClock:
     """The partition's event-time clock, kept in its (persisted) PartitionState."""
 

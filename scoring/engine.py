@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from scoring.calibration import NOT_PLACED, Calibration, Placement
 from scoring.config import EngageConfig
 from scoring.dimensions import DimensionModel
+from scoring.due_index import earliest
 from scoring.events import Event
 from scoring.extensions import Extension, Moment, Routed, builtin_extensions
 from scoring.features import Standing, UserView, score_record
@@ -70,13 +71,6 @@ class Outcome:
         self.counters = moment.counters
         self.suppressed = moment.suppressed
         return self
-
-
-def _earliest(a: int | None, b: int | None) -> int | None:
-    """The earlier of two due times, either of which may be None (nothing due)."""
-    if a is None:
-        return b
-    return a if b is None or a <= b else b
 
 
 def _pairs_from(pairs: list[int], at: int, floor: int) -> list[int]:
@@ -351,7 +345,7 @@ class ScoringEngine:
         """The earliest watermark at which `sweep` has something to do for this user."""
         if not state.events:  # known only from messages (an invite): nothing to score yet
             return self._extensions_due(state)
-        return _earliest(self.own_due_ms(state), self._extensions_due(state))
+        return earliest(self.own_due_ms(state), self._extensions_due(state))
 
     def own_due_ms(self, state: UserState) -> int | None:
         """When the user's own judgements (refresh, tier, churn, trigger rules) are due: times
@@ -366,17 +360,17 @@ class ScoringEngine:
             refresh = (state.last_sweep_ms or state.first_ms) + refresh_ms
             if refresh <= state.last_ms + self.refresh_for_ms:
                 due = refresh
-        due = _earliest(due, self.tiers.next_due_ms(state))
+        due = earliest(due, self.tiers.next_due_ms(state))
         if self.churn is not None:
-            due = _earliest(due, self.churn.next_due_ms(state.churn))
+            due = earliest(due, self.churn.next_due_ms(state.churn))
         if self.triggers is not None:
-            due = _earliest(due, self.triggers.next_due_ms(state))
+            due = earliest(due, self.triggers.next_due_ms(state))
         return due
 
     def _extensions_due(self, state: UserState) -> int | None:
         due: int | None = None
         for extension in self._due_extensions:
-            due = _earliest(due, extension.next_due_ms(state))
+            due = earliest(due, extension.next_due_ms(state))
         return due
 
     # -- standing in the population ----------------------------------------------------------

@@ -63,7 +63,6 @@ class Leaderboards(Extension):
         self.model = DimensionModel(config)
         total = sum(self.model.composite_weight) or 1.0
         self.composite_share = [w / total for w in self.model.composite_weight]
-        self._cache: dict[tuple[str, int], list[str]] = {}
         self._last_keys: tuple[int, int, tuple[list[str], list[str], list[str]]] = (
             -1, -1, ([], [], []))
         # event type -> (points earned, measures moved), for types without amount weights
@@ -117,19 +116,15 @@ class Leaderboards(Extension):
         until a period turns: kept for the latest pair)."""
         last = self._last_keys
         if last[0] != week or last[1] != month:
-            last = self._last_keys = (week, month, (self._keys("week", week),
-                                                    self._keys("month", month),
-                                                    self._keys("all", 0)))
+            last = self._last_keys = (week, month, (_board_keys("week", week),
+                                                    _board_keys("month", month),
+                                                    _board_keys("all", 0)))
         return last[2]
 
-    def _keys(self, period: str, pid: int) -> list[str]:
-        """The board keys of a period, composite first, then each dimension (cached)."""
-        keys = self._cache.get((period, pid))
-        if keys is None:
-            if len(self._cache) > 64:
-                self._cache.clear()
-            keys = self._cache[(period, pid)] = [f"{period}:{pid}:{x}" for x in MEASURES]
-        return keys
+
+def _board_keys(period: str, pid: int) -> list[str]:
+    """The board keys of a period, composite first, then each dimension."""
+    return [f"{period}:{pid}:{x}" for x in MEASURES]
 
 
 def _add(points: list[float], earned: Sequence[float], moved: Sequence[int]) -> list[float]:

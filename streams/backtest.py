@@ -33,6 +33,7 @@ from scoring.records import ChurnExample
 from scoring.timeutil import MS_PER_DAY, format_rfc3339_ms, parse_rfc3339_ms
 from sinks.argtypes import positive_int
 from streams.cli import UsageError, _load_config
+from streams.collector import no_cyclic_gc
 from streams.offline_inputs import require_file
 from streams.purchase_file import PurchaseFileError, purchase_events, read_purchases
 from streams.tables import render_table
@@ -143,8 +144,6 @@ def _example_writer(out: IO[bytes]) -> Callable[[ChurnExample], None]:
 def backtest(path: str, config: EngageConfig, as_of_ms: int, *, partitions: int = 4,
              progress: bool = False, examples_out: IO[bytes] | None = None) -> dict[str, Any]:
     """Replay, predict at the cut-off, label from what follows, compare (see the module)."""
-    from streams.replay import no_cyclic_gc  # imports river: only when the command runs
-
     # the cyclic collector stays off after the replay too: every user's state is still alive
     # while the population is predicted and compared, and a full collection walks them all
     # (a quarter of the comparison's CPU time on CDNOW_master)
@@ -154,7 +153,7 @@ def backtest(path: str, config: EngageConfig, as_of_ms: int, *, partitions: int 
 
 def _backtest(path: str, config: EngageConfig, as_of_ms: int, partitions: int,
               progress: bool, examples_out: IO[bytes] | None) -> dict[str, Any]:
-    from streams.replay import run_replay
+    from streams.replay import run_replay  # imports river: only when the command runs
 
     horizon_days = config.churn.horizon_days
     outcomes = Outcomes(as_of_ms, round(horizon_days * MS_PER_DAY), config.churn.return_types)

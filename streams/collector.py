@@ -1,6 +1,8 @@
-"""The cyclic garbage collector tuned for a long-running worker, and its pauses measured.
+"""The cyclic garbage collector as each command needs it, and its pauses measured.
 
-A worker allocates a few hundred short-lived objects per event; at CPython's default
+A replay or backtest keeps every user's state alive to the end: `no_cyclic_gc` turns the
+collector off while it runs. A worker runs for good and makes garbage cycles now and then;
+it allocates a few hundred short-lived objects per event; at CPython's default
 threshold (a young-generation pass every 700 net allocations) the collector ran hundreds of
 times a second, and each older-generation pass walked every object the process had built at
 startup (Faust, aiokafka, the modules: no garbage there, ever). `settle_collector` moves what
@@ -14,13 +16,35 @@ latency includes any pause that falls inside its batch.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 
 YOUNG_THRESHOLD = 10_000
+
+
+@contextlib.contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while a replay runs (reference counting still frees
+    everything else). A replay keeps every user's state alive, so each full collection
+    walks all of them again: a third of the CPU time of a sparse 4,000-user replay went to
+    the collector. The engine makes no reference cycle per event (measured: ~100 cyclic
+    objects over 8,000 events), so nothing piles up meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        # what the replay allocated goes straight to the oldest generation (not walked by
+        # the first young collection after this, ~0.3 s for a 4,000-user replay)
+        gc.freeze()
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
 def settle_collector() -> None:

@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Callable
 
 from scoring.config import EngageConfig
+from scoring.due_index import earliest
 from scoring.hooks import TriggerContext
 from scoring.records import Suppression, Trigger, TriggerReason
 from scoring.state import UserState
@@ -138,9 +139,7 @@ class TriggerRules:
         """The earliest of the rules' due times (asked after every event: no list built)."""
         due: int | None = None
         for rule in self.due_rules:
-            d = rule.next_due_ms(state)
-            if d is not None and (due is None or d < due):
-                due = d
+            due = earliest(due, rule.next_due_ms(state))
         return due
 
 
