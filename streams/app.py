@@ -36,9 +36,9 @@ from scoring.state_codec import StateCodec, StateVersionError, codec_for
 from sinks.kafka_outbox import GroupTooLarge, KafkaOutbox, OutputRecord
 from sinks.metrics import Metrics
 from streams import faust_patches
+from streams.batch_feed import BatchFeed
 from streams.churn_shell import ChurnShell
 from streams.consumer_state import describe_partition
-from streams.holding import acknowledge, keep_unacknowledged
 from streams.leaderboard_reader import LeaderboardReader
 from streams.population_exchange import PopulationExchange
 from streams.processor import InputRecord, OutRecord, ScoringShell
@@ -302,6 +302,8 @@ class EngageWorker:
             *names.scoring_inputs, key_serializer="raw", value_serializer="raw",
             partitions=settings.partitions, internal=False,
         )
+        self.feed = BatchFeed(app, self.input_channel, settings.batch_max,
+                              settings.batch_within_s)
         self._register()
 
     def topic(self, name: str) -> faust.TopicT:
@@ -379,22 +381,16 @@ class EngageWorker:
             log.info("a rebalance came during a batch: its records come again")
             self.shell.forget_partitions(set(self.shell.assigned))
 
-    def _leave_uncommitted(self, message: Any) -> None:
-        """take_events acknowledges every event it yielded, and Faust commits up to the
-        acknowledged offsets: a record left for a later generation or another owner is marked
-        acknowledged first, which makes that a no-op, so no commit passes it."""
-        message.acked = True
-        self.app.consumer._unacked_messages.discard(message)  # type: ignore[attr-defined]
-
     def _guard_acks(self) -> None:
         """Only acknowledgements of records fetched in the current generation count towards
         commits. Faust's stream acknowledges the records of an old generation that it skips
         after a rebalance; their offsets, kept past the seek back to the committed offset,
         let a commit jump over records not yet scored again, lost if the worker then dies
         (the multi-worker test saw it). Dropping an old acknowledgement is always safe: the
-        record comes again and its input position says whether it was applied. (Faust's
-        compiled stream iterator writes acknowledgements without calling the consumer's
-        `ack`; the worker uses the pure-Python iterator so that all of them come here.)"""
+        record comes again and its input position says whether it was applied. (The scoring
+        inputs come through streams/batch_feed.py, acknowledged here; Faust's compiled stream
+        iterator, for the other agents, writes acknowledgements without calling the
+        consumer's `ack`, so the worker uses the pure-Python one and all of them come here.)"""
         consumer = self.app.consumer
         if getattr(consumer, "_engage_acks_guarded", False):
             return
@@ -403,7 +399,7 @@ class EngageWorker:
         def ack(message: Any) -> bool:
             fetched_in = message.generation_id
             if fetched_in is not None and fetched_in != self.app.consumer_generation_id:
-                self._leave_uncommitted(message)
+                self.feed.leave_uncommitted(message)
                 return False
             return bool(plain(message))
 
@@ -423,7 +419,6 @@ class EngageWorker:
         delivered = time.monotonic()
         phase.labels("outputs").observe(delivered - scored)
         if generation == self.app.consumer_generation_id and not self.app.rebalancing:
-            keep_unacknowledged(result.held)  # waiting for other partitions' snapshots
             # one record batch per changelog partition: never a partition record without
             # its users, nor users whose additive partition counts (population, budgets)
             # are not
@@ -432,7 +427,11 @@ class EngageWorker:
             phase.labels("changelog").observe(time.monotonic() - delivered)
             for group in groups:
                 self.store.apply_local(group, self.held)
-            acknowledge(result.released)  # held in an earlier batch, stored now
+            # done: the batch's records but those waiting for other partitions' snapshots,
+            # and records held in an earlier batch that were applied in this one
+            waiting = {id(record) for record in result.held}
+            self.feed.acknowledge([r.handle for r in mine if id(r) not in waiting])
+            self.feed.acknowledge([r.handle for r in result.released])
             self.health.batch_done(mine)
             return True
         return False
@@ -454,25 +453,22 @@ class EngageWorker:
     def _register(self) -> None:
         app, settings, shell = self.app, self.settings, self.shell
 
-        @app.agent(self.input_channel, name="score", concurrency=1)
-        async def score(stream: faust.StreamT[Any]) -> None:
-            batches = stream.take_events(  # type: ignore[attr-defined]
-                settings.batch_max, settings.batch_within_s
-            )
-            async for events in batches:
-                records = [
-                    InputRecord(
-                        e.message.topic, e.message.partition, e.message.offset,
-                        e.message.key, e.message.value, _headers(e.message.headers), e,
-                    )
-                    for e in events
-                ]
+        @app.task
+        async def score() -> None:
+            """The scoring loop: batches from the feed until the worker stops."""
+            feed = self.feed
+            while True:
                 try:
-                    taken = await self.process(
-                        records, [e.message.generation_id for e in events])
-                    for event, took in zip(events, taken, strict=True):
+                    messages = await feed.next_batch()
+                    records = [
+                        InputRecord(m.topic, m.partition, m.offset, m.key, m.value,
+                                    _headers(m.headers), m)
+                        for m in messages
+                    ]
+                    taken = await self.process(records, [m.generation_id for m in messages])
+                    for message, took in zip(messages, taken, strict=True):
                         if not took:
-                            self._leave_uncommitted(event.message)
+                            feed.leave_uncommitted(message)
                 except asyncio.CancelledError:
                     raise
                 except Exception:

@@ -121,19 +121,3 @@ class PartitionHolds:
                 result.held.append(record)
         result.released, self._released = self._released, []
         self.waiting.set(len(self.held))
-
-
-def keep_unacknowledged(records: list[InputRecord]) -> None:
-    """The runtime acknowledges a batch's records once the batch is stored; a held record
-    must stay unacknowledged (its offset uncommitted) until it is applied: one more
-    reference on its Faust message keeps the batch's acknowledgement from counting."""
-    for record in records:
-        if record.handle is not None:
-            record.handle.message.incref()
-
-
-def acknowledge(records: list[InputRecord]) -> None:
-    """Held records applied (and stored) in a later batch: acknowledged now."""
-    for record in records:
-        if record.handle is not None:
-            record.handle.ack()
