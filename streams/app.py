@@ -430,8 +430,8 @@ class EngageWorker:
             # done: the batch's records but those waiting for other partitions' snapshots,
             # and records held in an earlier batch that were applied in this one
             waiting = {id(record) for record in result.held}
-            self.feed.acknowledge([r.handle for r in mine if id(r) not in waiting])
-            self.feed.acknowledge([r.handle for r in result.released])
+            self.feed.acknowledge([r.handle for r in mine if id(r) not in waiting]
+                                  + [r.handle for r in result.released])
             self.health.batch_done(mine)
             return True
         return False

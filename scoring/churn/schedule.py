@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from scoring.timeutil import MS_PER_DAY
@@ -129,15 +128,10 @@ class ObservationSchedule:
             point = points[octave] = self._point(digest, octave, anchor_ms)
         return point
 
-    def _from(self, user_id: str | int, anchor_ms: int, first: int) -> Iterator[ObservationPoint]:
-        """The points of octaves `first`, `first` + 1, ... (computed as they are asked for)."""
-        entry = self._points(user_id, anchor_ms)
-        for octave in range(first, self.octaves):
-            yield self._cached(entry, octave, anchor_ms)
-
     def points(self, user_id: str | int, anchor_ms: int) -> tuple[ObservationPoint, ...]:
         """Every candidate point after an event at `anchor_ms`, in time (= octave) order."""
-        return tuple(self._from(user_id, anchor_ms, 0))
+        entry = self._points(user_id, anchor_ms)
+        return tuple(self._cached(entry, octave, anchor_ms) for octave in range(self.octaves))
 
     def on_event(
         self, user_id: str | int, anchor_ms: int, resolved: int, event_ms: int
@@ -149,7 +143,7 @@ class ObservationSchedule:
             raise ValueError("an event before the anchor is late: it resolves nothing")
         out: list[ResolvedPoint] = []
         entry = self._points(user_id, anchor_ms)
-        for octave in range(resolved, self.octaves):  # as _from, without a generator per event
+        for octave in range(resolved, self.octaves):
             point = self._cached(entry, octave, anchor_ms)
             if point.observed_ms >= event_ms:
                 break
