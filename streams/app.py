@@ -366,7 +366,8 @@ class EngageWorker:
         while True:
             generation = await self._settled()
             assigned = self.app.consumer.assignment()
-            taken = [g == generation and TP(r.topic, r.partition) in assigned
+            owned = {tp: TP(*tp) in assigned for tp in {(r.topic, r.partition) for r in records}}
+            taken = [g == generation and owned[r.topic, r.partition]
                      for r, g in zip(records, generations, strict=True)]
             mine = [r for r, take in zip(records, taken, strict=True) if take]
             if not mine:

@@ -25,7 +25,6 @@ from typing import IO, Any
 
 import msgspec
 
-from scoring.churn.backtest import Scored, churn_labels, compare
 from scoring.churn.lifetime import summary_at
 from scoring.config import EngageConfig
 from scoring.events import Event
@@ -153,7 +152,9 @@ def backtest(path: str, config: EngageConfig, as_of_ms: int, *, partitions: int 
 
 def _backtest(path: str, config: EngageConfig, as_of_ms: int, partitions: int,
               progress: bool, examples_out: IO[bytes] | None) -> dict[str, Any]:
-    from streams.replay import run_replay  # imports river: only when the command runs
+    # river, scipy: imported when the command runs, not whenever the CLI's parser is built
+    from scoring.churn.backtest import Scored, churn_labels, compare
+    from streams.replay import run_replay
 
     horizon_days = config.churn.horizon_days
     outcomes = Outcomes(as_of_ms, round(horizon_days * MS_PER_DAY), config.churn.return_types)

@@ -36,6 +36,7 @@ class PartitionHolds:
         self._offered: InputRecord | None = None
         self._still_waiting = False
         self._carried: set[int] = set()  # ids of records held across a batch boundary
+        self._new: dict[int, InputRecord] = {}  # held in this batch and not released since
         self._released: list[InputRecord] = []
         self._last_held: InputRecord | None = None
         self.waiting = Gauge(
@@ -64,6 +65,7 @@ class PartitionHolds:
             return False
         if not is_tick:
             self.held.hold(record.partition, record, now_ms)
+            self._new[id(record)] = record
         return True
 
     def hold(self, record: InputRecord, now_ms: int) -> None:
@@ -75,6 +77,7 @@ class PartitionHolds:
         if not self.held.holds(record.partition):
             self.waits_started.inc()
         self.held.hold(record.partition, record, now_ms)
+        self._new[id(record)] = record
 
     def waits(self, record: InputRecord) -> bool:
         """True when `record` was just held (not applied: not to be marked processed)."""
@@ -83,6 +86,7 @@ class PartitionHolds:
     def forget(self, partition: int) -> None:
         for record in self.held.drop(partition):
             self._carried.discard(id(record))
+            self._new.pop(id(record), None)
 
     def release(
         self, process: Callable[[InputRecord], None], now_ms: int, result: BatchResult
@@ -101,6 +105,8 @@ class PartitionHolds:
             if id(record) in self._carried:
                 self._carried.discard(id(record))
                 self._released.append(record)
+            else:  # held and applied within this batch
+                self._new.pop(id(record), None)
             return True
 
         self.held.release(offer, now_ms)
@@ -115,9 +121,9 @@ class PartitionHolds:
             finally:
                 self.forcing = False
             self.held.release(offer, now_ms)
-        for record in self.held.records():
-            if id(record) not in self._carried:
-                self._carried.add(id(record))
-                result.held.append(record)
+        for key, record in self._new.items():  # not a scan of all held: a backlog holds many
+            self._carried.add(key)
+            result.held.append(record)
+        self._new.clear()
         result.released, self._released = self._released, []
         self.waiting.set(len(self.held))

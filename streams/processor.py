@@ -42,7 +42,7 @@ from scoring.records import Trigger, stamp
 from scoring.state import UserState
 from scoring.timeutil import format_rfc3339_ms
 from sinks.dead_letters import dead_letter_record
-from sinks.metrics import Metrics
+from sinks.metrics import Metrics, observe_all
 from streams.holding import DEFAULT_MAX_WAIT_MS, PartitionHolds
 from streams.topics import TopicNames
 
@@ -138,6 +138,9 @@ class BatchResult:
     # keep these unacknowledged; acknowledge those released (held in an earlier batch)
     held: list[InputRecord] = field(default_factory=list)
     released: list[InputRecord] = field(default_factory=list)
+    # observed once per batch (sinks.metrics.observe_all): each scored event's age, seconds
+    ages: list[float] = field(default_factory=list)
+    sweeps: int = 0
 
 
 def parse_source(headers: Headers) -> tuple[int, int] | None:
@@ -235,6 +238,9 @@ class ScoringShell:
         )
         for (event_type, status), n in result.consumed.items():
             self.metrics.events_consumed.labels(event_type, status).inc(n)
+        observe_all(self.metrics.processing_lag, result.ages)
+        if result.sweeps:
+            self.metrics.sweeps.inc(result.sweeps)
         for partition in touched:
             clock = self.driver.clock(partition)
             self.metrics.watermark.labels(str(partition)).set(clock.watermark_ms / 1000)
@@ -381,7 +387,7 @@ class ScoringShell:
             )
             return
         if outcome.status == "scored":
-            self.metrics.processing_lag.observe(max(0.0, (now_ms - event.ts_ms) / 1000))
+            result.ages.append(max(0.0, (now_ms - event.ts_ms) / 1000))
         if outcome.status != "already_applied":
             self._emit(user_id, outcome, publish, result, now_ms)
         self._sweep(publish, result, staged, now_ms)
@@ -396,7 +402,7 @@ class ScoringShell:
         """Sweep right after the record that moved a watermark (as replay does), so what a
         sweep sees never depends on where a batch happened to end."""
         for _partition, user_id, outcome in self.driver.sweep_advanced(staged):
-            self.metrics.sweeps.inc()
+            result.sweeps += 1
             self._emit(user_id, outcome, publish, result, now_ms)
 
     def _routed(

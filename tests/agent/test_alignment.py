@@ -108,6 +108,31 @@ def test_a_partition_ahead_waits_for_the_laggard_then_applies_in_order() -> None
     assert w.shell.driver.clock(0).shared.stored.reference_position.ref_parts == {0: day0, 1: day0}
 
 
+def test_held_and_applied_within_one_batch_is_acknowledged_with_the_batch() -> None:
+    w = Worker()
+    (p_user,), (q_user,) = users_on(0, 1), users_on(1, 1)
+    w.batch([w.rec(p_user, T0 + HOUR), w.rec(q_user, T0 + HOUR)])
+    ahead = w.rec(p_user, T0 + DAY + 2 * HOUR)
+    result = w.batch([ahead, w.rec(q_user, T0 + DAY + 30 * 60_000)])  # q closes day 0
+    assert (result.held, result.released) == ([], [])  # an ordinary record of this batch
+    assert w.counted(p_user) == 2
+    assert w.shell.driver.processed_offset(0, "input") == 1
+
+
+def test_only_records_newly_held_are_reported_each_batch() -> None:
+    w = Worker()
+    (p_user,), (q_user,) = users_on(0, 1), users_on(1, 1)
+    w.batch([w.rec(p_user, T0 + HOUR), w.rec(q_user, T0 + HOUR)])
+    first = [w.rec(p_user, T0 + DAY + 2 * HOUR)]
+    assert w.batch(first).held == first
+    second = [w.rec(p_user, T0 + DAY + 3 * HOUR), w.rec(p_user, T0 + DAY + 4 * HOUR)]
+    result = w.batch(second)
+    assert (result.held, result.released) == (second, [])  # `first` was reported already
+    result = w.batch([w.rec(q_user, T0 + DAY + 30 * 60_000)])
+    assert (result.held, result.released) == ([], first + second)
+    assert w.counted(p_user) == 4
+
+
 def test_records_and_ticks_behind_a_held_record_wait_with_it() -> None:
     w = Worker()
     (p_user, p_other), (q_user,) = users_on(0, 2), users_on(1, 1)
