@@ -15,7 +15,8 @@ What stays Faust's, with the same behaviour as for an agent's queue:
   generation's seek never go ahead of the records the seek brings back;
 - back-pressure: a partition leaves the fetch while the feed holds `limit` records and comes
   back when the feed has drained below 40 % of that (Faust's queue ratios);
-- the monitor's per-message counts (`track_message`, `on_message_out`).
+- the monitor's per-message counts (`track_message`, `on_message_out`);
+- the wait for Faust's producer buffer to ebb (asked every `EBB_EVERY` records).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ import faust
 from faust.types import TP
 
 DRAINED_RATIO = 0.4  # as Faust's queues: fetching resumes below 40 % of the limit
+# Faust's handler waits for its producer buffer to ebb before each record; its size reads
+# the app's settings each time: the feed asks once every this many records instead
+EBB_EVERY = 64
 
 Handler = Callable[[Any], Awaitable[None]]
 
@@ -46,6 +50,7 @@ class BatchFeed:
         self._pending: list[Any] = []
         self._filled = asyncio.Event()  # a whole batch is waiting
         self._paused: set[TP] = set()  # partitions this feed took out of the fetch
+        self._until_ebb = 0  # records to take in before asking the producer buffer again
         app.flow_control.manage_queue(self)  # type: ignore[arg-type]  # cleared with queues
         self._install()
 
@@ -65,7 +70,11 @@ class BatchFeed:
         flow = self.app.flow_control
         if not flow.is_active():
             await flow.acquire()
-        await self.app.producer.buffer.wait_until_ebb()
+        if self._until_ebb:
+            self._until_ebb -= 1
+        else:
+            self._until_ebb = EBB_EVERY - 1
+            await self.app.producer.buffer.wait_until_ebb()
         pending = self._pending
         pending.append(message)
         if len(pending) >= self.max_records:
