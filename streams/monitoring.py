@@ -41,6 +41,7 @@ class LeanPrometheusMonitor(PrometheusMonitor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._series: dict[tuple[Any, ...], Any] = {}
+        self._end_offsets_shown: dict[TP, int] = {}
 
     def _child(self, metric: Any, **labels: Any) -> Any:
         """`metric.labels(**labels)`, looked up once per label set."""
@@ -50,6 +51,13 @@ class LeanPrometheusMonitor(PrometheusMonitor):
             child = self._series[key] = metric.labels(**labels)
         return child
 
+    def _clear_partition_related_metrics(self) -> None:
+        """A rebalance removes the per-partition series; the children looked up for them go
+        too (setting a removed child exports nothing: the lag would vanish for good)."""
+        super()._clear_partition_related_metrics()
+        self._series.clear()
+        self._end_offsets_shown.clear()
+
     def on_message_in(self, tp: TP, offset: int, message: Any) -> None:
         Monitor.on_message_in(self, tp, offset, message)  # what ReceivedMessages exports
 
@@ -57,9 +65,13 @@ class LeanPrometheusMonitor(PrometheusMonitor):
         Monitor.on_message_out(self, tp, offset, message)
 
     def track_tp_end_offset(self, tp: TP, offset: int) -> None:
+        """Asked for every record with its partition's end offset, which moves once per
+        fetch: the gauge is set when it moved."""
         Monitor.track_tp_end_offset(self, tp, offset)
-        self._child(self._metrics.topic_partition_end_offset,
-                    topic=tp.topic, partition=tp.partition).set(offset)
+        if self._end_offsets_shown.get(tp) != offset:
+            self._end_offsets_shown[tp] = offset
+            self._child(self._metrics.topic_partition_end_offset,
+                        topic=tp.topic, partition=tp.partition).set(offset)
 
     def on_table_get(self, table: Any, key: Any) -> None:
         return None
