@@ -4,7 +4,9 @@ Produces N simulated events to a fresh input topic once; then, for each run, a b
 agent that only consumes that topic (benchmarks/bare_faust_consumer.py) and the real
 `engage worker` (decode, score, state table with changelog, score records, triggers, churn
 examples) each read it from the beginning with their own consumer group. Rates count from
-the first to the last event consumed; the median per side and their ratio are printed.
+the first to the last event consumed; the median per side and their ratio are printed, and
+so is each process's CPU time per event over the same span (a steadier figure than a rate on
+a shared machine).
 
     python -m benchmarks.bench_worker [--events 100000] [--runs 2] [--broker HOST:PORT]
                                       [--baseline-root DIR]
@@ -40,7 +42,8 @@ from tests.integration.worker_process import free_port, produce
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bare_rate(broker: str, topic: str, n: int) -> float:
+def bare_rate(broker: str, topic: str, n: int, cpu_per_event: list[float]) -> float:
+    """The bare agent's events per second; appends its CPU seconds per event."""
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bare_faust_consumer.py"), broker, topic,
          str(n), f"bare-{uuid.uuid4().hex[:6]}"],
@@ -48,6 +51,7 @@ def bare_rate(broker: str, topic: str, n: int) -> float:
     )
     line = [ln for ln in out.stdout.splitlines() if '{"count"' in ln][-1]
     r = json.loads(line[line.index('{"count"') :])  # after any terminal control codes
+    cpu_per_event.append(r["cpu_s"] / (r["count"] - r["first_count"]))
     return float(r["count"] / (r["last_s"] - r["first_s"]))
 
 
@@ -67,6 +71,7 @@ def batch_phases(port: int) -> dict[str, float]:
 def worker_rate(
     broker: str, names: TopicNames, n: int, partitions: int, root: Path = ROOT,
     phases: list[dict[str, float]] | None = None,
+    cpu_per_event: list[float] | None = None,
 ) -> float:
     metrics_port = free_port()
     app = f"bench-{uuid.uuid4().hex[:6]}"
@@ -77,12 +82,21 @@ def worker_rate(
         proc = start_worker(broker, names.prefix, app, partitions, metrics_port, data,
                             root=root, env=env)
         try:
-            rate = scoring_rate([metrics_port], n)
+            rate = scoring_rate([metrics_port], n, cpu_per_event=cpu_per_event)
             if phases is not None:
                 phases.append(batch_phases(metrics_port))
             return rate
         finally:
             stop_worker(proc)
+
+
+def cpu_report(name: str, per_event: list[float]) -> dict[str, object]:
+    """{name_cpu_us_per_event: median, name_cpu_runs: [...]}, or {} when not measured (a
+    worker that exports no process_cpu_seconds_total)."""
+    if not per_event:
+        return {}
+    return {f"{name}_cpu_us_per_event": round(1e6 * median(per_event), 1),
+            f"{name}_cpu_runs": [round(1e6 * x, 1) for x in per_event]}
 
 
 def main() -> None:
@@ -103,20 +117,29 @@ def main() -> None:
     produce(broker, names.interactions, records)
     n = len(records)
     bare, worker, baseline = [], [], []
+    bare_cpu: list[float] = []
+    worker_cpu: list[float] = []
+    baseline_cpu: list[float] = []
     phases: list[dict[str, float]] = []
     for _ in range(args.runs):
-        bare.append(bare_rate(broker, names.interactions, n))
-        worker.append(worker_rate(broker, names, n, args.partitions, phases=phases))
+        bare.append(bare_rate(broker, names.interactions, n, bare_cpu))
+        worker.append(worker_rate(broker, names, n, args.partitions, phases=phases,
+                                  cpu_per_event=worker_cpu))
         if args.baseline_root is not None:
-            baseline.append(
-                worker_rate(broker, names, n, args.partitions, args.baseline_root.resolve())
-            )
+            baseline.append(worker_rate(broker, names, n, args.partitions,
+                                        args.baseline_root.resolve(), cpu_per_event=baseline_cpu))
     report = {
         "events": n, "runs": args.runs, "partitions": args.partitions,
         "bare_faust_events_per_s": round(median(bare)),
         "worker_events_per_s": round(median(worker)),
         "worker_to_bare_ratio": round(median(worker) / median(bare), 3),
         "bare_runs": [round(x) for x in bare], "worker_runs": [round(x) for x in worker],
+        # CPU µs per event of each process (every thread), from the first to the last event:
+        # what the consumers cost, which neighbours on a shared machine disturb far less
+        # than the rates; bare / worker is the share of a bare agent's efficiency
+        **cpu_report("bare", bare_cpu), **cpu_report("worker", worker_cpu),
+        **({"worker_to_bare_cpu_ratio": round(median(bare_cpu) / median(worker_cpu), 3)}
+           if worker_cpu else {}),
         # where the worker's batch time went (shares of score + outputs + changelog seconds)
         "worker_batch_phase_share": [
             {k: round(v / sum(p.values()), 3) for k, v in sorted(p.items())}
@@ -129,6 +152,7 @@ def main() -> None:
             "baseline_events_per_s": round(median(baseline)),
             "baseline_to_bare_ratio": round(median(baseline) / median(bare), 3),
             "baseline_runs": [round(x) for x in baseline],
+            **cpu_report("baseline", baseline_cpu),
         })
     print(json.dumps(report, indent=2))
 

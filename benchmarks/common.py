@@ -76,35 +76,52 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=60)
 
 
+def _scrape(port: int) -> tuple[float, float | None]:
+    """(engage_events_consumed_total, process_cpu_seconds_total or None) of one worker."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0.0, None
+    count, cpu = 0.0, None
+    for line in text.splitlines():
+        if line.startswith("engage_events_consumed_total{"):
+            count += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("process_cpu_seconds_total "):
+            cpu = float(line.rsplit(" ", 1)[1])
+    return count, cpu
+
+
 def consumed_events(ports: list[int]) -> float:
     """engage_events_consumed_total summed over the workers serving metrics on `ports`."""
-    total = 0.0
-    for port in ports:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-                text = r.read().decode()
-        except OSError:
-            continue
-        total += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                     if line.startswith("engage_events_consumed_total{"))
-    return total
+    return sum(_scrape(port)[0] for port in ports)
 
 
-def scoring_rate(ports: list[int], n: int, before: float = 0.0, timeout_s: float = 900) -> float:
+def scoring_rate(ports: list[int], n: int, before: float = 0.0, timeout_s: float = 900,
+                 cpu_per_event: list[float] | None = None) -> float:
     """Events per second while the workers consume `n` more events, from the first poll
     that sees them start to the moment their counters reach `n` (interpolated between the
     two polls around it). Polls twice a second: each poll renders every metric of every
     worker, and at 20 a second that alone took about a tenth of a worker's CPU, a load no
-    Prometheus puts on it (15 s is the usual interval)."""
+    Prometheus puts on it (15 s is the usual interval).
+
+    `cpu_per_event` (one worker): appends the worker's CPU seconds per event between the
+    first poll and the one that saw all `n` (process_cpu_seconds_total, every thread), when
+    it exports it: a figure a busy machine disturbs far less than the rate."""
     first = prev = None
     first_count = prev_count = 0.0
+    first_cpu: float | None = None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        count, now = consumed_events(ports) - before, time.monotonic()
+        scraped = [_scrape(port) for port in ports]
+        count, now = sum(c for c, _ in scraped) - before, time.monotonic()
+        cpu = scraped[0][1] if len(scraped) == 1 else None
         if count > 0 and first is None:
-            first, first_count = now, count
+            first, first_count, first_cpu = now, count, cpu
         if count >= n and first is not None and prev is not None and count > prev_count:
             last = prev + (now - prev) * (n - prev_count) / (count - prev_count)
+            if cpu_per_event is not None and cpu is not None and first_cpu is not None:
+                cpu_per_event.append((cpu - first_cpu) / (count - first_count))
             return (n - first_count) / max(last - first, 1e-9)
         if count >= n:  # all of it between two polls: too short to measure
             raise AssertionError(f"{n} events took under one poll; measure more events")
