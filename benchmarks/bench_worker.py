@@ -42,8 +42,8 @@ from tests.integration.worker_process import free_port, produce
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bare_rate(broker: str, topic: str, n: int, cpu_per_event: list[float]) -> float:
-    """The bare agent's events per second; appends its CPU seconds per event."""
+def bare_run(broker: str, topic: str, n: int) -> tuple[float, float]:
+    """The bare agent's events per second and CPU seconds per event."""
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bare_faust_consumer.py"), broker, topic,
          str(n), f"bare-{uuid.uuid4().hex[:6]}"],
@@ -51,8 +51,8 @@ def bare_rate(broker: str, topic: str, n: int, cpu_per_event: list[float]) -> fl
     )
     line = [ln for ln in out.stdout.splitlines() if '{"count"' in ln][-1]
     r = json.loads(line[line.index('{"count"') :])  # after any terminal control codes
-    cpu_per_event.append(r["cpu_s"] / (r["count"] - r["first_count"]))
-    return float(r["count"] / (r["last_s"] - r["first_s"]))
+    return (float(r["count"] / (r["last_s"] - r["first_s"])),
+            r["cpu_s"] / (r["count"] - r["first_count"]))
 
 
 def batch_phases(port: int) -> dict[str, float]:
@@ -68,11 +68,11 @@ def batch_phases(port: int) -> dict[str, float]:
     return phases
 
 
-def worker_rate(
+def worker_run(
     broker: str, names: TopicNames, n: int, partitions: int, root: Path = ROOT,
     phases: list[dict[str, float]] | None = None,
-    cpu_per_event: list[float] | None = None,
-) -> float:
+) -> tuple[float, float | None]:
+    """The worker's events per second and CPU seconds per event (None: not exported)."""
     metrics_port = free_port()
     app = f"bench-{uuid.uuid4().hex[:6]}"
     # the key only matters to the churn topology; the bench measures scoring throughput
@@ -82,17 +82,19 @@ def worker_rate(
         proc = start_worker(broker, names.prefix, app, partitions, metrics_port, data,
                             root=root, env=env)
         try:
-            rate = scoring_rate([metrics_port], n, cpu_per_event=cpu_per_event)
+            cpu: list[float] = []
+            rate = scoring_rate([metrics_port], n, cpu_per_event=cpu)
             if phases is not None:
                 phases.append(batch_phases(metrics_port))
-            return rate
+            return rate, (cpu[0] if cpu else None)
         finally:
             stop_worker(proc)
 
 
-def cpu_report(name: str, per_event: list[float]) -> dict[str, object]:
-    """{name_cpu_us_per_event: median, name_cpu_runs: [...]}, or {} when not measured (a
-    worker that exports no process_cpu_seconds_total)."""
+def cpu_report(name: str, runs: list[tuple[float, float | None]]) -> dict[str, object]:
+    """{name_cpu_us_per_event: median, name_cpu_runs: [...]} of (rate, CPU) runs, or {} when
+    not measured (a worker that exports no process_cpu_seconds_total)."""
+    per_event = [cpu for _, cpu in runs if cpu is not None]
     if not per_event:
         return {}
     return {f"{name}_cpu_us_per_event": round(1e6 * median(per_event), 1),
@@ -116,18 +118,19 @@ def main() -> None:
     records = [(e["user_id"].encode(), json.dumps(e).encode()) for e in stream]
     produce(broker, names.interactions, records)
     n = len(records)
-    bare, worker, baseline = [], [], []
-    bare_cpu: list[float] = []
-    worker_cpu: list[float] = []
-    baseline_cpu: list[float] = []
+    # (events/s, CPU seconds per event) of each run
+    bare_runs: list[tuple[float, float | None]] = []
+    worker_runs: list[tuple[float, float | None]] = []
+    baseline_runs: list[tuple[float, float | None]] = []
     phases: list[dict[str, float]] = []
     for _ in range(args.runs):
-        bare.append(bare_rate(broker, names.interactions, n, bare_cpu))
-        worker.append(worker_rate(broker, names, n, args.partitions, phases=phases,
-                                  cpu_per_event=worker_cpu))
+        bare_runs.append(bare_run(broker, names.interactions, n))
+        worker_runs.append(worker_run(broker, names, n, args.partitions, phases=phases))
         if args.baseline_root is not None:
-            baseline.append(worker_rate(broker, names, n, args.partitions,
-                                        args.baseline_root.resolve(), cpu_per_event=baseline_cpu))
+            baseline_runs.append(worker_run(broker, names, n, args.partitions,
+                                            args.baseline_root.resolve()))
+    bare, worker, baseline = ([rate for rate, _ in runs]
+                              for runs in (bare_runs, worker_runs, baseline_runs))
     report = {
         "events": n, "runs": args.runs, "partitions": args.partitions,
         "bare_faust_events_per_s": round(median(bare)),
@@ -137,9 +140,7 @@ def main() -> None:
         # CPU µs per event of each process (every thread), from the first to the last event:
         # what the consumers cost, which neighbours on a shared machine disturb far less
         # than the rates; bare / worker is the share of a bare agent's efficiency
-        **cpu_report("bare", bare_cpu), **cpu_report("worker", worker_cpu),
-        **({"worker_to_bare_cpu_ratio": round(median(bare_cpu) / median(worker_cpu), 3)}
-           if worker_cpu else {}),
+        **cpu_report("bare", bare_runs), **cpu_report("worker", worker_runs),
         # where the worker's batch time went (shares of score + outputs + changelog seconds)
         "worker_batch_phase_share": [
             {k: round(v / sum(p.values()), 3) for k, v in sorted(p.items())}
@@ -152,8 +153,11 @@ def main() -> None:
             "baseline_events_per_s": round(median(baseline)),
             "baseline_to_bare_ratio": round(median(baseline) / median(bare), 3),
             "baseline_runs": [round(x) for x in baseline],
-            **cpu_report("baseline", baseline_cpu),
+            **cpu_report("baseline", baseline_runs),
         })
+    if "worker_cpu_us_per_event" in report:  # bare / worker: the share of bare's efficiency
+        report["worker_to_bare_cpu_ratio"] = round(
+            float(report["bare_cpu_us_per_event"]) / float(report["worker_cpu_us_per_event"]), 3)
     print(json.dumps(report, indent=2))
 
 

@@ -11,7 +11,7 @@ far the partitions run apart.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -44,10 +44,6 @@ class HeldRecords(Generic[T]):
             queue = self.queues[partition] = deque()
             self.since[partition] = now
         queue.append(record)
-
-    def records(self) -> Iterator[T]:
-        for queue in self.queues.values():
-            yield from queue
 
     def drop(self, partition: int) -> list[T]:
         """Forget a partition's records (it moved to another worker); returns them."""

@@ -6,7 +6,7 @@ Names follow Prometheus conventions (`engage_` prefix, `_total` counters, base u
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -21,12 +21,14 @@ from prometheus_client.registry import Collector
 from scoring.leaderboards import period_label
 
 
-def observe_all(histogram: Histogram, amounts: Iterable[float]) -> None:
+def observe_all(histogram: Histogram, amounts: Sequence[float]) -> None:
     """`histogram.observe(a)` for every amount, with one bucket increment per bucket hit
     instead of a bucket scan and two locked increments per amount: the worker observes
     each event's age once per batch. The buckets and sum come out as observing each would
     (the sum up to float rounding). Uses the client's bucket fields, as its own `observe`
     does; tests/unit/test_metrics_batch.py holds it to `observe`."""
+    if not amounts:
+        return
     bounds = histogram._upper_bounds
     hits = [0] * len(bounds)
     total = 0.0
@@ -34,8 +36,6 @@ def observe_all(histogram: Histogram, amounts: Iterable[float]) -> None:
         total += amount
         if amount == amount:  # NaN: in the sum, in no bucket, as `observe`
             hits[bisect_left(bounds, amount)] += 1  # the first bound >= amount
-    if total == 0.0 and not any(hits):
-        return
     histogram._raise_if_not_observable()  # type: ignore[no-untyped-call]
     histogram._sum.inc(total)
     for bucket, n in zip(histogram._buckets, hits, strict=True):

@@ -41,7 +41,6 @@ class LeanPrometheusMonitor(PrometheusMonitor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._series: dict[tuple[Any, ...], Any] = {}
-        self._end_offsets_shown: dict[TP, int] = {}
 
     def _child(self, metric: Any, **labels: Any) -> Any:
         """`metric.labels(**labels)`, looked up once per label set."""
@@ -56,7 +55,6 @@ class LeanPrometheusMonitor(PrometheusMonitor):
         too (setting a removed child exports nothing: the lag would vanish for good)."""
         super()._clear_partition_related_metrics()
         self._series.clear()
-        self._end_offsets_shown.clear()
 
     def on_message_in(self, tp: TP, offset: int, message: Any) -> None:
         Monitor.on_message_in(self, tp, offset, message)  # what ReceivedMessages exports
@@ -66,10 +64,9 @@ class LeanPrometheusMonitor(PrometheusMonitor):
 
     def track_tp_end_offset(self, tp: TP, offset: int) -> None:
         """Asked for every record with its partition's end offset, which moves once per
-        fetch: the gauge is set when it moved."""
-        Monitor.track_tp_end_offset(self, tp, offset)
-        if self._end_offsets_shown.get(tp) != offset:
-            self._end_offsets_shown[tp] = offset
+        fetch: the gauge is set when it moved (Faust's own record of the offset says)."""
+        if self.tp_end_offsets.get(tp) != offset:
+            Monitor.track_tp_end_offset(self, tp, offset)
             self._child(self._metrics.topic_partition_end_offset,
                         topic=tp.topic, partition=tp.partition).set(offset)
 
