@@ -34,6 +34,12 @@ Send = Callable[
 SendGroup = Callable[[str, int, Sequence["OutputRecord"]], Awaitable[Awaitable[Any]]]
 
 
+# send_batches(records) -> for each record batch written: (its records, one topic partition's,
+# in order; the future resolved when the broker acks them, or None; why the send failed)
+SentBatch = tuple[list["OutputRecord"], Awaitable[Any] | None, BaseException | None]
+SendBatches = Callable[[Sequence["OutputRecord"]], Awaitable[list[SentBatch]]]
+
+
 class GroupTooLarge(Exception):
     """A group of records does not fit one record batch."""
 
@@ -134,9 +140,11 @@ class KafkaOutbox:
         max_backoff_s: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         send_group: SendGroup | None = None,
+        send_batches: SendBatches | None = None,
     ) -> None:
         self.send = send
         self.send_group = send_group
+        self.send_batches = send_batches
         self.dlq_topic = dlq_topic
         self.metrics = metrics
         self.backoff_s = backoff_s
@@ -146,6 +154,35 @@ class KafkaOutbox:
         self.last_error: str | None = None
 
     async def deliver(self, records: Sequence[OutputRecord]) -> None:
+        """Every record acknowledged (or, refused for good, its dead letter). With
+        `send_batches`, records go as one record batch per topic partition: a send per record
+        cost the worker more than the scoring of some events. A batch that fails is sent
+        again record by record, where each record is retried or dead-lettered on its own."""
+        if self.send_batches is None or not records:
+            await self._each(records)
+            return
+        try:
+            sent = await self.send_batches(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # e.g. no metadata for a topic: the records tell more
+            log.info("outputs sent record by record: %s", _describe(records[0].topic, exc))
+            await self._each(records)
+            return
+        failed: list[OutputRecord] = []
+        for batch, future, send_error in sent:
+            error = await _acknowledged(future, send_error)
+            if error is not None:
+                self.last_error = _describe(batch[0].topic, error)
+                failed.extend(batch)
+        if failed:
+            await self._each(failed)
+        else:
+            self._flowing()
+
+    async def _each(self, records: Sequence[OutputRecord]) -> None:
+        """Record by record: transient failures retried with backoff, permanent ones
+        dead-lettered."""
         pending: list[Any] = list(records)
         attempt = 0
         while pending:
@@ -222,8 +259,8 @@ class KafkaOutbox:
     async def _one_by_one(self, group: Sequence[OutputRecord]) -> None:
         """A group record by record: its last (a partition record) only once all before it
         are acknowledged."""
-        await self.deliver(group[:-1])
-        await self.deliver(group[-1:])
+        await self._each(group[:-1])
+        await self._each(group[-1:])
 
     async def _back_off(self, retry: list[Any], attempt: int) -> None:
         """Report the stall, then wait: capped exponential backoff with jitter."""

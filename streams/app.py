@@ -33,7 +33,7 @@ from scoring.partition_state import (
 from scoring.partitioning import partition_for_user
 from scoring.state import UserState
 from scoring.state_codec import StateCodec, StateVersionError, codec_for
-from sinks.kafka_outbox import GroupTooLarge, KafkaOutbox, OutputRecord
+from sinks.kafka_outbox import GroupTooLarge, KafkaOutbox, OutputRecord, SentBatch
 from sinks.metrics import Metrics
 from streams import faust_patches
 from streams.batch_feed import BatchFeed
@@ -58,6 +58,26 @@ PRODUCER_BATCH_BYTES = 256 * 1024
 REVOKE_WAIT_S = 8.0
 # how often the group leader re-reads metadata, and rebalances partitions it could not see
 METADATA_REFRESH_MS = 10_000
+
+
+def _record_batches(
+    producer: Any, records: list[OutputRecord]
+) -> list[tuple[list[OutputRecord], Any]]:
+    """`records` (one topic partition's) in record batches of the producer's size and
+    compression: (the records of each, its batch)."""
+    out: list[tuple[list[OutputRecord], Any]] = []
+    chunk: list[OutputRecord] = []
+    batch = producer.create_batch()
+    for record in records:
+        headers = list(record.headers) if record.headers else []
+        if batch.append(timestamp=None, key=record.key, value=record.value,
+                        headers=headers) is None:
+            out.append((chunk, batch))  # full (a first record always fits)
+            chunk, batch = [], producer.create_batch()
+            batch.append(timestamp=None, key=record.key, value=record.value, headers=headers)
+        chunk.append(record)
+    out.append((chunk, batch))
+    return out
 
 
 class _PartitionMessage:
@@ -288,7 +308,8 @@ class EngageWorker:
             exchange=self.population.exchange,
             max_reference_wait_ms=int(settings.reference_wait_s * 1000),
         )
-        self.outbox = KafkaOutbox(self._send, names.dlq, metrics, send_group=self._send_group)
+        self.outbox = KafkaOutbox(self._send, names.dlq, metrics, send_group=self._send_group,
+                                  send_batches=self._send_batches)
         self.leaderboards = LeaderboardReader(settings.broker, names.leaderboards)
         self.health = Health()
         self.held: set[int] = set()  # input partitions this worker owns
@@ -298,6 +319,7 @@ class EngageWorker:
         self.quiet.set()
         self.settled_generation = -1  # the group generation whose table recovery is over
         self._topics: dict[str, faust.TopicT] = {}
+        self._metadata_known: set[str] = set()  # output topics the producer has metadata of
         self.input_channel = app.topic(
             *names.scoring_inputs, key_serializer="raw", value_serializer="raw",
             partitions=settings.partitions, internal=False,
@@ -344,6 +366,37 @@ class EngageWorker:
                                     f"{CHANGELOG_BATCH_BYTES} bytes")
         future: Awaitable[Any] = await producer.send_batch(batch, topic, partition=partition)
         return future
+
+    async def _send_batches(self, records: Sequence[OutputRecord]) -> list[SentBatch]:
+        """A batch's outputs as record batches, one per topic partition (more when one
+        outgrows the producer's batch size), in the order given. A record without a partition
+        goes where the producer would send it alone (its partitioner, on the key)."""
+        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        groups: dict[tuple[str, int], list[OutputRecord]] = {}
+        for record in records:
+            partition = record.partition
+            if partition is None:
+                if record.topic not in self._metadata_known:
+                    await producer.client._wait_on_metadata(record.topic)
+                    self._metadata_known.add(record.topic)
+                partition = producer._partition(record.topic, None, record.key, record.value,
+                                                record.key, record.value)
+            group = groups.get((record.topic, partition))
+            if group is None:
+                group = groups[record.topic, partition] = []
+            group.append(record)
+        sent: list[SentBatch] = []
+        for (topic, partition), group in groups.items():
+            for chunk, batch in _record_batches(producer, group):
+                try:
+                    future = await producer.send_batch(batch, topic, partition=partition)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    sent.append((chunk, None, exc))
+                else:
+                    sent.append((chunk, future, None))
+        return sent
 
     async def process(
         self, records: list[InputRecord], generations: Sequence[int | None]

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from scoring.config import load_config
+from scoring.partitioning import partition_for_user
 from scoring.timeutil import format_rfc3339_ms, parse_rfc3339_ms
 from simulator import generate
 from streams.replay import run_replay
@@ -72,6 +73,14 @@ def test_scores_dead_letters_balance_and_replay_agreement(
         assert all(d["topic"] == names.interactions and d["offset"] >= 0 for d in dead)
         # in = out + dead letters (duplicates are consumed and counted as such, not twice)
         assert len(records) == sum(expected_counted.values()) + len(duplicates) + len(dead)
+        # outputs go as record batches per partition: each user's score records are on the
+        # partition Kafka's partitioner gives its key, in the order they were made
+        placed = _placed(kafka_bootstrap, names.scores)
+        assert {key for key, _, _ in placed} == set(expected_counted)
+        assert all(p == partition_for_user(key, 2) for key, p, _ in placed)
+        for user_id in expected_counted:
+            counted = [n for key, _, n in placed if key == user_id]
+            assert counted == sorted(counted) and counted[-1] == expected_counted[user_id]
         metrics = worker.metrics()
         assert 'engage_events_consumed_total{outcome="duplicate"' in metrics
         assert "engage_dead_letters_total" in metrics
@@ -94,3 +103,26 @@ def test_scores_dead_letters_balance_and_replay_agreement(
                         "reference", "dimensions", "windows", "rfm", "streak",
                         "events_counted", "days_since_last_event", "silence_ratio"):
                 assert live[key] == offline[key], (user_id, key)
+
+
+def _placed(bootstrap: str, topic: str) -> list[tuple[str, int, int]]:
+    """(key, partition, events_counted) of every record on `topic`, partition by partition
+    in offset order."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, consumer_timeout_ms=2000)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        ends = consumer.end_offsets(tps)
+        out: list[tuple[str, int, int]] = []
+        for tp in tps:  # one at a time: a poll returns only this partition's records
+            consumer.assign([tp])
+            consumer.seek_to_beginning(tp)
+            while consumer.position(tp) < ends[tp]:
+                for message in consumer.poll(timeout_ms=1000).get(tp, []):
+                    out.append((message.key.decode(), tp.partition,
+                                json.loads(message.value)["events_counted"]))
+        return out
+    finally:
+        consumer.close()

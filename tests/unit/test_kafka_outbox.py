@@ -165,3 +165,84 @@ def test_a_group_too_large_for_one_batch_goes_record_by_record_in_order(
 
 async def _record(sleeps: list[float], seconds: float) -> None:
     sleeps.append(seconds)
+
+
+class FakeBatchProducer(FakeProducer):
+    """Also sends a batch's outputs as record batches, one per topic (as the worker does per
+    topic partition), failing them as scripted under "batch:<topic>"; or fails the whole
+    call (e.g. no metadata) with `refuse`."""
+
+    def __init__(self, script: dict[str, list[BaseException | None]],
+                 refuse: Exception | None = None) -> None:
+        super().__init__(script)
+        self.batches: list[tuple[str, list[bytes]]] = []
+        self.refuse = refuse
+
+    async def send_batches(self, records: Any) -> list[Any]:
+        if self.refuse is not None:
+            raise self.refuse
+        by_topic: dict[str, list[Any]] = {}
+        for r in records:
+            by_topic.setdefault(r.topic, []).append(r)
+        sent = []
+        for topic, group in by_topic.items():
+            outcomes = self.script.get(f"batch:{topic}", [])
+            outcome = outcomes.pop(0) if outcomes else None
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if outcome is None:
+                self.batches.append((topic, [r.value for r in group]))
+                future.set_result(None)
+            else:
+                future.set_exception(outcome)
+            sent.append((group, future, None))
+        return sent
+
+
+def batch_outbox(producer: FakeBatchProducer, metrics: Metrics,
+                 sleeps: list[float]) -> KafkaOutbox:
+    return KafkaOutbox(producer.send, "dlq", metrics, backoff_s=0.5, max_backoff_s=4.0,
+                       sleep=lambda s: _record(sleeps, s), send_batches=producer.send_batches)
+
+
+def test_outputs_go_as_record_batches_with_no_send_per_record() -> None:
+    producer, metrics, sleeps = FakeBatchProducer({}), Metrics(), []
+    records = [OutRecord("scores", b"u1", b"1"), OutRecord("audit", b"u1", b"2"),
+               OutRecord("scores", b"u2", b"3")]
+    asyncio.run(batch_outbox(producer, metrics, sleeps).deliver(records))
+    assert producer.batches == [("scores", [b"1", b"3"]), ("audit", [b"2"])]
+    assert producer.attempts == 0 and sleeps == []
+
+
+def test_a_failed_record_batch_goes_again_record_by_record_the_others_not() -> None:
+    # the scores batch fails transiently; its records are retried alone (one more failure,
+    # then acked), the audit batch is not sent again
+    producer = FakeBatchProducer({"batch:scores": [KafkaConnectionError()],
+                                  "scores": [KafkaConnectionError()]})
+    metrics, sleeps = Metrics(), []
+    box = batch_outbox(producer, metrics, sleeps)
+    asyncio.run(box.deliver([OutRecord("scores", b"u1", b"1"), OutRecord("audit", b"u1", b"2"),
+                             OutRecord("scores", b"u2", b"3")]))
+    assert producer.batches == [("audit", [b"2"])]
+    assert sorted(producer.acked) == [("scores", b"1"), ("scores", b"3")]
+    assert producer.attempts == 3 and len(sleeps) == 1  # 2 records, then the one retried
+    assert box.stalled_since is None and metrics.output_stalled._value.get() == 0
+
+
+def test_a_record_batch_kafka_refuses_ends_as_dead_letters_of_its_refused_records() -> None:
+    too_large = MessageSizeTooLargeError("1200000 bytes")
+    producer = FakeBatchProducer({"batch:triggers.x": [too_large], "triggers.x": [None, too_large]})
+    metrics, sleeps = Metrics(), []
+    big = b"x" * 200_000
+    asyncio.run(batch_outbox(producer, metrics, sleeps).deliver(
+        [OutRecord("triggers.x", b"u", b"small"), OutRecord("triggers.x", b"u", big)]))
+    assert [t for t, _ in producer.acked] == ["triggers.x", "dlq"]
+    assert metrics.output_failures.labels("triggers.x", "permanent")._value.get() == 1
+
+
+def test_outputs_go_record_by_record_when_the_batches_cannot_be_made() -> None:
+    from aiokafka.errors import KafkaTimeoutError
+
+    producer = FakeBatchProducer({}, refuse=KafkaTimeoutError())
+    asyncio.run(batch_outbox(producer, Metrics(), []).deliver(
+        [OutRecord("scores", b"u1", b"1"), OutRecord("audit", b"u1", b"2")]))
+    assert producer.acked == [("scores", b"1"), ("audit", b"2")] and producer.batches == []
