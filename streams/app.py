@@ -60,6 +60,40 @@ REVOKE_WAIT_S = 8.0
 METADATA_REFRESH_MS = 10_000
 
 
+async def send_record_batches(
+    producer: Any, records: Sequence[OutputRecord], known_topics: set[str]
+) -> list[SentBatch]:
+    """`records` as record batches of an aiokafka producer, one per topic partition (more
+    when one outgrows the producer's batch size), each in the order given. A record without
+    a partition goes where the producer would send it alone (its partitioner, on the key).
+    `known_topics`: the topics whose metadata the producer was seen to have (grows)."""
+    groups: dict[tuple[str, int], list[OutputRecord]] = {}
+    for record in records:
+        partition = record.partition
+        if partition is None:
+            if record.topic not in known_topics:
+                await producer.client._wait_on_metadata(record.topic)
+                known_topics.add(record.topic)
+            partition = producer._partition(record.topic, None, record.key, record.value,
+                                            record.key, record.value)
+        group = groups.get((record.topic, partition))
+        if group is None:
+            group = groups[record.topic, partition] = []
+        group.append(record)
+    sent: list[SentBatch] = []
+    for (topic, partition), group in groups.items():
+        for chunk, batch in _record_batches(producer, group):
+            try:
+                future = await producer.send_batch(batch, topic, partition=partition)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                sent.append((chunk, None, exc))
+            else:
+                sent.append((chunk, future, None))
+    return sent
+
+
 def _record_batches(
     producer: Any, records: list[OutputRecord]
 ) -> list[tuple[list[OutputRecord], Any]]:
@@ -368,35 +402,8 @@ class EngageWorker:
         return future
 
     async def _send_batches(self, records: Sequence[OutputRecord]) -> list[SentBatch]:
-        """A batch's outputs as record batches, one per topic partition (more when one
-        outgrows the producer's batch size), in the order given. A record without a partition
-        goes where the producer would send it alone (its partitioner, on the key)."""
         producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
-        groups: dict[tuple[str, int], list[OutputRecord]] = {}
-        for record in records:
-            partition = record.partition
-            if partition is None:
-                if record.topic not in self._metadata_known:
-                    await producer.client._wait_on_metadata(record.topic)
-                    self._metadata_known.add(record.topic)
-                partition = producer._partition(record.topic, None, record.key, record.value,
-                                                record.key, record.value)
-            group = groups.get((record.topic, partition))
-            if group is None:
-                group = groups[record.topic, partition] = []
-            group.append(record)
-        sent: list[SentBatch] = []
-        for (topic, partition), group in groups.items():
-            for chunk, batch in _record_batches(producer, group):
-                try:
-                    future = await producer.send_batch(batch, topic, partition=partition)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    sent.append((chunk, None, exc))
-                else:
-                    sent.append((chunk, future, None))
-        return sent
+        return await send_record_batches(producer, records, self._metadata_known)
 
     async def process(
         self, records: list[InputRecord], generations: Sequence[int | None]
