@@ -83,7 +83,9 @@ def worker_run(
                             root=root, env=env)
         try:
             cpu: list[float] = []
-            rate = scoring_rate([metrics_port], n, cpu_per_event=cpu)
+            # polled once a second: the worker's CPU per event then includes 1 % for the
+            # polls (a scrape renders every metric), half of what twice a second cost
+            rate = scoring_rate([metrics_port], n, cpu_per_event=cpu, poll_s=1.0)
             if phases is not None:
                 phases.append(batch_phases(metrics_port))
             return rate, (cpu[0] if cpu else None)

@@ -98,12 +98,12 @@ def consumed_events(ports: list[int]) -> float:
 
 
 def scoring_rate(ports: list[int], n: int, before: float = 0.0, timeout_s: float = 900,
-                 cpu_per_event: list[float] | None = None) -> float:
+                 cpu_per_event: list[float] | None = None, poll_s: float = 0.5) -> float:
     """Events per second while the workers consume `n` more events, from the first poll
     that sees them start to the moment their counters reach `n` (interpolated between the
-    two polls around it). Polls twice a second: each poll renders every metric of every
-    worker, and at 20 a second that alone took about a tenth of a worker's CPU, a load no
-    Prometheus puts on it (15 s is the usual interval).
+    two polls around it). Polls every `poll_s`: each poll renders every metric of every
+    worker (~9 ms of a worker's CPU), and at 20 a second that alone took about a tenth of a
+    worker's CPU, a load no Prometheus puts on it (15 s is the usual interval).
 
     `cpu_per_event` (one worker): appends the worker's CPU seconds per event between the
     first poll and the one that saw all `n` (process_cpu_seconds_total, every thread), when
@@ -126,7 +126,7 @@ def scoring_rate(ports: list[int], n: int, before: float = 0.0, timeout_s: float
         if count >= n:  # all of it between two polls: too short to measure
             raise AssertionError(f"{n} events took under one poll; measure more events")
         prev, prev_count = now, count
-        time.sleep(0.5)
+        time.sleep(poll_s)
     raise AssertionError("the workers did not consume every event")
 
 

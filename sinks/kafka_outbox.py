@@ -174,6 +174,7 @@ class KafkaOutbox:
             error = await _acknowledged(future, send_error)
             if error is not None:
                 self.last_error = _describe(batch[0].topic, error)
+                self.metrics.output_failures.labels(batch[0].topic, "retried").inc(len(batch))
                 failed.extend(batch)
         if failed:
             await self._each(failed)

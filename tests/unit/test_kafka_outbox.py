@@ -226,6 +226,9 @@ def test_a_failed_record_batch_goes_again_record_by_record_the_others_not() -> N
     assert sorted(producer.acked) == [("scores", b"1"), ("scores", b"3")]
     assert producer.attempts == 3 and len(sleeps) == 1  # 2 records, then the one retried
     assert box.stalled_since is None and metrics.output_stalled._value.get() == 0
+    # the batch's 2 records retried one by one, then the first of them once more
+    assert metrics.output_failures.labels("scores", "retried")._value.get() == 3
+    assert metrics.output_failures.labels("audit", "retried")._value.get() == 0
 
 
 def test_a_record_batch_kafka_refuses_ends_as_dead_letters_of_its_refused_records() -> None:
