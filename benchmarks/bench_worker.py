@@ -1,9 +1,11 @@
 """Worker throughput through the real broker, against a bare Faust agent, in one run.
 
-Produces N simulated events to a fresh input topic once; then, for each run, a bare Faust
-agent that only consumes that topic (benchmarks/bare_faust_consumer.py) and the real
-`engage worker` (decode, score, state table with changelog, score records, triggers, churn
-examples) each read it from the beginning with their own consumer group. Rates count from
+Produces N simulated events to a fresh input topic; then, for each run, a bare Faust agent
+that only consumes that topic (benchmarks/bare_faust_consumer.py) and the real `engage
+worker` (decode, score, state table with changelog, score records, triggers, churn examples)
+each read it from the beginning with their own consumer group, each worker run on topics of
+its own holding the same records (on shared topics a later run would also read every earlier
+run's outputs: churn examples to learn, models, population snapshots). Rates count from
 the first to the last event consumed; the median per side and their ratio are printed, and
 so is each process's CPU time per event over the same span (a steadier figure than a rate on
 a shared machine).
@@ -40,6 +42,14 @@ from streams.topics import TopicNames, ensure_topics
 from tests.integration.worker_process import free_port, produce
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def fresh_topics(broker: str, records: list[tuple[bytes, bytes]], partitions: int) -> TopicNames:
+    """Every topic of the worker created anew under a fresh prefix, `records` on its input."""
+    names = TopicNames(prefix=f"bench{uuid.uuid4().hex[:6]}.")
+    ensure_topics(broker, names, partitions)
+    produce(broker, names.interactions, records)
+    return names
 
 
 def bare_run(broker: str, topic: str, n: int) -> tuple[float, float]:
@@ -113,12 +123,10 @@ def main() -> None:
                         help="also run the worker of this source tree (e.g. the last release)")
     args = parser.parse_args()
     broker = benchmark_broker(args.broker)
-    names = TopicNames(prefix=f"bench{uuid.uuid4().hex[:6]}.")
-    ensure_topics(broker, names, args.partitions)
     stream, _ = generate(users=max(100, args.events // 150), days=30, seed=4,
                          max_events=args.events)
     records = [(e["user_id"].encode(), json.dumps(e).encode()) for e in stream]
-    produce(broker, names.interactions, records)
+    names = fresh_topics(broker, records, args.partitions)
     n = len(records)
     # (events/s, CPU seconds per event) of each run
     bare_runs: list[tuple[float, float | None]] = []
@@ -127,10 +135,15 @@ def main() -> None:
     phases: list[dict[str, float]] = []
     for _ in range(args.runs):
         bare_runs.append(bare_run(broker, names.interactions, n))
-        worker_runs.append(worker_run(broker, names, n, args.partitions, phases=phases))
+        # each worker run on topics of its own: on shared ones a later run also reads what
+        # the earlier ones wrote (their churn examples, models, population snapshots and
+        # leaderboards), from the start, and would measure more work than the first
+        worker_runs.append(worker_run(broker, fresh_topics(broker, records, args.partitions),
+                                      n, args.partitions, phases=phases))
         if args.baseline_root is not None:
-            baseline_runs.append(worker_run(broker, names, n, args.partitions,
-                                            args.baseline_root.resolve()))
+            baseline_runs.append(worker_run(
+                broker, fresh_topics(broker, records, args.partitions), n, args.partitions,
+                args.baseline_root.resolve()))
     bare, worker, baseline = ([rate for rate, _ in runs]
                               for runs in (bare_runs, worker_runs, baseline_runs))
     report = {
