@@ -102,7 +102,7 @@ def scoring_rate(ports: list[int], n: int, before: float = 0.0, timeout_s: float
     """Events per second while the workers consume `n` more events, from the first poll
     that sees them start to the moment their counters reach `n` (interpolated between the
     two polls around it). Polls every `poll_s`: each poll renders every metric of every
-    worker (~9 ms of a worker's CPU), and at 20 a second that alone took about a tenth of a
+    worker (~3.5 ms of its CPU, idle), and at 20 a second that alone took about a tenth of a
     worker's CPU, a load no Prometheus puts on it (15 s is the usual interval).
 
     `cpu_per_event` (one worker): appends the worker's CPU seconds per event between the
