@@ -155,9 +155,10 @@ class KafkaOutbox:
 
     async def deliver(self, records: Sequence[OutputRecord]) -> None:
         """Every record acknowledged (or, refused for good, its dead letter). With
-        `send_batches`, records go as one record batch per topic partition: a send per record
-        cost the worker more than the scoring of some events. A batch that fails is sent
-        again record by record, where each record is retried or dead-lettered on its own."""
+        `send_batches`, records go as one record batch per topic partition: about 4 µs of
+        CPU a record instead of 7 for a send each (benchmarks/bench_outputs.py). A batch that
+        fails is sent again record by record, where each record is retried or dead-lettered
+        on its own."""
         if self.send_batches is None or not records:
             await self._each(records)
             return
