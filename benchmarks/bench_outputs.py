@@ -30,14 +30,14 @@ TOPICS = ("scores", "audit", "examples")
 VALUE_BYTES = 600  # about a score record
 
 
-async def per_record(producer: Any, records: list[OutRecord], _known: set[str]) -> None:
+async def per_record(producer: Any, records: list[OutRecord]) -> None:
     futures = [await producer.send(r.topic, r.value, r.key, r.partition) for r in records]
     for future in futures:
         await future
 
 
-async def record_batches(producer: Any, records: list[OutRecord], known: set[str]) -> None:
-    for _records, future, error in await send_record_batches(producer, records, known):
+async def record_batches(producer: Any, records: list[OutRecord]) -> None:
+    for _records, future, error in await send_record_batches(producer, records):
         if error is not None:
             raise error
         await future
@@ -57,9 +57,8 @@ async def measure(broker: str, n: int, repeat: int, rounds: int) -> dict[str, ob
                                 max_batch_size=256 * 1024)
     await producer.start()
     rng = random.Random(7)
-    known: set[str] = set()
     for topic in topics:  # wait for the new topics' leaders before measuring
-        await per_record(producer, [OutRecord(topic, b"warm", b"x")], known)
+        await per_record(producer, [OutRecord(topic, b"warm", b"x")])
     cpu: dict[str, list[float]] = {"per_record": [], "record_batches": []}
     try:
         for _ in range(rounds):
@@ -68,7 +67,7 @@ async def measure(broker: str, n: int, repeat: int, rounds: int) -> dict[str, ob
                                      b"x" * VALUE_BYTES) for _ in range(n)]
                 started = time.process_time()
                 for _ in range(repeat):
-                    await send(producer, records, known)
+                    await send(producer, records)
                 cpu[name].append((time.process_time() - started) / (repeat * n))
     finally:
         await producer.stop()

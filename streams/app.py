@@ -60,20 +60,18 @@ REVOKE_WAIT_S = 8.0
 METADATA_REFRESH_MS = 10_000
 
 
-async def send_record_batches(
-    producer: Any, records: Sequence[OutputRecord], known_topics: set[str]
-) -> list[SentBatch]:
+async def send_record_batches(producer: Any, records: Sequence[OutputRecord]) -> list[SentBatch]:
     """`records` as record batches of an aiokafka producer, one per topic partition (more
     when one outgrows the producer's batch size), each in the order given. A record without
-    a partition goes where the producer would send it alone (its partitioner, on the key).
-    `known_topics`: the topics whose metadata the producer was seen to have (grows)."""
+    a partition goes where the producer would send it alone (its partitioner, on the key)."""
     groups: dict[tuple[str, int], list[OutputRecord]] = {}
+    with_metadata: set[str] = set()  # topics whose partitions the producer knows
     for record in records:
         partition = record.partition
         if partition is None:
-            if record.topic not in known_topics:
-                await producer.client._wait_on_metadata(record.topic)
-                known_topics.add(record.topic)
+            if record.topic not in with_metadata:
+                await producer.client._wait_on_metadata(record.topic)  # at once when known
+                with_metadata.add(record.topic)
             partition = producer._partition(record.topic, None, record.key, record.value,
                                             record.key, record.value)
         group = groups.get((record.topic, partition))
@@ -103,15 +101,20 @@ def _record_batches(
     chunk: list[OutputRecord] = []
     batch = producer.create_batch()
     for record in records:
-        headers = list(record.headers) if record.headers else []
-        if batch.append(timestamp=None, key=record.key, value=record.value,
-                        headers=headers) is None:
-            out.append((chunk, batch))  # full (a first record always fits)
+        if not _append(batch, record):  # full (a first record always fits)
+            out.append((chunk, batch))
             chunk, batch = [], producer.create_batch()
-            batch.append(timestamp=None, key=record.key, value=record.value, headers=headers)
+            _append(batch, record)
         chunk.append(record)
     out.append((chunk, batch))
     return out
+
+
+def _append(batch: Any, record: OutputRecord) -> bool:
+    """`record` added to an aiokafka record batch; False when the batch is full."""
+    headers = list(record.headers) if record.headers else []  # the builder takes a list
+    return batch.append(timestamp=None, key=record.key, value=record.value,
+                        headers=headers) is not None
 
 
 class _PartitionMessage:
@@ -353,7 +356,6 @@ class EngageWorker:
         self.quiet.set()
         self.settled_generation = -1  # the group generation whose table recovery is over
         self._topics: dict[str, faust.TopicT] = {}
-        self._metadata_known: set[str] = set()  # output topics the producer has metadata of
         self.input_channel = app.topic(
             *names.scoring_inputs, key_serializer="raw", value_serializer="raw",
             partitions=settings.partitions, internal=False,
@@ -393,9 +395,7 @@ class EngageWorker:
         producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
         batch = BatchBuilder(CHANGELOG_BATCH_BYTES, 0)  # 0: no compression
         for record in records:
-            headers = list(record.headers) if record.headers else []
-            if batch.append(timestamp=None, key=record.key, value=record.value,
-                            headers=headers) is None:
+            if not _append(batch, record):
                 raise GroupTooLarge(f"{len(records)} records exceed one batch of "
                                     f"{CHANGELOG_BATCH_BYTES} bytes")
         future: Awaitable[Any] = await producer.send_batch(batch, topic, partition=partition)
@@ -403,7 +403,7 @@ class EngageWorker:
 
     async def _send_batches(self, records: Sequence[OutputRecord]) -> list[SentBatch]:
         producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
-        return await send_record_batches(producer, records, self._metadata_known)
+        return await send_record_batches(producer, records)
 
     async def process(
         self, records: list[InputRecord], generations: Sequence[int | None]

@@ -18,6 +18,7 @@ from simulator import generate
 from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
+    all_counted,
     produce,
     read_topic,
     read_until_counted,
@@ -75,11 +76,12 @@ def test_scores_dead_letters_balance_and_replay_agreement(
         assert len(records) == sum(expected_counted.values()) + len(duplicates) + len(dead)
         # outputs go as record batches per partition: each user's score records are on the
         # partition Kafka's partitioner gives its key, in the order they were made
-        placed = _placed(kafka_bootstrap, names.scores)
-        assert {key for key, _, _ in placed} == set(expected_counted)
-        assert all(p == partition_for_user(key, 2) for key, p, _ in placed)
+        placed = read_topic(kafka_bootstrap, names.scores, all_counted(expected_counted),
+                            partition_field="partition")
+        assert {r["user_id"] for r in placed} == set(expected_counted)
+        assert all(r["partition"] == partition_for_user(r["user_id"], 2) for r in placed)
         for user_id in expected_counted:
-            counted = [n for key, _, n in placed if key == user_id]
+            counted = [r["events_counted"] for r in placed if r["user_id"] == user_id]
             assert counted == sorted(counted) and counted[-1] == expected_counted[user_id]
         metrics = worker.metrics()
         assert 'engage_events_consumed_total{outcome="duplicate"' in metrics
@@ -104,25 +106,3 @@ def test_scores_dead_letters_balance_and_replay_agreement(
                         "events_counted", "days_since_last_event", "silence_ratio"):
                 assert live[key] == offline[key], (user_id, key)
 
-
-def _placed(bootstrap: str, topic: str) -> list[tuple[str, int, int]]:
-    """(key, partition, events_counted) of every record on `topic`, partition by partition
-    in offset order."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, consumer_timeout_ms=2000)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        ends = consumer.end_offsets(tps)
-        out: list[tuple[str, int, int]] = []
-        for tp in tps:  # one at a time: a poll returns only this partition's records
-            consumer.assign([tp])
-            consumer.seek_to_beginning(tp)
-            while consumer.position(tp) < ends[tp]:
-                for message in consumer.poll(timeout_ms=1000).get(tp, []):
-                    out.append((message.key.decode(), tp.partition,
-                                json.loads(message.value)["events_counted"]))
-        return out
-    finally:
-        consumer.close()

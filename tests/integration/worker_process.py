@@ -219,11 +219,13 @@ def read_topic(
     until: Callable[[list[dict[str, Any]]], bool],
     timeout_s: float = 90.0,
     while_growing_s: float = 0.0,
+    partition_field: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every JSON record on `topic` from the start, read until `until(records)` or timeout.
-    With `while_growing_s`, the timeout counts from the last new record instead (up to that
-    much longer in all): a worker that is slow on a loaded machine but still producing is
-    waited for, one that stopped is not."""
+    """Every JSON record on `topic` from the start, read until `until(records)` or timeout
+    (each partition's in offset order; `partition_field`: the field each record gets with
+    the partition it was read from). With `while_growing_s`, the timeout counts from the
+    last new record instead (up to that much longer in all): a worker that is slow on a
+    loaded machine but still producing is waited for, one that stopped is not."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -245,7 +247,10 @@ def read_topic(
         while time.monotonic() < deadline:
             before = len(records)
             for message in consumer:
-                records.append(json.loads(message.value))
+                record = json.loads(message.value)
+                if partition_field is not None:
+                    record[partition_field] = message.partition
+                records.append(record)
             if until(records):
                 break
             if len(records) > before and while_growing_s:
@@ -298,13 +303,18 @@ def read_until_counted(
 ) -> dict[str, dict[str, Any]]:
     """Read engagement.scores until each user's latest record counts `expected` events;
     returns the latest record per user (whatever was there at the timeout)."""
+    return latest_by_user(read_topic(bootstrap, names.scores, all_counted(expected),
+                                     timeout_s=timeout_s, while_growing_s=while_growing_s))
 
-    def all_counted(records: list[dict[str, Any]]) -> bool:
+
+def all_counted(expected: dict[str, int]) -> Callable[[list[dict[str, Any]]], bool]:
+    """Score records read so far hold, for each user, a latest record counting `expected`."""
+
+    def counted(records: list[dict[str, Any]]) -> bool:
         latest = latest_by_user(records)
         return all(latest.get(u, {}).get("events_counted") == n for u, n in expected.items())
 
-    return latest_by_user(read_topic(bootstrap, names.scores, all_counted, timeout_s=timeout_s,
-                                     while_growing_s=while_growing_s))
+    return counted
 
 
 def input_progress(bootstrap: str, names: TopicNames) -> dict[int, tuple[int, int]]:
