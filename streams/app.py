@@ -14,6 +14,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from streams.batch_feed import BatchFeed
 from streams.churn_shell import ChurnShell
 from streams.consumer_state import describe_partition
 from streams.leaderboard_reader import LeaderboardReader
+from streams.pipeline import Delivery, DeliveryPipeline
 from streams.population_exchange import PopulationExchange
 from streams.processor import InputRecord, OutRecord, ScoringShell
 from streams.settings import WorkerSettings
@@ -56,6 +58,11 @@ CHANGELOG_BATCH_BYTES = 8 * 1024 * 1024
 PRODUCER_BATCH_BYTES = 256 * 1024
 # How long a revocation waits for a batch in flight (within the 10 s session timeout)
 REVOKE_WAIT_S = 8.0
+# batches in flight between scoring and storing: one storing its state while the next one's
+# outputs are acknowledged and a third is scored (streams/pipeline.py)
+PIPELINE_DEPTH = 2
+# records scored between two turns of the event loop (~0.1 s of scoring)
+YIELD_EVERY = 1000
 # how often the group leader re-reads metadata, and rebalances partitions it could not see
 METADATA_REFRESH_MS = 10_000
 
@@ -117,6 +124,16 @@ def _append(batch: Any, record: OutputRecord) -> bool:
                         headers=headers) is not None
 
 
+@dataclass(slots=True)
+class ScoredBatch:
+    """A batch between scoring and storing."""
+
+    records: list[InputRecord]
+    outbox: list[OutRecord]
+    changelog: list[list[OutRecord]]  # one group (one record batch) per changelog partition
+    done: list[Any]  # the runtime's records to acknowledge once the state is stored
+
+
 class _PartitionMessage:
     __slots__ = ("partition", "topic")
 
@@ -163,14 +180,20 @@ class TableStore:
         self.topic = topic
         self.partitions = partitions
         self.codec = codec
+        # changelog records of batches scored but not yet stored (key -> the latest value):
+        # the next batch is scored while they are delivered, and reads its users from here
+        self.staged: dict[bytes, bytes] = {}
 
     def load(self, user_id: str) -> UserState | None:
-        store = self.table.data
-        if isinstance(store, MemoryStore):  # one dict: no partition to find, no sensor
-            raw = store.data.get(user_id.encode())
-        else:
-            with _on_partition(self.topic, partition_for_user(user_id, self.partitions)):
-                raw = self.table.get(user_id.encode())
+        key = user_id.encode()
+        raw = self.staged.get(key)
+        if raw is None:
+            store = self.table.data
+            if isinstance(store, MemoryStore):  # one dict: no partition to find, no sensor
+                raw = store.data.get(key)
+            else:
+                with _on_partition(self.topic, partition_for_user(user_id, self.partitions)):
+                    raw = self.table.get(key)
         return self.codec.decode(raw) if raw is not None else None
 
     def save(self, user_id: str, partition: int, state: UserState) -> None:
@@ -199,19 +222,38 @@ class TableStore:
                 OutRecord(topic, partition_key(p).encode(), encode_partition_state(clock), p))
         return list(groups.values())
 
+    def stage(self, groups: list[list[OutRecord]]) -> None:
+        """A scored batch's changelog records, readable before they are stored."""
+        staged = self.staged
+        for group in groups:
+            for record in group:
+                assert record.key is not None and record.value is not None
+                staged[record.key] = record.value
+
+    def discard_staged(self) -> None:
+        """The batches in flight were dropped: read only what is stored."""
+        self.staged.clear()
+
     def apply_local(self, records: list[OutRecord], held: set[int]) -> None:
         """Put changelog records already acknowledged into this worker's store (those of
-        partitions it still holds: a partition given up meanwhile is its new owner's)."""
+        partitions it still holds: a partition given up meanwhile is its new owner's), and
+        read them from there unless a later batch staged another value."""
         store = self.table.data
+        staged = self.staged
         for record in records:
             assert record.partition is not None and record.key is not None
             if record.partition in held:
                 with _on_partition(self.topic, record.partition):
                     store[record.key] = record.value
+            if staged.get(record.key) is record.value:
+                del staged[record.key]
 
     def load_partition(self, partition: int) -> PartitionState | None:
-        with _on_partition(self.topic, partition):
-            raw = self.table.get(partition_key(partition).encode())
+        key = partition_key(partition).encode()
+        raw = self.staged.get(key)
+        if raw is None:
+            with _on_partition(self.topic, partition):
+                raw = self.table.get(key)
         return decode_partition_state(raw) if raw is not None else None
 
     def save_partition(self, partition: int, state: PartitionState) -> None:
@@ -294,6 +336,7 @@ class EngageWorker:
             web_host=settings.web_host,  # what other workers call to reach this one's views
             web_port=settings.web_port,
             web_in_thread=False,
+            consumer_max_fetch_size=settings.fetch_max_bytes,
             producer_linger_ms=0,  # every send is awaited at once: lingering only waits
             producer_max_batch_size=PRODUCER_BATCH_BYTES,
             broker_commit_interval=1.0,
@@ -350,10 +393,11 @@ class EngageWorker:
         self.leaderboards = LeaderboardReader(settings.broker, names.leaderboards)
         self.health = Health()
         self.held: set[int] = set()  # input partitions this worker owns
-        # set while no batch is between scoring and storing: a revocation waits for it, so
-        # a partition's next owner never sees this worker's outputs land after its own
-        self.quiet = asyncio.Event()
-        self.quiet.set()
+        # batches scored, on their way to being stored; a revocation waits until none is
+        # (`quiet`), so a partition's next owner never sees this worker's outputs land
+        # after its own
+        self.pipeline = DeliveryPipeline(PIPELINE_DEPTH)
+        self._dropped = False  # a batch in flight was dropped: forget partitions before more
         self.settled_generation = -1  # the group generation whose table recovery is over
         self._topics: dict[str, faust.TopicT] = {}
         self.input_channel = app.topic(
@@ -408,39 +452,152 @@ class EngageWorker:
     async def process(
         self, records: list[InputRecord], generations: Sequence[int | None]
     ) -> list[bool]:
-        """One batch: score, deliver every output, then store the states that say so; which
-        records it took (the others must stay uncommitted).
+        """One batch: scored, then handed to the pipeline, which delivers every output and
+        then stores the states that say so while the next batch is scored; which records it
+        took (the others must stay uncommitted).
 
         It takes only records fetched in the current group generation, of partitions this
         worker holds. After a rebalance Faust seeks every partition back to its committed
         offset, so records fetched before it come again, in order; taking the old copies
         could put a later record ahead of earlier ones that were never stored, and input
-        positions would then skip those as done. A rebalance can also come while the outputs
-        are delivered, and Faust then rebuilds the table from the changelog under the batch:
-        such a batch is not stored, what its partitions held is dropped, and its records
-        come again the same way (outputs sent twice carry the same ids).
+        positions would then skip those as done. Batches of an older generation still in
+        flight finish first. A rebalance can also come while a batch is delivered, and Faust
+        then rebuilds the table from the changelog under it: such a batch is not stored, nor
+        is any batch scored after it, what the worker held of its partitions is dropped, and
+        their records come again the same way (outputs sent twice carry the same ids).
 
         Records whose partition waits for other partitions' population snapshots are kept
         unacknowledged (streams/holding.py) and acknowledged in the batch that applies
         them."""
         while True:
             generation = await self._settled()
+            if self._dropped or self.pipeline.generations() - {generation}:
+                await self.pipeline.drain()  # stored, or dropped with all scored after them
+                if self._dropped:
+                    self._forget_dropped()
+                continue
+            await self.pipeline.room()
+            await self.population.wait_caught_up()  # bounded; once per worker
+            if generation != self.app.consumer_generation_id or self.app.rebalancing:
+                continue
             assigned = self.app.consumer.assignment()
             owned = {tp: TP(*tp) in assigned for tp in {(r.topic, r.partition) for r in records}}
             taken = [g == generation and owned[r.topic, r.partition]
                      for r, g in zip(records, generations, strict=True)]
             mine = [r for r, take in zip(records, taken, strict=True) if take]
-            if not mine:
-                return taken
-            await self.population.wait_caught_up()  # bounded; once per worker
-            self.quiet.clear()
-            try:
-                if await self._score_and_store(mine, generation):
-                    return taken
-            finally:
-                self.quiet.set()
-            log.info("a rebalance came during a batch: its records come again")
-            self.shell.forget_partitions(set(self.shell.assigned))
+            if mine:
+                await self._score(mine, generation)
+            return taken
+
+    async def _score(self, mine: list[InputRecord], generation: int) -> None:
+        """Score a batch and start its delivery. Its states are encoded now, as scored: the
+        next batch, scored while this one is delivered, reads its users from these records
+        and changes only copies of its own.
+
+        The loop runs other work every `YIELD_EVERY` records: records fetched meanwhile join
+        the feed, deliveries in flight move on, and web requests (probes) are answered
+        within ~0.1 s, not after the whole batch. A revocation waits for the batch (`quiet`
+        is clear), and a batch dropped meanwhile is only acted on before the next one."""
+        started = time.monotonic()
+        self.pipeline.scoring()
+        scoring = self.shell.start_batch(len(mine))
+        for i, record in enumerate(mine):
+            if i and not i % YIELD_EVERY:
+                await asyncio.sleep(0)
+                if generation != self.app.consumer_generation_id or self.app.rebalancing:
+                    self._abandon(mine)  # a rebalance began (a revocation that waited long)
+                    return
+            scoring.add(record)
+        result = scoring.finish()
+        result.outbox.extend(self.population.outbox(self.shell.driver))  # closed days
+        # one record batch per changelog partition: never a partition record without its
+        # users, nor users whose additive partition counts (population, budgets) are not
+        groups = self.store.changelog_groups(result.states, result.partitions)
+        self.store.stage(groups)
+        # done once stored: the batch's records but those waiting for other partitions'
+        # snapshots, and records held in an earlier batch that were applied in this one
+        waiting = {id(record) for record in result.held}
+        batch = ScoredBatch(
+            mine, result.outbox, groups,
+            [r.handle for r in mine if id(r) not in waiting]
+            + [r.handle for r in result.released],
+        )
+        self.metrics.batch_phase.labels("score").observe(time.monotonic() - started)
+        self.pipeline.submit(generation, lambda this, previous: self._deliver(batch, this,
+                                                                             previous))
+
+    async def _deliver(self, batch: ScoredBatch, this: Delivery, previous: Delivery | None
+                       ) -> bool:
+        """Deliver a batch's outputs, then store its state if no rebalance came meanwhile
+        and the batch before it was stored (False: nothing was stored)."""
+        phase = self.metrics.batch_phase
+        try:
+            if previous is not None:
+                await previous.outputs_done.wait()
+            if not self._current(this.generation, previous):
+                return self._drop(batch)
+            started = time.monotonic()
+            await self.outbox.deliver(batch.outbox)
+            this.outputs_done.set()
+            delivered = time.monotonic()
+            phase.labels("outputs").observe(delivered - started)
+            if previous is not None:
+                await previous.stored()
+            if not self._current(this.generation, previous):
+                return self._drop(batch)
+            stored_from = time.monotonic()
+            await self.outbox.deliver_together(batch.changelog)
+            phase.labels("changelog").observe(time.monotonic() - stored_from)
+            for group in batch.changelog:
+                self.store.apply_local(group, self.held)
+            self.feed.acknowledge(batch.done)
+            self.health.batch_done(batch.records)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if self.app.should_stop:  # the producer stopped under it: the records come again
+                log.info("a batch was not stored: the worker is stopping")
+                return False
+            # Never reached by bad input (the shell dead-letters it): a bug. The batch's
+            # state was not stored, so its records are not acknowledged as done either: stop
+            # here, and the next owner takes them again.
+            log.exception("delivering a batch failed; the worker stops so it is retried")
+            self.metrics.internal_errors.labels("batch").inc()
+            self.health.fatal = "a batch failed (see the log)"
+            os._exit(70)
+
+    def _current(self, generation: int, previous: Delivery | None) -> bool:
+        """A batch may still be stored: no rebalance since it was taken, and the batch
+        before it (whose states it was scored on) was stored or is on its way."""
+        if previous is not None and previous.failed():
+            return False
+        return generation == self.app.consumer_generation_id and not self.app.rebalancing
+
+    def _drop(self, batch: ScoredBatch) -> bool:
+        """Nothing of the batch is stored, and its records come again. Batches scored after
+        it were scored on it and are dropped too; once none is in flight, the loop forgets
+        what the worker held of its partitions (`_forget_dropped`)."""
+        self._dropped = True
+        for record in batch.records:
+            self.feed.leave_uncommitted(record.handle)
+        log.info("a rebalance came during a batch: its records come again")
+        return False
+
+    def _abandon(self, records: list[InputRecord]) -> None:
+        """A batch left half scored: nothing of it is sent or stored; what the worker held
+        of its partitions is forgotten before the next batch, and the records come again."""
+        self._dropped = True
+        self.pipeline.scored_nothing()
+        for record in records:
+            self.feed.leave_uncommitted(record.handle)
+        log.info("a rebalance came while a batch was scored: its records come again")
+
+    def _forget_dropped(self) -> None:
+        """After dropped batches: partitions are taken over afresh from the table."""
+        self.store.discard_staged()
+        self.shell.forget_partitions(set(self.shell.assigned))
+        self._dropped = False
 
     def _guard_acks(self) -> None:
         """Only acknowledgements of records fetched in the current generation count towards
@@ -578,9 +735,9 @@ class EngageWorker:
         async def on_revoked(sender: Any, revoked: set[TP] | None = None, **_: Any) -> None:
             """Faust awaits this before the group moves partitions: let a batch in flight
             finish delivering (bounded), so its outputs never land after the next owner's."""
-            if not self.quiet.is_set():
+            if not self.pipeline.quiet.is_set():
                 try:
-                    await asyncio.wait_for(self.quiet.wait(), REVOKE_WAIT_S)
+                    await asyncio.wait_for(self.pipeline.quiet.wait(), REVOKE_WAIT_S)
                 except TimeoutError:
                     log.warning("a batch still in flight after %.0f s; revoking anyway",
                                 REVOKE_WAIT_S)

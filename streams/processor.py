@@ -143,6 +143,27 @@ class BatchResult:
     sweeps: int = 0
 
 
+class ScoringBatch:
+    """A batch being scored: its records in order (`add`), then `finish` for its result."""
+
+    __slots__ = ("now_ms", "publish", "result", "shell", "staged", "touched")
+
+    def __init__(self, shell: ScoringShell, now_ms: int) -> None:
+        self.shell = shell
+        self.now_ms = now_ms
+        self.result = BatchResult()
+        self.staged: dict[str, UserState] = {}
+        self.publish: dict[str, Outcome] = {}
+        self.touched: set[int] = set()
+
+    def add(self, record: InputRecord) -> None:
+        self.shell._record(record, self.now_ms, self.staged, self.publish, self.result,
+                           self.touched)
+
+    def finish(self) -> BatchResult:
+        return self.shell._finish_batch(self)
+
+
 def parse_source(headers: Headers) -> tuple[int, int] | None:
     """The (partition, offset) a re-keyed record was first read at, from its header."""
     for name, value in headers:
@@ -225,14 +246,21 @@ class ScoringShell:
     # -- batches ----------------------------------------------------------------------------
 
     def handle_batch(self, records: list[InputRecord]) -> BatchResult:
-        result = BatchResult()
-        staged: dict[str, UserState] = {}
-        publish: dict[str, Outcome] = {}
-        touched: set[int] = set()
-        now_ms = self.wall_clock_ms()
-        self.metrics.batch_size.observe(len(records))
+        batch = self.start_batch(len(records))
         for record in records:
-            self._record(record, now_ms, staged, publish, result, touched)
+            batch.add(record)
+        return batch.finish()
+
+    def start_batch(self, size: int) -> ScoringBatch:
+        """A batch scored record by record (`add`), for a caller that does other work
+        between records; `finish` gives what `handle_batch` gives."""
+        self.metrics.batch_size.observe(size)
+        return ScoringBatch(self, self.wall_clock_ms())
+
+    def _finish_batch(self, batch: ScoringBatch) -> BatchResult:
+        now_ms, staged, publish, result, touched = (
+            batch.now_ms, batch.staged, batch.publish, batch.result, batch.touched
+        )
         self.holds.release(  # what waited for other partitions' snapshots, in order
             lambda r: self._record(r, now_ms, staged, publish, result, touched), now_ms, result
         )

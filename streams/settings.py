@@ -39,8 +39,9 @@ class WorkerSettings:
     store: str = "memory"  # or "rocksdb" (rocksdict)
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("ENGAGE_DATA_DIR", "var")))
     names: TopicNames = field(default_factory=TopicNames)
-    batch_max: int = 2000
+    batch_max: int = 10_000
     batch_within_s: float = 0.2
+    fetch_max_bytes: int = 4 * 1024 * 1024  # per input partition and fetch
     tick_interval_s: float = 5.0
     idle_advance_s: float = 60.0
     reference_wait_s: float = 120.0  # longest a partition waits for another's snapshot (0: never)

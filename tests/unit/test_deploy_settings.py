@@ -101,7 +101,7 @@ def test_every_worker_option_has_an_environment_variable() -> None:
     missing = [a.option_strings[0] for a in options
                if a.dest != "broker" and not getattr(a, "env", "").startswith("ENGAGE_")]
     assert missing == []
-    assert len(options) == 35
+    assert len(options) == 36
 
 
 ENV_CASES = [
