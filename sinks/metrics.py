@@ -117,12 +117,14 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "engage_batch_events", "Events per processed batch.",
-            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000), registry=r,
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000), registry=r,
         )
         self.batch_phase = Histogram(
             "engage_batch_phase_seconds",
-            "Time a batch spends per phase: score (CPU), outputs (until the broker "
-            "acknowledged them), changelog (until its states were acknowledged).",
+            "Time a batch spends per phase: score (the loop scoring it), outputs (until "
+            "the broker acknowledged them), changelog (until its states were acknowledged); "
+            "outputs and changelog overlap the next batch's scoring. waiting: the loop "
+            "waited for the oldest batch in flight to be stored before scoring another.",
             ["phase"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
         )

@@ -476,7 +476,9 @@ class EngageWorker:
                 if self._dropped:
                     self._forget_dropped()
                 continue
+            waited_from = time.monotonic()
             await self.pipeline.room()
+            self.metrics.batch_phase.labels("waiting").observe(time.monotonic() - waited_from)
             await self.population.wait_caught_up()  # bounded; once per worker
             if generation != self.app.consumer_generation_id or self.app.rebalancing:
                 continue
@@ -501,13 +503,23 @@ class EngageWorker:
         started = time.monotonic()
         self.pipeline.scoring()
         scoring = self.shell.start_batch(len(mine))
-        for i, record in enumerate(mine):
-            if i and not i % YIELD_EVERY:
-                await asyncio.sleep(0)
-                if generation != self.app.consumer_generation_id or self.app.rebalancing:
-                    self._abandon(mine)  # a rebalance began (a revocation that waited long)
-                    return
-            scoring.add(record)
+        try:
+            for i, record in enumerate(mine):
+                if i and not i % YIELD_EVERY:
+                    await asyncio.sleep(0)
+                    if (self._dropped or generation != self.app.consumer_generation_id
+                            or self.app.rebalancing):
+                        # a rebalance began (a revocation that waited long), or a batch in
+                        # flight, on whose states this one is scored, was dropped
+                        self._abandon(mine)
+                        return
+                scoring.add(record)
+        except asyncio.CancelledError:  # the worker stops: nothing of the batch is kept
+            self.pipeline.scored_nothing()
+            raise
+        if self._dropped:  # dropped while the loop waited for room: its states are gone
+            self._abandon(mine)
+            return
         result = scoring.finish()
         result.outbox.extend(self.population.outbox(self.shell.driver))  # closed days
         # one record batch per changelog partition: never a partition record without its
