@@ -11,11 +11,12 @@ so is each process's CPU time per event over the same span (a steadier figure th
 a shared machine).
 
     python -m benchmarks.bench_worker [--events 100000] [--runs 2] [--broker HOST:PORT]
-                                      [--baseline-root DIR]
+                                      [--baseline-root DIR] [--probe]
 
 `--baseline-root` also runs the worker of another source tree (e.g. a checkout of the
 previous release: `git worktree add /tmp/engage-base <rev>`) on the same topic, in the same
-run, so a change's cost is a ratio measured side by side.
+run, so a change's cost is a ratio measured side by side. `--probe` times the worker's
+`/healthz/` answers while it drains the backlog (the event loop's longest stalls).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -78,19 +81,55 @@ def batch_phases(port: int) -> dict[str, float]:
     return phases
 
 
+class ProbeTimer:
+    """Polls the worker's `/healthz/` every 0.1 s from a thread, as a kubelet would (more
+    often): how long each answer took while the worker drains the backlog."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/healthz/"
+        self.seconds: list[float] = []
+        self.running = True
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while self.running:
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as r:
+                    r.read()
+                if self.running:
+                    self.seconds.append(time.monotonic() - started)
+            except OSError:  # not up yet
+                pass
+            time.sleep(0.1)
+
+    def stop(self) -> dict[str, float]:
+        self.running = False
+        self.thread.join(timeout=15)
+        got = sorted(self.seconds)
+        if not got:
+            return {}
+        return {"probes": len(got), "p50_ms": round(1000 * got[len(got) // 2], 1),
+                "p99_ms": round(1000 * got[min(len(got) - 1, int(len(got) * 0.99))], 1),
+                "max_ms": round(1000 * got[-1], 1)}
+
+
 def worker_run(
     broker: str, names: TopicNames, n: int, partitions: int, root: Path = ROOT,
     phases: list[dict[str, float]] | None = None,
+    probes: list[dict[str, float]] | None = None,
 ) -> tuple[float, float | None]:
     """The worker's events per second and CPU seconds per event (None: not exported)."""
-    metrics_port = free_port()
+    metrics_port, web_port = free_port(), free_port()
     app = f"bench-{uuid.uuid4().hex[:6]}"
     # the key only matters to the churn topology; the bench measures scoring throughput
     env = {**os.environ, "ENGAGE_MODEL_SIGNING_KEY": "bench-signing-key",
            "PYTHONPATH": str(root)}
     with tempfile.TemporaryDirectory() as data:
         proc = start_worker(broker, names.prefix, app, partitions, metrics_port, data,
-                            root=root, env=env)
+                            root=root, env=env, web_port=web_port)
+        probe = ProbeTimer(web_port) if probes is not None else None
         try:
             cpu: list[float] = []
             # polled once a second: a scrape renders every metric (~3.5 ms of the worker's
@@ -100,6 +139,8 @@ def worker_run(
                 phases.append(batch_phases(metrics_port))
             return rate, (cpu[0] if cpu else None)
         finally:
+            if probe is not None and probes is not None:
+                probes.append(probe.stop())
             stop_worker(proc)
 
 
@@ -121,6 +162,9 @@ def main() -> None:
     parser.add_argument("--broker", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     parser.add_argument("--baseline-root", type=Path, default=None,
                         help="also run the worker of this source tree (e.g. the last release)")
+    parser.add_argument("--probe", action="store_true",
+                        help="poll each worker's /healthz/ every 0.1 s meanwhile and print "
+                        "how long the answers took")
     args = parser.parse_args()
     broker = benchmark_broker(args.broker)
     stream, _ = generate(users=max(100, args.events // 150), days=30, seed=4,
@@ -133,13 +177,14 @@ def main() -> None:
     worker_runs: list[tuple[float, float | None]] = []
     baseline_runs: list[tuple[float, float | None]] = []
     phases: list[dict[str, float]] = []
+    probes: list[dict[str, float]] | None = [] if args.probe else None
     for _ in range(args.runs):
         bare_runs.append(bare_run(broker, names.interactions, n))
         # each worker run on topics of its own: on shared ones a later run also reads what
         # the earlier ones wrote (their churn examples, models, population snapshots and
         # leaderboards), from the start, and would measure more work than the first
         worker_runs.append(worker_run(broker, fresh_topics(broker, records, args.partitions),
-                                      n, args.partitions, phases=phases))
+                                      n, args.partitions, phases=phases, probes=probes))
         if args.baseline_root is not None:
             baseline_runs.append(worker_run(
                 broker, fresh_topics(broker, records, args.partitions), n, args.partitions,
@@ -159,6 +204,7 @@ def main() -> None:
         # seconds per batch phase, summed over the run: score and waiting are the score
         # loop's own time (waiting: for a batch in flight to be stored); outputs and
         # changelog are deliveries, which overlap the next batch's scoring
+        **({"worker_healthz_answer": probes} if probes is not None else {}),
         "worker_batch_phase_seconds": [
             {k: round(v, 2) for k, v in sorted(p.items())} for p in phases
         ],

@@ -55,7 +55,7 @@ def benchmark_broker(named: str | None) -> str:
 
 def start_worker(
     broker: str, prefix: str, app_id: str, partitions: int, metrics_port: int, data_dir: str,
-    root: Path = ROOT, env: dict[str, str] | None = None,
+    root: Path = ROOT, env: dict[str, str] | None = None, web_port: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """An `engage worker` child process of the source tree `root`, quiet, in its own process
     group. The signing key only matters to the churn topology, which benchmarks do not judge."""
@@ -64,7 +64,7 @@ def start_worker(
     return subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker", "--broker", broker,
          "--topic-prefix", prefix, "--app-id", app_id, "--partitions", str(partitions),
-         "--metrics-port", str(metrics_port), "--web-port", str(free_port()),
+         "--metrics-port", str(metrics_port), "--web-port", str(web_port or free_port()),
          "--data-dir", data_dir, "--log-level", "error"],
         cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         env=env or {**os.environ, "ENGAGE_MODEL_SIGNING_KEY": "bench-signing-key"},
