@@ -1,0 +1,147 @@
+"""Chaos run: a rebalance while batches are in flight between scoring and storing. The first
+worker's first delivery of outputs is held until a second worker's joining has begun a
+rebalance, while its next batch is scored on the held batch's states. Both must be dropped
+(not stored: the group moved on under them), what the worker held of its partitions
+forgotten, and every record counted once by whoever owns it next. Prints EXACT, or the
+shortfall; and whether the worker logged the drop (otherwise the run did not test it).
+
+    python -m tests.chaos.delivery_rebalance --broker 127.0.0.1:19812 --dir /tmp/dr-1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from scoring.config import load_config
+from simulator import generate
+from streams.replay import run_replay
+from streams.topics import ensure_topics
+from tests.integration.worker_process import (
+    keyed,
+    produce,
+    read_topic,
+    read_until_counted,
+    running_worker,
+    shortfall_report,
+    unique_names,
+)
+
+HELD_UP_TO_S = 120.0
+DROPPED = "a rebalance came during a batch"
+# Nudges by churn probability depend on when model versions reach the worker (a race with
+# the trainer by design); silence-driven ones, like every other rule, must not.
+RULES = """
+[triggers.reengagement_nudge]
+churn_probability_above = 1.0
+"""
+
+
+def faulty_worker(argv: list[str]) -> int:
+    """`engage worker` whose first delivery of outputs is held until a rebalance has begun
+    (at most 120 s), while later batches are scored on its states."""
+    import asyncio
+
+    import streams.app as worker_app
+    from sinks.kafka_outbox import KafkaOutbox
+
+    deliver = KafkaOutbox.deliver
+    init = worker_app.EngageWorker.__init__
+    workers: list[Any] = []
+    held: list[bool] = []
+
+    def keep(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        workers.append(self)
+
+    async def held_first(self: Any, records: Any) -> None:
+        if records and not held:
+            held.append(True)
+            app = workers[0].app
+            generation = app.consumer_generation_id
+            waited = 0.0
+            while waited < HELD_UP_TO_S and not (
+                app.rebalancing or app.consumer_generation_id != generation
+            ):
+                await asyncio.sleep(0.1)
+                waited += 0.1
+        await deliver(self, records)
+
+    worker_app.EngageWorker.__init__ = keep  # type: ignore[method-assign]
+    KafkaOutbox.deliver = held_first  # type: ignore[method-assign]
+    from streams.cli import main
+
+    return main(argv)
+
+
+def rebalance_during_delivery(boot: str, work_dir: Path) -> tuple[str, bool]:
+    """(what went wrong: users counted short, or triggers of users' own histories lost or
+    extra against `engage replay` of the same events; "" when nothing did; whether the
+    first worker dropped a batch in flight). A dropped batch whose outputs were never sent
+    must be applied again, not skipped as done, or its triggers are lost."""
+    names = unique_names()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    rules = work_dir / "rules.toml"
+    rules.write_text(RULES)
+    stream, _ = generate(users=40, days=14, seed=5)
+    events = list(stream)
+    source = work_dir / "events.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in events))
+    reference = work_dir / "replay-triggers.jsonl"
+    run_replay(source, load_config(rules), triggers_path=reference, progress=False,
+               partitions=2)
+    replay = {t["trigger_id"]: t for line in reference.read_text().splitlines()
+              if not (t := json.loads(line))["type"].startswith("referral_")}
+    expected = dict(Counter(e["user_id"] for e in events))
+    ensure_topics(boot, names, 2)
+    args = ("--config", str(rules), "--idle-advance-seconds", "1000000")  # event time only
+    with running_worker(boot, names, work_dir, "--batch-max", "200", *args,
+                        log_name="first.log", log_level="info",
+                        module="tests.chaos.delivery_rebalance") as first:
+        first.wait_json("/readyz/", lambda status, _body: status == 200, timeout_s=180)
+        produce(boot, names.interactions, keyed(events))
+        time.sleep(2.0)  # the first batch is scored, its delivery held, the next scored
+        with running_worker(boot, names, work_dir, *args, log_name="joining.log",
+                            log_level="info") as joining:
+            joining.wait_json("/readyz/", lambda status, _body: status == 200, timeout_s=180)
+            latest = read_until_counted(boot, names, expected, timeout_s=180,
+                                        while_growing_s=45)
+            audit = read_topic(boot, names.audit,
+                               lambda rs: {t.get("trigger_id") for t in rs} >= set(replay),
+                               timeout_s=60)
+            dropped = DROPPED in (work_dir / "first.log").read_text(errors="replace")
+            counted = {u: r["events_counted"] for u, r in latest.items()}
+            if counted != expected:
+                return shortfall_report(boot, names, expected, counted, first), dropped
+    sent = {t["trigger_id"]: t for t in audit if t.get("schema") == "trigger/v1"
+            and not t["type"].startswith("referral_")}
+    lost = sorted((t["type"], t["user_id"], t["episode"]) for i, t in replay.items()
+                  if i not in sent)
+    extra = sorted((t["type"], t["user_id"], t["episode"]) for i, t in sent.items()
+                   if i not in replay)
+    wrong = (f"triggers lost {lost} " if lost else "") + (f"extra {extra}" if extra else "")
+    return wrong, dropped
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--broker", required=True)
+    parser.add_argument("--dir", type=Path, required=True, help="worker logs and data")
+    args = parser.parse_args()
+    started = time.monotonic()
+    shortfall, dropped = rebalance_during_delivery(args.broker, args.dir)
+    print(f"WRONG: {shortfall}" if shortfall else "EXACT",
+          "(a batch in flight was dropped)" if dropped else "(no batch was dropped)",
+          f"({time.monotonic() - started:.0f} s; logs in {args.dir})")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["worker"]:  # started by running_worker as the faulty worker
+        raise SystemExit(faulty_worker(sys.argv[1:]))
+    raise SystemExit(main())
