@@ -11,22 +11,18 @@ shortfall; and whether the worker logged the drop (otherwise the run did not tes
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from scoring.config import load_config
-from simulator import generate
-from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
     keyed,
     produce,
     read_topic,
     read_until_counted,
+    replayed_history,
     running_worker,
     shortfall_report,
     unique_names,
@@ -85,19 +81,10 @@ def rebalance_during_delivery(boot: str, work_dir: Path) -> tuple[str, bool]:
     first worker dropped a batch in flight). A dropped batch whose outputs were never sent
     must be applied again, not skipped as done, or its triggers are lost."""
     names = unique_names()
-    work_dir.mkdir(parents=True, exist_ok=True)
-    rules = work_dir / "rules.toml"
-    rules.write_text(RULES)
-    stream, _ = generate(users=40, days=14, seed=5)
-    events = list(stream)
-    source = work_dir / "events.jsonl"
-    source.write_text("".join(json.dumps(e) + "\n" for e in events))
-    reference = work_dir / "replay-triggers.jsonl"
-    run_replay(source, load_config(rules), triggers_path=reference, progress=False,
-               partitions=2)
-    replay = {t["trigger_id"]: t for line in reference.read_text().splitlines()
-              if not (t := json.loads(line))["type"].startswith("referral_")}
-    expected = dict(Counter(e["user_id"] for e in events))
+    history = replayed_history(work_dir, RULES, users=40, days=14, seed=5, partitions=2)
+    replay = {t["trigger_id"]: t for t in history.triggers
+              if not t["type"].startswith("referral_")}
+    events, rules, expected = history.events, history.rules, history.expected_counts()
     ensure_topics(boot, names, 2)
     args = ("--config", str(rules), "--idle-advance-seconds", "1000000")  # event time only
     with running_worker(boot, names, work_dir, "--batch-max", "200", *args,

@@ -18,15 +18,13 @@ from typing import Any
 
 import pytest
 
-from scoring.config import load_config
-from simulator import generate
-from streams.replay import run_replay
 from streams.topics import ensure_topics
 from tests.integration.worker_process import (
     WorkerHandle,
     produce,
     read_topic,
     read_until_counted,
+    replayed_history,
     running_worker,
     shortfall_report,
     unique_names,
@@ -67,21 +65,13 @@ def test_kills_and_a_broker_restart_change_no_count_and_no_trigger(
     if kafka.local is None:
         pytest.skip("restarting the broker needs the project's own local broker")
     names = unique_names()
-    rules = tmp_path / "rules.toml"
-    rules.write_text(RULES)
-    stream, _ = generate(users=250, days=21, seed=5)
-    events = list(stream)
-    source = tmp_path / "events.jsonl"
-    source.write_text("".join(json.dumps(e) + "\n" for e in events))
-    reference = tmp_path / "replay-triggers.jsonl"
-    replay = run_replay(
-        source, load_config(rules), triggers_path=reference, progress=False,
-        partitions=PARTITIONS,
-    )
-    expected = Counter(e["user_id"] for e in events)
+    replay = replayed_history(tmp_path, RULES, users=250, days=21, seed=5,
+                              partitions=PARTITIONS)
+    events, rules = replay.events, replay.rules
+    expected = Counter(replay.expected_counts())
     assert replay.summary["events_scored"] == sum(expected.values())
-    replay_ids = {t["trigger_id"] for line in reference.read_text().splitlines()
-                  if not (t := json.loads(line))["type"].startswith("referral_")}
+    replay_ids = {t["trigger_id"] for t in replay.triggers
+                  if not t["type"].startswith("referral_")}
     assert len(replay_ids) > 300
 
     ensure_topics(kafka.bootstrap, names, PARTITIONS)
@@ -116,8 +106,7 @@ def test_kills_and_a_broker_restart_change_no_count_and_no_trigger(
         f"see {tmp_path / 'final.log'}"
     )
     worker_ids = {t["trigger_id"] for t in audit}
-    offline = {(t := json.loads(line))["trigger_id"]: t
-               for line in reference.read_text().splitlines()}
+    offline = {t["trigger_id"]: t for t in replay.triggers}
     def own(t: dict[str, Any]) -> bool:
         return not t["type"].startswith("referral_")
 

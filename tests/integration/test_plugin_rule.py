@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from scoring.config import load_config
-from simulator import generate
-from streams.replay import run_replay
 from tests.integration.worker_process import (
     produce,
     read_topic,
     read_until_counted,
+    replayed_history,
     running_worker,
     unique_names,
 )
@@ -37,18 +35,9 @@ def test_a_plugin_trigger_type_fires_through_replay_and_the_worker(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     names = unique_names()
-    rules = tmp_path / "rules.toml"
-    rules.write_text(RULES)
-    stream, _ = generate(users=30, days=10, seed=3)
-    events = list(stream)
-    source = tmp_path / "events.jsonl"
-    source.write_text("".join(json.dumps(e) + "\n" for e in events))
-    replayed = tmp_path / "triggers.jsonl"
-    run_replay(source, load_config(rules), triggers_path=replayed, progress=False, partitions=2)
-    expected = {
-        t["trigger_id"] for line in replayed.read_text().splitlines()
-        if (t := json.loads(line))["type"] == "night_owl"
-    }
+    history = replayed_history(tmp_path, RULES, users=30, days=10, seed=3, partitions=2)
+    events, rules = history.events, history.rules
+    expected = {t["trigger_id"] for t in history.triggers if t["type"] == "night_owl"}
     assert len(expected) >= 5
 
     with running_worker(kafka_bootstrap, names, tmp_path, "--idle-advance-seconds", "1000000",

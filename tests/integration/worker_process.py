@@ -272,6 +272,42 @@ def simulated_records(
     return keyed(events), dict(Counter(e["user_id"] for e in events))
 
 
+@dataclass
+class ReplayedHistory:
+    """Simulated events, the rules file they were replayed with, and what `engage replay`
+    emitted for them: the reference a worker through the broker is held to."""
+
+    events: list[dict[str, Any]]
+    rules: Path
+    triggers: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+    def expected_counts(self) -> dict[str, int]:
+        return dict(Counter(e["user_id"] for e in self.events))
+
+
+def replayed_history(
+    work_dir: Path, rules_text: str, users: int, days: float, seed: int, partitions: int
+) -> ReplayedHistory:
+    """Simulate a history, write it and the rules under `work_dir`, and replay it."""
+    from scoring.config import load_config
+    from simulator import generate
+    from streams.replay import run_replay
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    rules = work_dir / "rules.toml"
+    rules.write_text(rules_text)
+    stream, _ = generate(users=users, days=days, seed=seed)
+    events = list(stream)
+    source = work_dir / "events.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in events))
+    reference = work_dir / "replay-triggers.jsonl"
+    replay = run_replay(source, load_config(rules), triggers_path=reference, progress=False,
+                        partitions=partitions)
+    triggers = [json.loads(line) for line in reference.read_text().splitlines()]
+    return ReplayedHistory(events, rules, triggers, replay.summary)
+
+
 def keyed(events: Iterable[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
     """Events as records to produce, keyed by user (as a producer would key them)."""
     return [(e["user_id"].encode(), json.dumps(e).encode()) for e in events]
