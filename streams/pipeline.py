@@ -3,9 +3,9 @@ while the broker acknowledges the last one's outputs and state.
 
 Why: a batch's outputs, then its changelog records, each wait for the broker's
 acknowledgement, and the loop used to wait with them: with a fresh backlog on the 2-core
-bench (benchmarks/bench_worker.py) the worker was idle for 5-14 % of its time. Scoring is
-synchronous, so a delivery started before the next batch is scored is on the wire while
-it is, and is finished at the loop's next await.
+bench (benchmarks/bench_worker.py) the worker was idle for 5-14 % of its time. The score
+loop lets the event loop run every 1,000 records of a batch (streams/app.py), and the
+deliveries in flight move on there.
 
 What stays as it was, batch by batch (docs/guarantees.md):
 - a batch's state is written only once every one of its outputs is acknowledged;
@@ -15,8 +15,9 @@ What stays as it was, batch by batch (docs/guarantees.md):
   rebalance came during it): N+1 was scored on N's states;
 - at most `depth` batches are in flight; the loop waits for the oldest beyond that.
 
-The worker supplies what one batch's delivery does (`Deliver`); this module only orders
-them.
+The worker supplies what one batch's delivery does (`Deliver`) and keeps that order with
+the delivery before it (`previous`: its `outputs_done`, `stored()`, `failed()`); this module
+links each delivery to the one before and bounds how many are in flight.
 """
 
 from __future__ import annotations
