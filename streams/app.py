@@ -540,14 +540,16 @@ class EngageWorker:
 
     async def _deliver(self, batch: ScoredBatch, this: Delivery, previous: Delivery | None
                        ) -> bool:
-        """Deliver a batch's outputs, then store its state if no rebalance came meanwhile
-        and the batch before it was stored (False: nothing was stored)."""
+        """Deliver a batch's outputs (after the batch before it delivered its own), then
+        store its state if no rebalance came meanwhile and the batch before it was stored
+        (False: nothing was stored)."""
         phase = self.metrics.batch_phase
         try:
             if previous is not None:
                 await previous.outputs_done.wait()
-            if not self._current(this.generation, previous):
-                return self._drop(batch)
+            # sent even when the batch will be dropped: some outputs (the population
+            # snapshots of days a partition closed) are made once, and the records that come
+            # again do not make them again; the others come again with the same ids
             started = time.monotonic()
             await self.outbox.deliver(batch.outbox)
             this.outputs_done.set()

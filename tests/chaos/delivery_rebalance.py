@@ -2,7 +2,9 @@
 worker's first delivery of outputs is held until a second worker's joining has begun a
 rebalance, while its next batch is scored on the held batch's states. Both must be dropped
 (not stored: the group moved on under them), what the worker held of its partitions
-forgotten, and every record counted once by whoever owns it next. Prints EXACT, or the
+forgotten, every record counted once by whoever owns it next, every trigger emitted as
+`engage replay` emits it, and every day's population snapshot published (a partition waits
+for the others' before it adopts a day's reference). Prints EXACT, or the
 shortfall; and whether the worker logged the drop (otherwise the run did not test it).
 
     python -m tests.chaos.delivery_rebalance --broker 127.0.0.1:19812 --dir /tmp/dr-1
@@ -30,6 +32,8 @@ from tests.integration.worker_process import (
 
 HELD_UP_TO_S = 120.0
 DROPPED = "a rebalance came during a batch"
+FORCED = "adopted without waiting for every partition"
+REFERENCE_WAIT_S = 60
 # Nudges by churn probability depend on when model versions reach the worker (a race with
 # the trainer by design); silence-driven ones, like every other rule, must not.
 RULES = """
@@ -86,7 +90,10 @@ def rebalance_during_delivery(boot: str, work_dir: Path) -> tuple[str, bool]:
               if not t["type"].startswith("referral_")}
     events, rules, expected = history.events, history.rules, history.expected_counts()
     ensure_topics(boot, names, 2)
-    args = ("--config", str(rules), "--idle-advance-seconds", "1000000")  # event time only
+    # event time only; a partition waits 60 s (not 120) for the others' population snapshot
+    # of a day before adopting what it has: a snapshot lost with a dropped batch shows
+    args = ("--config", str(rules), "--idle-advance-seconds", "1000000",
+            "--reference-wait-seconds", str(REFERENCE_WAIT_S))
     with running_worker(boot, names, work_dir, "--batch-max", "200", *args,
                         log_name="first.log", log_level="info",
                         module="tests.chaos.delivery_rebalance") as first:
@@ -101,10 +108,16 @@ def rebalance_during_delivery(boot: str, work_dir: Path) -> tuple[str, bool]:
             audit = read_topic(boot, names.audit,
                                lambda rs: {t.get("trigger_id") for t in rs} >= set(replay),
                                timeout_s=60)
-            dropped = DROPPED in (work_dir / "first.log").read_text(errors="replace")
+            logs = {name: (work_dir / name).read_text(errors="replace")
+                    for name in ("first.log", "joining.log")}
+            dropped = DROPPED in logs["first.log"]
             counted = {u: r["events_counted"] for u, r in latest.items()}
             if counted != expected:
                 return shortfall_report(boot, names, expected, counted, first), dropped
+    forced = [name for name, text in logs.items() if FORCED in text]
+    if forced:  # a day's snapshot never came: it went with a dropped batch and not again
+        return f"population reference adopted without every partition's snapshot: {forced}", \
+            dropped
     sent = {t["trigger_id"]: t for t in audit if t.get("schema") == "trigger/v1"
             and not t["type"].startswith("referral_")}
     lost = sorted((t["type"], t["user_id"], t["episode"]) for i, t in replay.items()
