@@ -190,11 +190,21 @@ def _install_rewind() -> None:
         partitions whose fetched records were not all handed on go back to the first."""
         self._engage_fetched, self._engage_delivered = {}, {}
         read_before = dict(self._read_offset)
+        app = self.app
+        generation = app.consumer_generation_id
+
+        def still_current() -> bool:
+            """No rebalance since the fetch: after one, the new assignment's seeks (to the
+            committed offset, or to the first record) decide where a partition reads from,
+            and a rewind to a later fetched record would skip what lies between."""
+            return bool(app.consumer_generation_id == generation and not app.rebalancing)
+
         async for item in getmany(self, timeout):
             yield item
         fetched, self._engage_fetched = self._engage_fetched, {}
-        if fetched:
-            await rewind_undelivered(self, fetched, self._engage_delivered, read_before)
+        if fetched and still_current():
+            await rewind_undelivered(self, fetched, self._engage_delivered, read_before,
+                                     still_current)
 
     rewinding_getmany.engage_rewinds = True  # type: ignore[attr-defined]
     Consumer.__init__ = __init__  # type: ignore[method-assign]
@@ -221,6 +231,7 @@ async def rewind_undelivered(
     fetched: Mapping[TP, list[Any]],
     delivered: Mapping[TP, int],
     read_before: Mapping[TP, int | None],
+    still_current: Callable[[], bool] = lambda: True,
 ) -> None:
     """Seek each partition back to its first fetched record that was not handed on, when
     its position is past it (a seek meanwhile that put it at or before that record stands;
@@ -235,6 +246,8 @@ async def rewind_undelivered(
             continue
         try:
             position = await asyncio.wait_for(consumer.position(tp), REWIND_TIMEOUT_S)
+            if not still_current():  # a rebalance meanwhile: its seeks stand
+                return
             if position is not None and position > first:
                 log.info("%s[%d]: records from offset %d were fetched and not handed on; "
                          "reading them again", tp.topic, tp.partition, first)

@@ -75,6 +75,20 @@ def test_a_partition_past_records_not_handed_on_goes_back_to_the_first() -> None
     assert consumer.seeks == [(dropped, 12)]
 
 
+def test_no_rewind_after_a_rebalance_whose_seeks_stand() -> None:
+    """A partition never committed is sought to its first record by the new assignment
+    while its fetched records, up to the end, were not handed on: a rewind to the first of
+    those (the position still past it) would skip everything before (seen: a partition's
+    records lost, committed to its end)."""
+    tp = TP("in", 1)
+    consumer = SeekingConsumer(positions={tp: 3448}, assigned={tp})
+    fetched = {tp: [Record(3447)]}
+    asyncio.run(rewind_undelivered(consumer, fetched, {}, {}, still_current=lambda: False))
+    assert consumer.seeks == []
+    asyncio.run(rewind_undelivered(consumer, fetched, {}, {}, still_current=lambda: True))
+    assert consumer.seeks == [(tp, 3447)]
+
+
 def test_the_resume_after_the_workers_seek_keeps_what_was_queued_since() -> None:
     async def scenario() -> list[list[str]]:
         flow = FlowControlEvent(initially_suspended=False)
