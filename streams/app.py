@@ -480,7 +480,7 @@ class EngageWorker:
             await self.pipeline.room()
             self.metrics.batch_phase.labels("waiting").observe(time.monotonic() - waited_from)
             await self.population.wait_caught_up()  # bounded; once per worker
-            if generation != self.app.consumer_generation_id or self.app.rebalancing:
+            if self._dropped or self._rebalanced_since(generation):
                 continue
             assigned = self.app.consumer.assignment()
             owned = {tp: TP(*tp) in assigned for tp in {(r.topic, r.partition) for r in records}}
@@ -507,19 +507,16 @@ class EngageWorker:
             for i, record in enumerate(mine):
                 if i and not i % YIELD_EVERY:
                     await asyncio.sleep(0)
-                    if (self._dropped or generation != self.app.consumer_generation_id
-                            or self.app.rebalancing):
+                    if self._dropped or self._rebalanced_since(generation):
                         # a rebalance began (a revocation that waited long), or a batch in
                         # flight, on whose states this one is scored, was dropped
-                        self._abandon(mine)
+                        self.pipeline.scored_nothing()
+                        self._give_back(mine, "while a batch was scored")
                         return
                 scoring.add(record)
         except asyncio.CancelledError:  # the worker stops: nothing of the batch is kept
             self.pipeline.scored_nothing()
             raise
-        if self._dropped:  # dropped while the loop waited for room: its states are gone
-            self._abandon(mine)
-            return
         result = scoring.finish()
         result.outbox.extend(self.population.outbox(self.shell.driver))  # closed days
         # one record batch per changelog partition: never a partition record without its
@@ -584,28 +581,25 @@ class EngageWorker:
     def _current(self, generation: int, previous: Delivery | None) -> bool:
         """A batch may still be stored: no rebalance since it was taken, and the batch
         before it (whose states it was scored on) was stored or is on its way."""
-        if previous is not None and previous.failed():
-            return False
-        return generation == self.app.consumer_generation_id and not self.app.rebalancing
+        return not ((previous is not None and previous.failed())
+                    or self._rebalanced_since(generation))
+
+    def _rebalanced_since(self, generation: int) -> bool:
+        return generation != self.app.consumer_generation_id or self.app.rebalancing
 
     def _drop(self, batch: ScoredBatch) -> bool:
-        """Nothing of the batch is stored, and its records come again. Batches scored after
-        it were scored on it and are dropped too; once none is in flight, the loop forgets
-        what the worker held of its partitions (`_forget_dropped`)."""
-        self._dropped = True
-        for record in batch.records:
-            self.feed.leave_uncommitted(record.handle)
-        log.info("a rebalance came during a batch: its records come again")
+        """Nothing of the batch is stored. Batches scored after it were scored on it and are
+        dropped too."""
+        self._give_back(batch.records, "during a batch")
         return False
 
-    def _abandon(self, records: list[InputRecord]) -> None:
-        """A batch left half scored: nothing of it is sent or stored; what the worker held
-        of its partitions is forgotten before the next batch, and the records come again."""
+    def _give_back(self, records: list[InputRecord], when: str) -> None:
+        """Records whose effects are not kept come again; once no batch is in flight, the
+        loop forgets what the worker held of its partitions (`_forget_dropped`)."""
         self._dropped = True
-        self.pipeline.scored_nothing()
         for record in records:
             self.feed.leave_uncommitted(record.handle)
-        log.info("a rebalance came while a batch was scored: its records come again")
+        log.info("a rebalance came %s: its records come again", when)
 
     def _forget_dropped(self) -> None:
         """After dropped batches: partitions are taken over afresh from the table."""

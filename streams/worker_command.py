@@ -13,6 +13,7 @@ from pathlib import Path
 from sinks.argtypes import positive_int
 from streams import kafka_security
 from streams.env_args import env_option
+from streams.settings import WorkerSettings
 from streams.topics_command import add_topology_arguments, names_from_args, non_negative_int
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
@@ -65,9 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="event-time alignment of population references: a partition waits up to "
                "this long for the others' snapshots of a day before adopting what it has "
                "(engage_reference_forced_total); 0: never waits (docs/scoring.md)")
-    env_option(p, "--batch-max", env="ENGAGE_BATCH_MAX", default="10000", type=positive_int,
+    env_option(p, "--batch-max", env="ENGAGE_BATCH_MAX", default=str(WorkerSettings.batch_max),
+               type=positive_int,
                help="most input records scored, delivered and stored as one batch")
-    env_option(p, "--fetch-max-bytes", env="ENGAGE_FETCH_MAX_BYTES", default=str(4 * 1024 * 1024),
+    env_option(p, "--fetch-max-bytes", env="ENGAGE_FETCH_MAX_BYTES",
+               default=str(WorkerSettings.fetch_max_bytes),
                type=positive_int,
                help="most bytes one fetch brings of each input partition (Faust's default is "
                "1 MiB; larger fetches cost the worker less CPU per record on a backlog)")
@@ -96,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
     from streams.cli import UsageError, _load_config
     from streams.run import PortInUse, run_worker
     from streams.secrets import SecretError, refuse_dev_key, signing_key
-    from streams.settings import WorkerSettings
     from streams.topics import TopologyError
     from streams.topics_command import policy_from_args
 

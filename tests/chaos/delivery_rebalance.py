@@ -12,13 +12,12 @@ shortfall; and whether the worker logged the drop (otherwise the run did not tes
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from streams.topics import ensure_topics
+from tests.chaos import scenario_main
 from tests.integration.worker_process import (
     keyed,
     produce,
@@ -128,20 +127,11 @@ def rebalance_during_delivery(boot: str, work_dir: Path) -> tuple[str, bool]:
     return wrong, dropped
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--broker", required=True)
-    parser.add_argument("--dir", type=Path, required=True, help="worker logs and data")
-    args = parser.parse_args()
-    started = time.monotonic()
-    shortfall, dropped = rebalance_during_delivery(args.broker, args.dir)
-    print(f"WRONG: {shortfall}" if shortfall else "EXACT",
-          "(a batch in flight was dropped)" if dropped else "(no batch was dropped)",
-          f"({time.monotonic() - started:.0f} s; logs in {args.dir})")
-    return 0
+def verdict(boot: str, work_dir: Path) -> str:
+    wrong, dropped = rebalance_during_delivery(boot, work_dir)
+    return " ".join((f"WRONG: {wrong}" if wrong else "EXACT",
+                     "(a batch in flight was dropped)" if dropped else "(no batch was dropped)"))
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["worker"]:  # started by running_worker as the faulty worker
-        raise SystemExit(faulty_worker(sys.argv[1:]))
-    raise SystemExit(main())
+    raise SystemExit(scenario_main(__doc__, verdict, faulty_worker))

@@ -11,13 +11,11 @@ shortfall.
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from streams.topics import ensure_topics
+from tests.chaos import scenario_main
 from tests.integration.worker_process import (
     produce,
     read_until_counted,
@@ -83,19 +81,10 @@ def rebalance_during_first_batch(boot: str, work_dir: Path) -> str:
             return shortfall_report(boot, names, dict(expected), counted, first)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--broker", required=True)
-    parser.add_argument("--dir", type=Path, required=True, help="worker logs and data")
-    args = parser.parse_args()
-    started = time.monotonic()
-    shortfall = rebalance_during_first_batch(args.broker, args.dir)
-    print(f"SHORT: {shortfall}" if shortfall else "EXACT",
-          f"({time.monotonic() - started:.0f} s; logs in {args.dir})")
-    return 0
+def verdict(boot: str, work_dir: Path) -> str:
+    shortfall = rebalance_during_first_batch(boot, work_dir)
+    return f"SHORT: {shortfall}" if shortfall else "EXACT"
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["worker"]:  # started by running_worker as the faulty worker
-        raise SystemExit(faulty_worker(sys.argv[1:]))
-    raise SystemExit(main())
+    raise SystemExit(scenario_main(__doc__, verdict, faulty_worker))
