@@ -13,7 +13,9 @@ streams.app: each change says which Faust behaviour it works around.
   changelog record dropped so after recovery had sought its partition was never read again:
   recovery waited for it for good (seen in tests/integration/test_web_routing.py under load).
   Every partition whose fetched records were not all handed on is sought back to the first
-  one not handed on, unless something else moved its position since (`rewind_undelivered`).
+  one not handed on, unless something else moved it since the fetch: a seek by the new
+  assignment after a rebalance stands (`seek_where_unmoved`; a rewind past it lost a
+  partition's records in the rebalance-during-delivery scenario under load).
 - `flow_control.resume()` empties the agents' queues, records already taken from aiokafka,
   while the conductor fills them without waiting for flow control. Faust resumes the input
   partitions before that call: records fetched in between were dropped, and on a partition
@@ -37,7 +39,7 @@ from typing import Any
 from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
 from faust import streams as faust_streams
 from faust.transport.consumer import Consumer
-from faust.transport.drivers.aiokafka import Transport
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 from faust.types import TP
 from mode.services import WaitResults
 from mode.utils.locks import Event as ModeEvent
@@ -162,16 +164,19 @@ async def _resumed(coro: Any, waits_on: Any) -> Any:
 
 
 REWIND_TIMEOUT_S = 10.0
+PositionMark = tuple[Any, int | None]
 
 
 def _install_rewind() -> None:
     if getattr(Consumer.getmany, "engage_rewinds", False):
         return
     init, wait_next, getmany = Consumer.__init__, Consumer._wait_next_records, Consumer.getmany
+    fetch_records = AIOKafkaConsumerThread._fetch_records
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         self._engage_fetched, self._engage_delivered = {}, {}
+        self._engage_marks = {}
         deliver = self.callback
 
         async def delivering(message: Any) -> None:
@@ -180,36 +185,38 @@ def _install_rewind() -> None:
 
         self.callback = delivering
 
+    async def marking_fetch(self: Any, consumer: Any, *args: Any, **kwargs: Any) -> Any:
+        """Faust's fetch, in the consumer's thread; and, before anything else can run there,
+        where each partition that gave records stands."""
+        records = await fetch_records(self, consumer, *args, **kwargs)
+        self.engage_marks = {tp: position_mark(consumer, tp) for tp in records or {}}
+        return records
+
     async def remembering_wait(self: Any, timeout: float) -> Any:
+        thread = self._thread
+        thread.engage_marks = {}
         records, active = await wait_next(self, timeout)
         self._engage_fetched = records or {}
+        self._engage_marks = thread.engage_marks
         return records, active
 
     async def rewinding_getmany(self: Any, timeout: float) -> AsyncIterator[Any]:
         """Faust's getmany; then, once the fetcher has handled what it yielded, the
         partitions whose fetched records were not all handed on go back to the first."""
-        self._engage_fetched, self._engage_delivered = {}, {}
+        self._engage_fetched, self._engage_delivered, self._engage_marks = {}, {}, {}
         read_before = dict(self._read_offset)
-        app = self.app
-        generation = app.consumer_generation_id
-
-        def still_current() -> bool:
-            """No rebalance since the fetch: after one, the new assignment's seeks (to the
-            committed offset, or to the first record) decide where a partition reads from,
-            and a rewind to a later fetched record would skip what lies between."""
-            return bool(app.consumer_generation_id == generation and not app.rebalancing)
-
         async for item in getmany(self, timeout):
             yield item
         fetched, self._engage_fetched = self._engage_fetched, {}
-        if fetched and still_current():
-            await rewind_undelivered(self, fetched, self._engage_delivered, read_before,
-                                     still_current)
+        wanted = rewinds_wanted(fetched, self._engage_delivered, read_before)
+        if wanted:
+            await rewind_undelivered(self, wanted, self._engage_marks)
 
     rewinding_getmany.engage_rewinds = True  # type: ignore[attr-defined]
     Consumer.__init__ = __init__  # type: ignore[method-assign]
     Consumer._wait_next_records = remembering_wait  # type: ignore[method-assign]
     Consumer.getmany = rewinding_getmany  # type: ignore[method-assign]
+    AIOKafkaConsumerThread._fetch_records = marking_fetch  # type: ignore[method-assign]
 
 
 def first_undelivered(
@@ -226,35 +233,69 @@ def first_undelivered(
     return None
 
 
-async def rewind_undelivered(
-    consumer: Any,
+def rewinds_wanted(
     fetched: Mapping[TP, list[Any]],
     delivered: Mapping[TP, int],
     read_before: Mapping[TP, int | None],
-    still_current: Callable[[], bool] = lambda: True,
-) -> None:
-    """Seek each partition back to its first fetched record that was not handed on, when
-    its position is past it (a seek meanwhile that put it at or before that record stands;
-    one past it is undone, which only reads again what the worker skips by offset)."""
-    assignment = consumer.assignment()
+) -> dict[TP, int]:
+    """Each partition with fetched records not handed on, and the first of them."""
+    wanted = {}
     for tp, records in fetched.items():
-        if not records or tp not in assignment:
-            continue
         first = first_undelivered([r.offset for r in records], delivered.get(tp),
-                                  read_before.get(tp))
-        if first is None:
+                                  read_before.get(tp)) if records else None
+        if first is not None:
+            wanted[tp] = first
+    return wanted
+
+
+def position_mark(consumer: Any, tp: TP) -> PositionMark | None:
+    """Where a partition stands in aiokafka (`consumer`): its state object, which a new
+    assignment replaces, and its position, which a seek or a fetch moves. None when not
+    assigned."""
+    assignment = consumer._subscription.subscription
+    state = assignment.assignment.state_value(tp) if assignment and assignment.assignment \
+        else None
+    return None if state is None else (state, state._position)
+
+
+async def seek_where_unmoved(
+    consumer: Any, wanted: Mapping[TP, tuple[PositionMark | None, int]]
+) -> list[TP]:
+    """In the consumer's thread, with no wait between a check and its seek: each partition
+    still where its fetch left it (same assignment, same position) goes back to its first
+    record not handed on. A partition that moved since was sought by someone else (the new
+    assignment to its committed offset or first record, recovery to its changelog offset):
+    that seek stands, and a rewind past it would skip what lies between."""
+    sought = []
+    for tp, (mark, first) in wanted.items():
+        now = position_mark(consumer, tp)
+        if mark is None or now is None or now[0] is not mark[0] or now[1] != mark[1]:
             continue
-        try:
-            position = await asyncio.wait_for(consumer.position(tp), REWIND_TIMEOUT_S)
-            if not still_current():  # a rebalance meanwhile: its seeks stand
-                return
-            if position is not None and position > first:
-                log.info("%s[%d]: records from offset %d were fetched and not handed on; "
-                         "reading them again", tp.topic, tp.partition, first)
-                await asyncio.wait_for(consumer.seek(tp, first), REWIND_TIMEOUT_S)
-        except Exception as exc:  # unassigned meanwhile, broker away: the next seek decides
-            log.warning("could not seek %s[%d] back to offset %d: %r",
-                        tp.topic, tp.partition, first, exc)
+        consumer.seek(tp, first)
+        sought.append(tp)
+    return sought
+
+
+async def rewind_undelivered(
+    consumer: Any, wanted: Mapping[TP, int], marks: Mapping[TP, PositionMark | None]
+) -> None:
+    """Seek each partition in `wanted` back to its first record not handed on, unless it
+    moved since its fetch (`seek_where_unmoved`), and let Faust read from there again."""
+    thread = consumer._thread
+    try:
+        sought = await asyncio.wait_for(
+            thread.call_thread(seek_where_unmoved, thread._ensure_consumer(),
+                               {tp: (marks.get(tp), first) for tp, first in wanted.items()}),
+            REWIND_TIMEOUT_S)
+    except Exception as exc:  # consumer stopping, thread busy: the next seek decides
+        log.warning("could not seek %s back to the records not handed on: %r",
+                    sorted(f"{tp.topic}[{tp.partition}]" for tp in wanted), exc)
+        return
+    for tp in sought:
+        first = wanted[tp]
+        log.info("%s[%d]: records from offset %d were fetched and not handed on; "
+                 "reading them again", tp.topic, tp.partition, first)
+        consumer._read_offset[tp] = first or None  # as Faust's own seek leaves it
 
 
 def keep_queues_at_next_resume(

@@ -9,8 +9,10 @@ import asyncio
 import gc
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from aiokafka.consumer.subscription_state import SubscriptionState
 from faust.types import TP
 from mode import Service
 from mode.utils.locks import Event as ModeEvent
@@ -19,7 +21,9 @@ from mode.utils.queues import FlowControlEvent, FlowControlQueue
 from streams.faust_patches import (
     first_undelivered,
     keep_queues_at_next_resume,
+    position_mark,
     rewind_undelivered,
+    rewinds_wanted,
     wait_first_inline,
 )
 
@@ -39,54 +43,103 @@ class Record:
     offset: int
 
 
+class KafkaConsumer:
+    """aiokafka's consumer as the rewind sees it: its real subscription state (assignments,
+    positions) and its seek."""
+
+    def __init__(self, *tps: TP) -> None:
+        self._subscription = SubscriptionState()
+        self.assign(*tps)
+
+    def assign(self, *tps: TP) -> None:
+        """A new assignment, as a rebalance makes: new partition states."""
+        self._subscription.assign_from_user(set(tps))
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self._subscription.seek(tp, offset)
+
+    def fetched_to(self, tp: TP, position: int) -> None:
+        self._subscription.subscription.assignment.state_value(tp).consumed_to(position)
+
+    def position(self, tp: TP) -> int | None:
+        state = self._subscription.subscription.assignment.state_value(tp)
+        return None if state is None else state._position
+
+
 @dataclass
-class SeekingConsumer:
-    """The three calls rewind_undelivered makes of Faust's consumer, recorded."""
+class ConsumerThread:
+    """Faust's consumer thread: runs a call on aiokafka's consumer."""
 
-    positions: dict[TP, int]
-    assigned: set[TP]
-    seeks: list[tuple[TP, int]] = field(default_factory=list)
+    consumer: KafkaConsumer
 
-    def assignment(self) -> set[TP]:
-        return self.assigned
+    def _ensure_consumer(self) -> KafkaConsumer:
+        return self.consumer
 
-    async def position(self, tp: TP) -> int | None:
-        return self.positions.get(tp)
-
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append((tp, offset))
-        self.positions[tp] = offset
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        return await fun(*args)
 
 
-def test_a_partition_past_records_not_handed_on_goes_back_to_the_first() -> None:
-    dropped, handed_on, sought_meanwhile, gone = (TP("in", 0), TP("in", 1), TP("cl", 0),
-                                                  TP("in", 2))
-    consumer = SeekingConsumer(
-        positions={dropped: 28, handed_on: 10, sought_meanwhile: 0, gone: 50},
-        assigned={dropped, handed_on, sought_meanwhile},
-    )
-    fetched = {
-        dropped: [Record(o) for o in range(0, 28)],  # 0..11 handed on, 12.. dropped
-        handed_on: [Record(o) for o in range(5, 10)],
-        sought_meanwhile: [Record(0)],  # dropped, but a seek put the position back on it
-        gone: [Record(o) for o in range(40, 50)],  # no longer assigned: not this worker's
-    }
-    asyncio.run(rewind_undelivered(consumer, fetched, {dropped: 11, handed_on: 9}, {}))
-    assert consumer.seeks == [(dropped, 12)]
+@dataclass
+class FaustConsumer:
+    _thread: ConsumerThread
+    _read_offset: dict[TP, int | None] = field(default_factory=dict)
 
 
-def test_no_rewind_after_a_rebalance_whose_seeks_stand() -> None:
-    """A partition never committed is sought to its first record by the new assignment
-    while its fetched records, up to the end, were not handed on: a rewind to the first of
-    those (the position still past it) would skip everything before (seen: a partition's
-    records lost, committed to its end)."""
-    tp = TP("in", 1)
-    consumer = SeekingConsumer(positions={tp: 3448}, assigned={tp})
-    fetched = {tp: [Record(3447)]}
-    asyncio.run(rewind_undelivered(consumer, fetched, {}, {}, still_current=lambda: False))
-    assert consumer.seeks == []
-    asyncio.run(rewind_undelivered(consumer, fetched, {}, {}, still_current=lambda: True))
-    assert consumer.seeks == [(tp, 3447)]
+def fetch(kafka: KafkaConsumer, records: dict[TP, list[Record]]) -> dict[TP, Any]:
+    """A fetch: each partition's position after its records, and the marks taken then."""
+    for tp, got in records.items():
+        kafka.fetched_to(tp, got[-1].offset + 1)
+    return {tp: position_mark(kafka, tp) for tp in records}
+
+
+def test_partitions_past_records_not_handed_on_go_back_to_the_first() -> None:
+    dropped, handed_on, recovered = TP("in", 0), TP("in", 1), TP("cl", 1)
+
+    async def scenario() -> tuple[KafkaConsumer, FaustConsumer]:
+        kafka = KafkaConsumer(dropped, handed_on, recovered)
+        kafka.seek(dropped, 0)
+        kafka.seek(handed_on, 5)
+        kafka.seek(recovered, 0)  # recovery seeks the changelog partition; then the fetch
+        fetched = {
+            dropped: [Record(o) for o in range(0, 28)],  # 0..11 handed on, 12.. dropped
+            handed_on: [Record(o) for o in range(5, 10)],
+            recovered: [Record(0)],  # dropped: the generation changed while it was fetched
+        }
+        marks = fetch(kafka, fetched)
+        wanted = rewinds_wanted(fetched, {dropped: 11, handed_on: 9}, {})
+        assert wanted == {dropped: 12, recovered: 0}
+        faust = FaustConsumer(ConsumerThread(kafka), {dropped: 11, recovered: None})
+        await rewind_undelivered(faust, wanted, marks)
+        return kafka, faust
+
+    kafka, faust = asyncio.run(scenario())
+    assert [kafka.position(tp) for tp in (dropped, handed_on, recovered)] == [12, 10, 0]
+    assert faust._read_offset == {dropped: 12, recovered: None}
+
+
+def test_a_partition_moved_since_its_fetch_stays_where_it_was_moved() -> None:
+    """A seek after the fetch (the new assignment's, to a never-committed partition's first
+    record) or a new assignment stands: a rewind to the first fetched record not handed on
+    would skip everything before it (seen: a partition's records lost, committed to its
+    end)."""
+    sought, reassigned, unassigned = TP("in", 0), TP("in", 1), TP("in", 2)
+
+    async def scenario() -> KafkaConsumer:
+        kafka = KafkaConsumer(sought, reassigned, unassigned)
+        for tp in (sought, reassigned, unassigned):
+            kafka.seek(tp, 3447)
+        fetched = {tp: [Record(3447)] for tp in (sought, reassigned, unassigned)}
+        marks = fetch(kafka, fetched)
+        kafka.assign(sought, reassigned)  # a rebalance; `unassigned` went to another worker
+        kafka.seek(sought, 0)
+        kafka.seek(reassigned, 3448)  # its committed offset: the same position, anew
+        wanted = rewinds_wanted(fetched, {}, {})
+        assert wanted == {sought: 3447, reassigned: 3447, unassigned: 3447}
+        await rewind_undelivered(FaustConsumer(ConsumerThread(kafka)), wanted, marks)
+        return kafka
+
+    kafka = asyncio.run(scenario())
+    assert [kafka.position(tp) for tp in (sought, reassigned)] == [0, 3448]
 
 
 def test_the_resume_after_the_workers_seek_keeps_what_was_queued_since() -> None:
