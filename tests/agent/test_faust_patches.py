@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aiokafka.consumer.fetcher import OffsetResetStrategy
 from aiokafka.consumer.subscription_state import SubscriptionState
 from faust.types import TP
 from mode import Service
@@ -140,6 +141,28 @@ def test_a_partition_moved_since_its_fetch_stays_where_it_was_moved() -> None:
 
     kafka = asyncio.run(scenario())
     assert [kafka.position(tp) for tp in (sought, reassigned)] == [0, 3448]
+
+
+def test_a_partition_sought_since_its_fetch_in_the_same_assignment_stays_there() -> None:
+    """Recovery seeks a changelog partition with no rebalance between, or a reset moves it:
+    that position stands too."""
+    sought, reset = TP("cl", 0), TP("in", 0)
+
+    async def scenario() -> KafkaConsumer:
+        kafka = KafkaConsumer(sought, reset)
+        kafka.seek(sought, 40)
+        kafka.seek(reset, 40)
+        fetched = {tp: [Record(o) for o in range(40, 50)] for tp in (sought, reset)}
+        marks = fetch(kafka, fetched)
+        kafka.seek(sought, 0)
+        kafka._subscription.subscription.assignment.state_value(reset).await_reset(
+            OffsetResetStrategy.EARLIEST)
+        await rewind_undelivered(FaustConsumer(ConsumerThread(kafka)),
+                                 rewinds_wanted(fetched, {}, {}), marks)
+        return kafka
+
+    kafka = asyncio.run(scenario())
+    assert [kafka.position(sought), kafka.position(reset)] == [0, None]
 
 
 def test_the_resume_after_the_workers_seek_keeps_what_was_queued_since() -> None:
