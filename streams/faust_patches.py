@@ -13,9 +13,11 @@ streams.app: each change says which Faust behaviour it works around.
   changelog record dropped so after recovery had sought its partition was never read again:
   recovery waited for it for good (seen in tests/integration/test_web_routing.py under load).
   Every partition whose fetched records were not all handed on is sought back to the first
-  one not handed on, unless something else moved it since the fetch: a seek by the new
-  assignment after a rebalance stands (`seek_where_unmoved`; a rewind past it lost a
-  partition's records in the rebalance-during-delivery scenario under load).
+  one not handed on and not read already, unless something else moved it since the fetch:
+  a seek by the new assignment after a rebalance stands (`seek_where_unmoved`; a rewind past
+  it lost a partition's records in the rebalance-during-delivery scenario under load). What
+  was read is judged by Faust's read offsets at the seek, not at the fetch: a revocation in
+  between forgets them, and the records not handed on then count from the first.
 - `flow_control.resume()` empties the agents' queues, records already taken from aiokafka,
   while the conductor fills them without waiting for flow control. Faust resumes the input
   partitions before that call: records fetched in between were dropped, and on a partition
@@ -34,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
 from faust import streams as faust_streams
@@ -204,13 +206,12 @@ def _install_rewind() -> None:
         """Faust's getmany; then, once the fetcher has handled what it yielded, the
         partitions whose fetched records were not all handed on go back to the first."""
         self._engage_fetched, self._engage_delivered, self._engage_marks = {}, {}, {}
-        read_before = dict(self._read_offset)
         async for item in getmany(self, timeout):
             yield item
         fetched, self._engage_fetched = self._engage_fetched, {}
-        wanted = rewinds_wanted(fetched, self._engage_delivered, read_before)
+        wanted = not_handed_on(fetched, self._engage_delivered, self._engage_marks)
         if wanted:
-            await rewind_undelivered(self, wanted, self._engage_marks)
+            await rewind_undelivered(self, wanted)
 
     rewinding_getmany.engage_rewinds = True  # type: ignore[attr-defined]
     Consumer.__init__ = __init__  # type: ignore[method-assign]
@@ -219,32 +220,32 @@ def _install_rewind() -> None:
     AIOKafkaConsumerThread._fetch_records = marking_fetch  # type: ignore[method-assign]
 
 
-def first_undelivered(
-    offsets: list[int], delivered: int | None, read_before: int | None
-) -> int | None:
-    """The first fetched offset neither handed on (`delivered`: the last one that was) nor
-    skipped on purpose (below `read_before`: read already, Faust drops it)."""
-    for offset in offsets:
-        if delivered is not None and offset <= delivered:
-            continue
-        if read_before is not None and offset < read_before:
-            continue
-        return offset
-    return None
+def first_unread(offsets: list[int], read_offset: int | None) -> int | None:
+    """The first of `offsets` (records not handed on) that Faust would not drop on purpose:
+    one below its read offset was read already."""
+    return next((o for o in offsets if read_offset is None or o >= read_offset), None)
 
 
-def rewinds_wanted(
+class NotHandedOn(NamedTuple):
+    """A partition's fetched records past the last one handed on, and where the fetch left
+    the partition."""
+
+    offsets: list[int]
+    mark: PositionMark | None
+
+
+def not_handed_on(
     fetched: Mapping[TP, list[Any]],
     delivered: Mapping[TP, int],
-    read_before: Mapping[TP, int | None],
-) -> dict[TP, int]:
-    """Each partition with fetched records not handed on, and the first of them."""
+    marks: Mapping[TP, PositionMark | None],
+) -> dict[TP, NotHandedOn]:
+    """The partitions whose fetched records were not all handed on."""
     wanted = {}
     for tp, records in fetched.items():
-        first = first_undelivered([r.offset for r in records], delivered.get(tp),
-                                  read_before.get(tp)) if records else None
-        if first is not None:
-            wanted[tp] = first
+        last = delivered.get(tp)
+        offsets = [r.offset for r in records if last is None or r.offset > last]
+        if offsets:
+            wanted[tp] = NotHandedOn(offsets, marks.get(tp))
     return wanted
 
 
@@ -259,43 +260,46 @@ def position_mark(consumer: Any, tp: TP) -> PositionMark | None:
 
 
 async def seek_where_unmoved(
-    consumer: Any, wanted: Mapping[TP, tuple[PositionMark | None, int]]
-) -> list[TP]:
+    consumer: Any, wanted: Mapping[TP, NotHandedOn], read_offset: Mapping[TP, int | None]
+) -> dict[TP, int]:
     """In the consumer's thread, with no wait between a check and its seek: each partition
     still where its fetch left it (same assignment, same position) goes back to its first
-    record not handed on. A partition that moved since was sought by someone else (the new
-    assignment to its committed offset or first record, recovery to its changelog offset):
-    that seek stands, and a rewind past it would skip what lies between."""
-    sought = []
-    for tp, (mark, first) in wanted.items():
+    record not handed on. A record below Faust's read offset as it is now was read already
+    (Faust drops it on purpose); a revocation since the fetch forgot that offset, and the
+    records count again. The read offset is left as it is: Faust's filter lets the records
+    from the first one through, and a value set here after a revocation would outlive it
+    (the worker takes a partition without one for never committed). A partition that moved
+    since was sought by someone else (the new assignment to its committed offset or first
+    record, recovery to its changelog offset): that seek stands, and a rewind past it would
+    skip what lies between."""
+    sought = {}
+    for tp, (offsets, mark) in wanted.items():
+        first = first_unread(offsets, read_offset.get(tp))
         now = position_mark(consumer, tp)
-        if mark is None or now is None or now[0] is not mark[0] or now[1] != mark[1]:
+        if first is None or mark is None or now is None or now[0] is not mark[0] \
+                or now[1] != mark[1]:
             continue
         consumer.seek(tp, first)
-        sought.append(tp)
+        sought[tp] = first
     return sought
 
 
-async def rewind_undelivered(
-    consumer: Any, wanted: Mapping[TP, int], marks: Mapping[TP, PositionMark | None]
-) -> None:
+async def rewind_undelivered(consumer: Any, wanted: Mapping[TP, NotHandedOn]) -> None:
     """Seek each partition in `wanted` back to its first record not handed on, unless it
-    moved since its fetch (`seek_where_unmoved`), and let Faust read from there again."""
+    moved since its fetch (`seek_where_unmoved`, run in Faust's consumer thread)."""
     thread = consumer._thread
     try:
         sought = await asyncio.wait_for(
-            thread.call_thread(seek_where_unmoved, thread._ensure_consumer(),
-                               {tp: (marks.get(tp), first) for tp, first in wanted.items()}),
+            thread.call_thread(seek_where_unmoved, thread._ensure_consumer(), wanted,
+                               consumer._read_offset),
             REWIND_TIMEOUT_S)
     except Exception as exc:  # consumer stopping, thread busy: the next seek decides
         log.warning("could not seek %s back to the records not handed on: %r",
                     sorted(f"{tp.topic}[{tp.partition}]" for tp in wanted), exc)
         return
-    for tp in sought:
-        first = wanted[tp]
+    for tp, first in sought.items():
         log.info("%s[%d]: records from offset %d were fetched and not handed on; "
                  "reading them again", tp.topic, tp.partition, first)
-        consumer._read_offset[tp] = first or None  # as Faust's own seek leaves it
 
 
 def keep_queues_at_next_resume(

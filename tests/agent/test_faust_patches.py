@@ -20,23 +20,26 @@ from mode.utils.locks import Event as ModeEvent
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from streams.faust_patches import (
-    first_undelivered,
+    NotHandedOn,
+    first_unread,
     keep_queues_at_next_resume,
+    not_handed_on,
     position_mark,
     rewind_undelivered,
-    rewinds_wanted,
     wait_first_inline,
 )
 
 
-def test_the_first_record_not_handed_on_is_found() -> None:
-    offsets = [5, 6, 7, 8]
-    assert first_undelivered(offsets, delivered=None, read_before=None) == 5
-    assert first_undelivered(offsets, delivered=6, read_before=None) == 7
-    assert first_undelivered(offsets, delivered=8, read_before=None) is None
+def test_the_records_not_handed_on_and_the_first_one_unread_are_found() -> None:
+    tp = TP("in", 0)
+    fetched = {tp: [Record(o) for o in (5, 6, 7, 8)]}
+    assert not_handed_on(fetched, {}, {}) == {tp: NotHandedOn([5, 6, 7, 8], None)}
+    assert not_handed_on(fetched, {tp: 6}, {}) == {tp: NotHandedOn([7, 8], None)}
+    assert not_handed_on(fetched, {tp: 8}, {}) == {}
+    assert first_unread([5, 6, 7, 8], None) == 5
     # below the read offset Faust drops a record on purpose (read already): not a loss
-    assert first_undelivered(offsets, delivered=None, read_before=7) == 7
-    assert first_undelivered([3, 4], delivered=None, read_before=9) is None
+    assert first_unread([5, 6, 7, 8], 7) == 7
+    assert first_unread([3, 4], 9) is None
 
 
 @dataclass
@@ -94,28 +97,38 @@ def fetch(kafka: KafkaConsumer, records: dict[TP, list[Record]]) -> dict[TP, Any
 
 
 def test_partitions_past_records_not_handed_on_go_back_to_the_first() -> None:
-    dropped, handed_on, recovered = TP("in", 0), TP("in", 1), TP("cl", 1)
+    dropped, handed_on, recovered, read_already, revoked = (
+        TP("in", 0), TP("in", 1), TP("cl", 1), TP("in", 2), TP("in", 3))
+    everyone = (dropped, handed_on, recovered, read_already, revoked)
 
     async def scenario() -> tuple[KafkaConsumer, FaustConsumer]:
-        kafka = KafkaConsumer(dropped, handed_on, recovered)
+        kafka = KafkaConsumer(*everyone)
+        faust = FaustConsumer(ConsumerThread(kafka),
+                              {dropped: 11, handed_on: 9, read_already: 9, revoked: 3446})
+        faust._read_offset.pop(revoked)  # a revocation forgets what was read (Faust)...
+        kafka.assign(*everyone)  # ...and the new assignment of the same partitions...
+        kafka.seek(revoked, 0)  # ...finds it never committed: from its first record
         kafka.seek(dropped, 0)
         kafka.seek(handed_on, 5)
         kafka.seek(recovered, 0)  # recovery seeks the changelog partition; then the fetch
+        kafka.seek(read_already, 3)
         fetched = {
             dropped: [Record(o) for o in range(0, 28)],  # 0..11 handed on, 12.. dropped
             handed_on: [Record(o) for o in range(5, 10)],
             recovered: [Record(0)],  # dropped: the generation changed while it was fetched
+            read_already: [Record(3), Record(4)],  # below the read offset: dropped, as meant
+            revoked: [Record(o) for o in range(0, 3448)],  # a fetch across the rebalance
         }
         marks = fetch(kafka, fetched)
-        wanted = rewinds_wanted(fetched, {dropped: 11, handed_on: 9}, {})
-        assert wanted == {dropped: 12, recovered: 0}
-        faust = FaustConsumer(ConsumerThread(kafka), {dropped: 11, recovered: None})
-        await rewind_undelivered(faust, wanted, marks)
+        wanted = not_handed_on(fetched, {dropped: 11, handed_on: 9}, marks)
+        assert set(wanted) == {dropped, recovered, read_already, revoked}
+        await rewind_undelivered(faust, wanted)
         return kafka, faust
 
     kafka, faust = asyncio.run(scenario())
-    assert [kafka.position(tp) for tp in (dropped, handed_on, recovered)] == [12, 10, 0]
-    assert faust._read_offset == {dropped: 12, recovered: None}
+    assert [kafka.position(tp) for tp in everyone] == [12, 10, 0, 5, 0]
+    # Faust's read offsets are left alone: its filter lets the records from the first through
+    assert faust._read_offset == {dropped: 11, handed_on: 9, read_already: 9}
 
 
 def test_a_partition_moved_since_its_fetch_stays_where_it_was_moved() -> None:
@@ -134,9 +147,9 @@ def test_a_partition_moved_since_its_fetch_stays_where_it_was_moved() -> None:
         kafka.assign(sought, reassigned)  # a rebalance; `unassigned` went to another worker
         kafka.seek(sought, 0)
         kafka.seek(reassigned, 3448)  # its committed offset: the same position, anew
-        wanted = rewinds_wanted(fetched, {}, {})
-        assert wanted == {sought: 3447, reassigned: 3447, unassigned: 3447}
-        await rewind_undelivered(FaustConsumer(ConsumerThread(kafka)), wanted, marks)
+        wanted = not_handed_on(fetched, {}, marks)
+        assert set(wanted) == {sought, reassigned, unassigned}
+        await rewind_undelivered(FaustConsumer(ConsumerThread(kafka)), wanted)
         return kafka
 
     kafka = asyncio.run(scenario())
@@ -158,7 +171,7 @@ def test_a_partition_sought_since_its_fetch_in_the_same_assignment_stays_there()
         kafka._subscription.subscription.assignment.state_value(reset).await_reset(
             OffsetResetStrategy.EARLIEST)
         await rewind_undelivered(FaustConsumer(ConsumerThread(kafka)),
-                                 rewinds_wanted(fetched, {}, {}), marks)
+                                 not_handed_on(fetched, {}, marks))
         return kafka
 
     kafka = asyncio.run(scenario())
