@@ -34,8 +34,8 @@ def test_the_records_not_handed_on_and_the_first_one_unread_are_found() -> None:
     tp = TP("in", 0)
     fetched = {tp: [Record(o) for o in (5, 6, 7, 8)]}
     assert not_handed_on(fetched, {}, {}) == {tp: NotHandedOn([5, 6, 7, 8], None)}
-    assert not_handed_on(fetched, {tp: 6}, {}) == {tp: NotHandedOn([7, 8], None)}
-    assert not_handed_on(fetched, {tp: 8}, {}) == {}
+    assert not_handed_on(fetched, {}, {tp: 6}) == {tp: NotHandedOn([7, 8], None)}
+    assert not_handed_on(fetched, {}, {tp: 8}) == {}
     assert first_unread([5, 6, 7, 8], None) == 5
     # below the read offset Faust drops a record on purpose (read already): not a loss
     assert first_unread([5, 6, 7, 8], 7) == 7
@@ -120,7 +120,7 @@ def test_partitions_past_records_not_handed_on_go_back_to_the_first() -> None:
             revoked: [Record(o) for o in range(0, 3448)],  # a fetch across the rebalance
         }
         marks = fetch(kafka, fetched)
-        wanted = not_handed_on(fetched, {dropped: 11, handed_on: 9}, marks)
+        wanted = not_handed_on(fetched, marks, {dropped: 11, handed_on: 9})
         assert set(wanted) == {dropped, recovered, read_already, revoked}
         await rewind_undelivered(faust, wanted)
         return kafka, faust
@@ -147,7 +147,7 @@ def test_a_partition_moved_since_its_fetch_stays_where_it_was_moved() -> None:
         kafka.assign(sought, reassigned)  # a rebalance; `unassigned` went to another worker
         kafka.seek(sought, 0)
         kafka.seek(reassigned, 3448)  # its committed offset: the same position, anew
-        wanted = not_handed_on(fetched, {}, marks)
+        wanted = not_handed_on(fetched, marks, {})
         assert set(wanted) == {sought, reassigned, unassigned}
         await rewind_undelivered(FaustConsumer(ConsumerThread(kafka)), wanted)
         return kafka
@@ -171,7 +171,7 @@ def test_a_partition_sought_since_its_fetch_in_the_same_assignment_stays_there()
         kafka._subscription.subscription.assignment.state_value(reset).await_reset(
             OffsetResetStrategy.EARLIEST)
         await rewind_undelivered(FaustConsumer(ConsumerThread(kafka)),
-                                 not_handed_on(fetched, {}, marks))
+                                 not_handed_on(fetched, marks, {}))
         return kafka
 
     kafka = asyncio.run(scenario())
